@@ -1,0 +1,126 @@
+"""The service-desk port: what the pipelines need from a desk, and the errors it may raise.
+
+Every adapter (Request Tracker 5 today, ServiceNow next) implements ``ServiceDesk`` and
+translates its own failures into the exception tree below at its boundary, so the apply
+step can tell "try later" (``TransientDeskError``) from "a person changed it" (``StaleTicket``)
+from "this ticket is bad" (``RejectedChange``) without knowing which desk it talks to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from incident_ops.model import ChangeResult, Ticket, TicketChange, TicketDraft
+
+
+class DeskError(Exception):
+    """Base of every error a desk adapter raises."""
+
+    def __init__(self, message: str, *, ticket_id: str | None = None, field: str | None = None):
+        super().__init__(message)
+        self.ticket_id = ticket_id
+        self.field = field
+
+
+class DeskAuthError(DeskError):
+    """The desk refused our credentials (HTTP 401/403): a configuration problem, not retried."""
+
+
+class TicketNotFound(DeskError):
+    """The ticket does not exist (or we may not see it)."""
+
+
+class StaleTicket(DeskError):
+    """The ticket changed since we read it; the change was not written."""
+
+
+class RejectedChange(DeskError):
+    """The desk refused the change itself (an invalid status move or field value)."""
+
+
+class TransientDeskError(DeskError):
+    """The desk could not answer now (timeouts, resets, 5xx, 429) after bounded retries."""
+
+
+class BadQuery(DeskError):
+    """The desk refused a search (a malformed query): a bug on our side, not retried."""
+
+
+@dataclass(frozen=True)
+class TicketQuery:
+    """A search over tickets; every criterion given must hold (AND).
+
+    ``fields`` (canonical name -> value) match custom fields exactly; ``field_is_set`` and
+    ``field_before`` express "has a value" and "date field earlier than" for the
+    due-time searches of 100.8.
+    """
+
+    queue: str | None = "Incidents"
+    statuses: Sequence[str] = ()
+    sources: Sequence[str] = ()
+    priorities: Sequence[str] = ()
+    updated_since: datetime | None = None
+    created_since: datetime | None = None
+    created_before: datetime | None = None
+    open_only: bool = False
+    fields: dict[str, str] = field(default_factory=dict)
+    field_is_set: Sequence[str] = ()
+    field_before: dict[str, datetime] = field(default_factory=dict)
+    ids: Sequence[str] = ()
+    member_of: str | None = None  # duplicates of this master
+
+
+class ServiceDesk(Protocol):
+    """The operations the pipelines use. All methods may raise ``DeskError`` subclasses."""
+
+    def search(self, query: TicketQuery) -> Iterator[Ticket]:
+        """Every ticket matching ``query``, page by page, oldest update first."""
+        ...
+
+    def get(self, ticket_id: str) -> Ticket:
+        """One ticket, with ``version`` set for a later conditional update."""
+        ...
+
+    def update(self, change: TicketChange) -> None:
+        """Write one change; raise ``StaleTicket`` when ``expected_version`` no longer holds."""
+        ...
+
+    def bulk_update(self, changes: Sequence[TicketChange]) -> list[ChangeResult]:
+        """Write many changes in few requests; one result per change, in order.
+
+        Changes carrying ``expected_version`` are checked against the desk first and come
+        back ``stale`` instead of being written when the ticket moved on.
+        """
+        ...
+
+    def comment(self, ticket_id: str, text: str, *, change: TicketChange | None = None) -> None:
+        """Add an internal comment, optionally writing ``change`` in the same transaction."""
+        ...
+
+    def create(self, draft: TicketDraft) -> str:
+        """Create a ticket once per ``draft.idempotency_key``; a retry returns the same id."""
+        ...
+
+    def link_duplicate(self, duplicate_id: str, master_id: str) -> None:
+        """Record ``duplicate_id`` as a duplicate of ``master_id`` (idempotent)."""
+        ...
+
+    def attach(self, ticket_id: str, filename: str, content: bytes, mime_type: str,
+               *, note: str = "") -> None:
+        """Attach a file to the ticket's history."""
+        ...
+
+    def find_by_key(self, idempotency_key: str, queue: str | None = None) -> str | None:
+        """The id of the ticket created under ``idempotency_key``, if any."""
+        ...
+
+    def user_email(self, user: str) -> str | None:
+        """The e-mail address of a desk user (handlers are desk users)."""
+        ...
+
+    def ping(self) -> tuple[bool, str]:
+        """A cheap authenticated call: (ok, human-readable message)."""
+        ...
