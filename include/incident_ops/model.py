@@ -23,10 +23,16 @@ CLOSED = "closed"
 OPEN_STATUSES = (NEW, ASSIGNED_L1, ASSIGNED_L2, IN_PROGRESS)
 
 UNSUCCESSFUL = "unsuccessful"  # close code of 100.7.3
+INCIDENT_QUEUE = "Incidents"
 
 CONFIRMATION_PENDING = "pending"
 CONFIRMATION_CONFIRMED = "confirmed"
 CONFIRMATION_REJECTED = "rejected"
+
+
+def id_order(ticket_id: str) -> tuple[int, str]:
+    """Sort key for ticket ids: numeric ids in numeric order, any others after them."""
+    return (int(ticket_id), ticket_id) if ticket_id.isdigit() else (1 << 62, ticket_id)
 
 
 @dataclass(frozen=True)
@@ -39,7 +45,7 @@ class Ticket:
     priority: str  # urgent | high | medium | low
     created: datetime
     updated: datetime
-    queue: str = "Incidents"
+    queue: str = INCIDENT_QUEUE
     description: str = ""
     impact: str | None = None  # major | high | medium | low
     source: str | None = None  # phone, email, portal, helpdesk, auto-transfer, monitoring

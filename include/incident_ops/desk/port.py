@@ -70,7 +70,7 @@ class TicketQuery:
     field_is_set: Sequence[str] = ()
     field_before: dict[str, datetime] = field(default_factory=dict)
     ids: Sequence[str] = ()
-    member_of: str | None = None  # duplicates of this master
+    member_of: Sequence[str] = ()  # duplicates of any of these masters
 
 
 class ServiceDesk(Protocol):
@@ -106,6 +106,10 @@ class ServiceDesk(Protocol):
 
     def link_duplicate(self, duplicate_id: str, master_id: str) -> None:
         """Record ``duplicate_id`` as a duplicate of ``master_id`` (idempotent)."""
+        ...
+
+    def unlink_duplicate(self, duplicate_id: str, master_id: str) -> None:
+        """Remove the duplicate link (idempotent); used to break a duplicate cycle."""
         ...
 
     def attach(self, ticket_id: str, filename: str, content: bytes, mime_type: str,

@@ -1,0 +1,60 @@
+"""A plan and its outcomes as an artifact: JSON for machines, an HTML page for people.
+
+Written under ``reports/<pipeline>/<date>/`` with the run id in the file name, so re-running
+a run rewrites its own page and never mixes with another run's.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from incident_ops.apply import ActionOutcome
+from incident_ops.notify.compose import environment
+from incident_ops.policy.plan import Plan
+
+TITLES = {
+    "incident_closure": "事件关闭计划 / Incident closure plan",
+    "urgent_incidents": "紧急事件通知 / Urgent incident notifications",
+    "incident_queue_monitor": "事件队列监控 / Queue monitoring and escalation",
+}
+
+
+def safe_name(run_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)[:120]
+
+
+def write_plan_report(plan: Plan, outcomes: Sequence[ActionOutcome] | None, directory: Path,
+                      *, now: datetime, dry_run: bool, desk_url: str | None = None,
+                      extra: dict[str, Any] | None = None) -> dict[str, str]:
+    """Write ``<run>.json`` and ``<run>.html``; return their paths."""
+    by_key = {o.key: o for o in outcomes or ()}
+    rows = []
+    for action in plan.actions:
+        outcome = by_key.get(action.key)
+        rows.append({
+            "ticket_id": action.ticket_id, "kind": action.kind, "step": action.step,
+            "rule": action.rule, "reason": action.reason, "key": action.key,
+            "outcome": outcome.outcome if outcome else "planned",
+            "message": outcome.message if outcome else "",
+            "created_id": outcome.created_id if outcome else None,
+        })
+    counts = dict(Counter(r["outcome"] for r in rows))
+    out = directory / plan.pipeline / now.strftime("%Y-%m-%d")
+    out.mkdir(parents=True, exist_ok=True)
+    stem = out / safe_name(plan.run_id)
+    document = {**plan.to_dict(), "dry_run": dry_run, "generated": now.isoformat(),
+                "outcomes": rows, "outcome_counts": counts, **(extra or {})}
+    stem.with_suffix(".json").write_text(json.dumps(document, ensure_ascii=False, indent=1),
+                                         encoding="utf-8")
+    html = environment().get_template("reports/plan.html.j2").render(
+        plan=plan, rows=rows, summary=plan.by_kind(), outcome_counts=counts, dry_run=dry_run,
+        generated=now.strftime("%Y-%m-%d %H:%M UTC"), desk_url=desk_url,
+        title=TITLES.get(plan.pipeline, plan.pipeline))
+    stem.with_suffix(".html").write_text(html, encoding="utf-8")
+    return {"json": str(stem.with_suffix(".json")), "html": str(stem.with_suffix(".html"))}
