@@ -32,8 +32,6 @@ from incident_ops.notify.compose import render_email, render_sms
 from incident_ops.notify.messages import Email, Sms
 from incident_ops.policy.plan import (
     BREAK_LINK,
-    CASCADE_CLOSE,
-    CLOSE,
     REOPEN,
     Action,
     Notice,
@@ -76,7 +74,9 @@ def audit_fields(action: Action, run_id: str, keys: Sequence[str]) -> dict[str, 
 
 
 def _bulkable(action: Action) -> bool:
-    return action.kind in (CLOSE, CASCADE_CLOSE) and not action.notices and not action.comment
+    """Plain field/status writes: no message, comment, new ticket or link to handle."""
+    return (action.kind != BREAK_LINK and not action.notices and not action.comment
+            and action.create is None)
 
 
 class Applier:

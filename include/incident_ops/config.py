@@ -138,8 +138,10 @@ def load_contacts(directory: Path | None = None) -> Contacts:
     for key, attrs in (data.get("people") or {}).items():
         if not isinstance(attrs, dict) or not attrs.get("name"):
             raise ConfigError(f"contacts.yaml: people.{key} needs a 'name'")
-        people[key] = Person(key=key, **{k: (str(v) if v is not None else None)
-                                         for k, v in attrs.items()})
+        people[key] = Person(
+            key=key, name=str(attrs["name"]),
+            **{k: str(attrs[k]) for k in ("email", "phone", "desk_user", "role")
+               if attrs.get(k) is not None})
 
     def refs(where: str, keys: Any) -> tuple[str, ...]:
         keys = tuple(keys or ())

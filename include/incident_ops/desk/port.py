@@ -68,6 +68,7 @@ class TicketQuery:
     open_only: bool = False
     fields: dict[str, str] = field(default_factory=dict)
     field_is_set: Sequence[str] = ()
+    field_unset: Sequence[str] = ()  # custom fields with no value
     field_before: dict[str, datetime] = field(default_factory=dict)
     ids: Sequence[str] = ()
     member_of: Sequence[str] = ()  # duplicates of any of these masters

@@ -9,13 +9,15 @@ size of the desk.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from incident_ops.apply import ActionOutcome
 from incident_ops.desk.port import ServiceDesk, TicketQuery
 from incident_ops.model import CONFIRMATION_PENDING, RESOLVED, Ticket
+from incident_ops.pipelines.watermark import next_watermark
+
+__all__ = ["ClosureBatch", "fetch_closure_batch", "next_watermark"]
 
 log = logging.getLogger(__name__)
 
@@ -71,23 +73,6 @@ def fetch_closure_batch(desk: ServiceDesk, since: datetime | None) -> ClosureBat
     log.info("fetched %d resolved tickets and %d related (duplicates and masters)",
              len(resolved), len(related))
     return ClosureBatch(resolved=list(resolved.values()), related=list(related.values()))
-
-
-def next_watermark(previous: datetime | None, updated: Mapping[str, datetime],
-                   outcomes: Sequence[ActionOutcome]) -> datetime | None:
-    """The point the next run reads from: past every processed ticket, never past a failure.
-
-    A ticket whose action failed or found it changed holds the watermark at its own
-    update time, so the next run reads it again.
-    """
-    if not updated:
-        return previous
-    held = [updated[o.ticket_id] for o in outcomes
-            if o.outcome in ("failed", "stale") and o.ticket_id in updated]
-    if held:
-        return min(held)
-    mark = max(updated.values())
-    return mark if previous is None else max(previous, mark)
 
 
 def _chunks(ids: Sequence[str]) -> Iterable[list[str]]:

@@ -94,6 +94,11 @@ def due_times(ticket: Ticket, policy: SlaPolicy) -> dict[str, datetime]:
             due[rung.name] = policy.add(ticket, ticket.created, target * rung.at)
         elif rung.after_breach is not None:
             due[rung.name] = policy.add(ticket, breach, rung.after_breach)
+    # The ladder is climbed in order: reaching a rung early (major impact) passes the ones
+    # below it too, so no rung is ever due after a higher one.
+    names = [r.name for r in policy.ladder]
+    for lower, higher in reversed(list(zip(names, names[1:], strict=False))):
+        due[lower] = min(due[lower], due[higher])
     return due
 
 

@@ -9,8 +9,8 @@ overlapping run never does the same thing twice.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any
 
 from incident_ops.model import TicketDraft
@@ -57,7 +57,7 @@ class Action:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, and complete: ``from_dict`` rebuilds the same action (XCom)."""
-        return _jsonable(asdict(self))  # type: ignore[no-any-return]
+        return _jsonable(asdict(self))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Action:

@@ -1,0 +1,51 @@
+# Two commands for a newcomer: `make demo` (then `make stop`) and `make test`.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: demo stop test lint unit install desk seed bench lock clean compose-check
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP) ## Python environment with Airflow, the providers and our package
+	$(BIN)/python -m incident_ops.embedded_desk install
+
+desk: install ## provision and start the embedded Request Tracker on 127.0.0.1:8480
+	$(BIN)/python -m incident_ops.embedded_desk provision
+	$(BIN)/python -m incident_ops.embedded_desk start
+
+seed: desk ## load the sample tickets (deterministic)
+	$(BIN)/python -m incident_ops.embedded_desk seed --count 2000
+
+demo: install ## desk with sample data, mail catcher, Airflow with the DAGs
+	bash scripts/demo.sh start
+
+stop: ## stop everything `make demo` started
+	bash scripts/demo.sh stop
+
+lint: $(STAMP)
+	$(BIN)/ruff check include dags plugins tests bench
+	$(BIN)/mypy include/incident_ops
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit -q
+
+test: install lint ## everything CI runs: lint, unit, integration (real RT, SMTP, SMS), DAGs
+	$(BIN)/python -m pytest tests -q -p no:cacheprovider --timeout=600
+
+bench: desk
+	$(BIN)/python bench/bench_desk.py
+
+lock: ## re-resolve and pin the whole dependency set
+	$(BIN)/pip freeze --exclude-editable | grep -v '^incident-ops' > requirements.lock.tmp
+	mv requirements.lock.tmp requirements.txt
+
+clean: stop
+	rm -rf .desk .run $(VENV)

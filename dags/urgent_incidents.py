@@ -1,0 +1,59 @@
+"""
+### urgent_incidents — tell the right people about urgent incidents at once (100.5)
+
+Every minute: open tickets that are urgent (or were re-prioritised to urgent) and do not
+yet record a notification → the incident manager and the management concerned with the
+affected system, by e-mail and SMS. The ticket records who was told and when (a comment,
+and the `Urgent Notified` field), so nobody is told twice for the same ticket and priority.
+When first line recorded that it cannot handle it alone (100.5.2), or the impact is major,
+the message says the emergency sub-process (101) applies, with ready commands to start
+`emergency_response` for the ticket.
+
+Contacts: `include/config/contacts.yaml`. Connections: `servicedesk_default`,
+`smtp_default`, `sms_default`. Schedule: `$INCIDENT_OPS_URGENT_SCHEDULE` (default every minute).
+"""
+
+from __future__ import annotations
+
+import os
+
+from airflow.sdk import Param, dag, get_current_context, task
+from airflow.timetables.trigger import CronTriggerTimetable
+
+from incident_ops.airflow.dag_defaults import DESK_POOL, default_args, timezone
+
+
+@dag(
+    schedule=CronTriggerTimetable(os.environ.get("INCIDENT_OPS_URGENT_SCHEDULE", "* * * * *"),
+                                  timezone=timezone()),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["itil", "incident", "urgent", "100.5"],
+    default_args=default_args(retry_seconds=20),
+    params={"dry_run": Param(False, type="boolean", description="Decide and report only.")},
+)
+def urgent_incidents():
+    @task(pool=DESK_POOL)
+    def plan() -> dict:
+        from incident_ops.airflow.monitor import plan_urgent
+
+        return plan_urgent(get_current_context())
+
+    @task(pool=DESK_POOL)
+    def apply(planned: dict) -> list | None:
+        from incident_ops.airflow.pipeline import apply_task
+
+        return apply_task(planned, dry_run=get_current_context()["params"]["dry_run"])
+
+    @task
+    def report(planned: dict, applied: list | None) -> dict:
+        from incident_ops.airflow.pipeline import report_task
+
+        return report_task(planned, applied, dry_run=get_current_context()["params"]["dry_run"])
+
+    planned = plan()
+    report(planned, apply(planned))
+
+
+urgent_incidents()

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# make demo / make stop: the embedded desk with sample data, a mail catcher, Airflow standalone
+# with the project's DAGs. Everything runs on 127.0.0.1, in its own process group, with its
+# state under .run/ and .desk/ (both git-ignored).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BIN=$ROOT/.venv/bin
+RUN=$ROOT/.run
+export AIRFLOW_HOME=$RUN/airflow
+export AIRFLOW__CORE__DAGS_FOLDER=$ROOT/dags
+export AIRFLOW__CORE__LOAD_EXAMPLES=False
+export AIRFLOW__CORE__PARALLELISM=4
+export AIRFLOW__CORE__TEST_CONNECTION=Enabled
+export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=$AIRFLOW_HOME/passwords.json
+export AIRFLOW__API__PORT=8080
+export INCIDENT_OPS_REPORTS_DIR=$ROOT/reports
+export AIRFLOW_CONN_SMTP_DEFAULT='smtp://127.0.0.1:1025?disable_ssl=true&disable_tls=true&from_email=incident-ops%40ops.example.cn'
+export AIRFLOW_CONN_SMS_DEFAULT='{"conn_type": "sms_gateway", "host": "http://127.0.0.1:8026/sms"}'
+DESK_URL=http://127.0.0.1:${DESK_PORT:-8480}
+
+wait_http() {  # url deadline-seconds what
+  local deadline=$((SECONDS + $2))
+  until curl -fsS -o /dev/null "$1" 2>/dev/null; do
+    if (( SECONDS > deadline )); then echo "error: $3 did not answer at $1 within $2 s" >&2; return 1; fi
+    sleep 1
+  done
+}
+
+start_bg() {  # name command...: start in its own process group, remember the pid
+  local name=$1; shift
+  if [[ -f $RUN/$name.pid ]] && kill -0 "$(cat "$RUN/$name.pid")" 2>/dev/null; then
+    echo "$name already running (pid $(cat "$RUN/$name.pid"))"; return 0
+  fi
+  setsid "$@" > "$RUN/$name.log" 2>&1 < /dev/null &
+  echo $! > "$RUN/$name.pid"
+}
+
+stop_bg() {  # name signal
+  local name=$1 sig=${2:-TERM} pid
+  [[ -f $RUN/$name.pid ]] || return 0
+  pid=$(cat "$RUN/$name.pid")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -"$sig" -- -"$pid" 2>/dev/null || true
+    for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -KILL -- -"$pid" 2>/dev/null || true
+  fi
+  rm -f "$RUN/$name.pid"
+  echo "stopped $name"
+}
+
+start() {
+  mkdir -p "$RUN" "$AIRFLOW_HOME"
+  echo "== desk: Request Tracker 5 on $DESK_URL"
+  "$BIN/python" -m incident_ops.embedded_desk provision
+  "$BIN/python" -m incident_ops.embedded_desk start
+  "$BIN/python" -m incident_ops.embedded_desk seed --count "${DEMO_TICKETS:-2000}"
+  echo "== mail catcher: SMTP 127.0.0.1:1025, inbox http://127.0.0.1:8026/"
+  start_bg mailcatcher "$BIN/python" scripts/mailcatcher.py --dir "$RUN/outbox"
+  echo "== Airflow standalone on http://127.0.0.1:8080 (first start ~1 min)"
+  [[ -f $AIRFLOW_HOME/passwords.json ]] || echo '{"admin": "admin"}' > "$AIRFLOW_HOME/passwords.json"
+  "$BIN/airflow" db migrate > "$RUN/airflow-migrate.log" 2>&1
+  "$BIN/airflow" pools set servicedesk 4 "Calls to the service desk" > /dev/null
+  "$BIN/airflow" connections delete servicedesk_default > /dev/null 2>&1 || true
+  "$BIN/airflow" connections add servicedesk_default --conn-json \
+    "{\"conn_type\": \"servicedesk\", \"host\": \"$DESK_URL\", \"login\": \"root\", \"password\": \"password\", \"extra\": {\"backend\": \"rt5\"}}" > /dev/null
+  start_bg airflow "$BIN/airflow" standalone
+  wait_http http://127.0.0.1:8080/api/v2/monitor/health 180 "Airflow"
+  "$BIN/airflow" dags reserialize > /dev/null 2>&1 || true
+  for dag in incident_closure; do
+    "$BIN/airflow" dags unpause "$dag" > /dev/null 2>&1 || true
+  done
+  "$BIN/airflow" dags trigger incident_closure > /dev/null 2>&1 || true
+  cat <<MSG
+
+Demo running.
+  Airflow UI    http://127.0.0.1:8080   user admin / admin
+                DAGs: incident_closure (unpaused, one run triggered; trigger again with dry_run)
+  Desk (RT 5)   $DESK_URL   user root / password   (queues: Incidents, Problems, ...)
+  Mailbox       http://127.0.0.1:8026/  every mail and SMS the pipelines sent
+  Plan pages    $ROOT/reports/incident_closure/<date>/<run>.html
+Stop everything with: make stop
+MSG
+}
+
+stop() {
+  stop_bg airflow INT
+  stop_bg mailcatcher TERM
+  [[ -x $BIN/python ]] && "$BIN/python" -m incident_ops.embedded_desk stop || true
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+esac

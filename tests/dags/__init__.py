@@ -1,0 +1,1 @@
+"""DAG tests: integrity (DagBag) and runs through ``dag.test()``."""

@@ -1,0 +1,205 @@
+"""incident_closure end to end: dag.test() against the real RT desk and the SMTP receiver.
+
+Each test makes its own tickets (a unique tag in the subject), runs the DAG and reads the
+tickets back from the desk. Other tests' resolved tickets may be processed by the same run;
+assertions only look at this test's tickets and mails.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from incident_ops.desk.port import TicketQuery
+from incident_ops.model import TicketDraft
+from incident_ops.policy.plan import action_key
+from tests.support.airflow_dags import ensure_pool, run_dag, task_states, xcom
+
+pytestmark = [pytest.mark.integration, pytest.mark.dags]
+
+@pytest.fixture
+def env(airflow_db, desk_url, mailbox, sms_receiver, tmp_path, monkeypatch):
+    monkeypatch.setenv("INCIDENT_OPS_REPORTS_DIR", str(tmp_path / "reports"))
+    ensure_pool()
+    from incident_ops.airflow.hooks import ServiceDeskHook
+
+    hook = ServiceDeskHook()
+    yield {"desk": hook.get_desk(), "url": desk_url, "mail": mailbox,
+           "reports": tmp_path / "reports", "tag": uuid.uuid4().hex[:8]}
+    hook.close()
+
+
+def make(env, subject: str, *, status: str = "resolved", **fields: Any) -> str:
+    """A ticket in the desk, complete by default (a resolved monitoring alarm)."""
+    values: dict[str, Any] = {
+        "source": "monitoring", "category": "alarm", "system": "billing", "impact": "medium",
+        "resolver_role": "l2", "handler_tier": "l2", "solution": "重启计费进程 restarted",
+        "close_code": "self-healed", "config_item": "bill-app-01",
+        "completed_at": datetime.now(UTC).replace(microsecond=0),
+        "dispatched_by_helpdesk": False,
+    }
+    values.update(fields)
+    requester = values.pop("requester", "requester@example.cn")
+    owner = values.pop("owner", "liu.yang")
+    draft = TicketDraft(queue="Incidents", subject=f"[{env['tag']}] {subject}",
+                        description=f"test ticket {subject}", status=status, priority="high",
+                        owner=owner, requester=requester, fields=values,
+                        idempotency_key=f"test:{env['tag']}:{subject}")
+    return env["desk"].create(draft)
+
+
+def person_edits(env, ticket_id: str, body: dict[str, Any]) -> None:
+    response = requests.put(f"{env['url']}/REST/2.0/ticket/{ticket_id}", json=body,
+                            auth=("root", "password"), timeout=30)
+    assert response.status_code == 200, response.text
+
+
+def ticket(env, ticket_id: str):
+    return env["desk"].get(ticket_id)
+
+
+def mails_about(env, ticket_id: str) -> list:
+    return [m for m in env["mail"].messages if f"#{ticket_id}" in str(m["Subject"])]
+
+
+def succeeded(run) -> None:
+    states = task_states(run)
+    assert set(states.values()) == {"success"}, states
+
+
+def test_alarm_with_a_chain_of_duplicates_closes_all_with_the_masters_code(env):
+    master = make(env, "告警风暴 主单")
+    chain = [master]
+    for i in range(3):  # master <- d1 <- d2 <- d3, the last ones still open
+        dup = make(env, f"告警风暴 重复{i}", status="new" if i else "resolved",
+                   close_code="solved", solution=None)
+        env["desk"].link_duplicate(dup, chain[-1])
+        chain.append(dup)
+    run = run_dag("incident_closure")
+    succeeded(run)
+    for tid in chain:
+        t = ticket(env, tid)
+        assert (t.status, t.close_code) == ("closed", "self-healed"), tid
+        assert run.run_id in (t.automation or ""), t.automation
+    report = xcom(run, "report")
+    page = Path(report["report"]["html"])
+    assert page.is_file() and f"#{chain[-1]}" in page.read_text(encoding="utf-8")
+    data = json.loads(Path(report["report"]["json"]).read_text(encoding="utf-8"))
+    mine = {o["ticket_id"]: o for o in data["outcomes"] if o["ticket_id"] in chain}
+    assert mine[master]["kind"] == "close" and mine[master]["step"] == "100.7.1"
+    assert {mine[t]["kind"] for t in chain[1:]} == {"cascade_close"}
+    assert {o["outcome"] for o in mine.values()} == {"done"}
+
+
+def test_duplicate_cycle_is_refused_at_the_desk_and_the_family_still_closes(env):
+    """RT refuses a MemberOf loop outright, so on this desk a cycle can't be stored; the
+    policy's own cycle breaking (unit- and property-tested) guards desks that don't refuse.
+    Here: the refusal is a clear error naming the ticket, and the family closes normally."""
+    from incident_ops.desk.port import RejectedChange
+
+    a = make(env, "循环 A")
+    b = make(env, "循环 B", status="new")
+    env["desk"].link_duplicate(b, a)
+    with pytest.raises(RejectedChange) as refused:
+        env["desk"].link_duplicate(a, b)
+    assert refused.value.ticket_id == a and "circular" in str(refused.value)
+    succeeded(run_dag("incident_closure"))
+    assert [ticket(env, t).status for t in (a, b)] == ["closed", "closed"]
+
+
+def test_ticket_edited_by_a_person_mid_run_is_left_for_the_next_run(env, monkeypatch):
+    edited = make(env, "处理中被人工修改")
+    untouched = make(env, "同批次未修改")
+    from incident_ops.apply import Applier
+
+    real_apply = Applier.apply
+
+    def person_then_apply(self, plan):  # the person acts between fetch and apply
+        person_edits(env, edited, {"CustomFields": {"Solution": "人工补充的方案 edited by hand"}})
+        return real_apply(self, plan)
+
+    monkeypatch.setattr(Applier, "apply", person_then_apply)
+    run = run_dag("incident_closure")
+    monkeypatch.setattr(Applier, "apply", real_apply)
+    succeeded(run)
+    outcomes = {o["ticket_id"]: o["outcome"] for o in xcom(run, "apply")}
+    assert outcomes[edited] == "stale" and outcomes[untouched] == "done"
+    t = ticket(env, edited)
+    assert t.status == "resolved" and t.solution == "人工补充的方案 edited by hand"
+    assert ticket(env, untouched).status == "closed"
+    run_dag("incident_closure")
+    assert ticket(env, edited).status == "closed"
+
+
+def test_rejected_confirmation_gives_exactly_one_reopened_ticket(env):
+    old = make(env, "用户反映未解决", source="phone", dispatched_by_helpdesk=True,
+               confirmation="rejected", category="request", close_code="solved",
+               owner="li.na", handler_tier="l1", resolver_role="l1")
+    run = run_dag("incident_closure")
+    succeeded(run)
+    # The retry of apply re-applies the same plan: nothing happens twice.
+    from incident_ops.airflow.pipeline import apply_task
+
+    again = apply_task(xcom(run, "plan"), dry_run=False)
+    assert {o["outcome"] for o in again if o["ticket_id"] == old} <= {"stale", "skipped"}
+    run_dag("incident_closure")
+    assert (ticket(env, old).status, ticket(env, old).close_code) == ("closed", "unsuccessful")
+    key = action_key("reopen", old)
+    copies = list(env["desk"].search(TicketQuery(queue=None, fields={"idempotency_key": key})))
+    assert len(copies) == 1
+    assert copies[0].subject.startswith(f"[重开 Reopened #{old}]")
+    new = copies[0]
+    assert (new.status, new.handler, new.handler_tier) == ("assigned-l1", "li.na", "l1")
+    mails = mails_about(env, old)
+    assert len(mails) == 1 and "li.na@ops.example.cn" in str(mails[0]["To"])
+    assert "helpdesk@ops.example.cn" in str(mails[0]["Cc"])
+
+
+def test_dry_run_changes_nothing_and_publishes_the_plan(env):
+    tid = make(env, "演练")
+    before = ticket(env, tid)
+    run = run_dag("incident_closure", conf={"dry_run": True})
+    succeeded(run)
+    after = ticket(env, tid)
+    assert (after.status, after.version) == (before.status, before.version)
+    report = xcom(run, "report")
+    html = Path(report["report"]["html"]).read_text(encoding="utf-8")
+    assert "DRY RUN" in html and f"#{tid}" in html
+    assert xcom(run, "apply") is None
+
+
+def test_incomplete_fault_is_bounced_with_the_exact_missing_fields(env):
+    tid = make(env, "故障记录不完整", category="fault", faulty_vendor=None, recovered_at=None,
+               resolver_role="l1", owner="zhang.wei", handler_tier="l1")
+    run = run_dag("incident_closure")
+    succeeded(run)
+    t = ticket(env, tid)
+    assert t.status == "assigned-l1"
+    (mail,) = mails_about(env, tid)
+    assert str(mail["To"]) == "zhang.wei@ops.example.cn"
+    body = mail.get_body(("html",)).get_content()
+    assert "业务恢复时间" in body and "faulty vendor is missing" in body
+    assert "solution is missing" not in body
+    run_dag("incident_closure")  # unchanged: not flagged again
+    assert len(mails_about(env, tid)) == 1
+
+
+def test_dispatched_ticket_asks_the_requester_once_then_closes_when_confirmed(env):
+    tid = make(env, "请确认", source="portal", dispatched_by_helpdesk=True, category="request",
+               close_code="solved", requester="wang.user@example.cn")
+    run_dag("incident_closure")
+    assert ticket(env, tid).confirmation == "pending"
+    (ask,) = mails_about(env, tid)
+    assert str(ask["To"]) == "wang.user@example.cn"
+    run_dag("incident_closure")
+    assert len(mails_about(env, tid)) == 1
+    person_edits(env, tid, {"CustomFields": {"Confirmation": "confirmed"}})
+    run_dag("incident_closure")
+    t = ticket(env, tid)
+    assert (t.status, t.close_code) == ("closed", "solved")

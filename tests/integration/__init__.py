@@ -1,0 +1,1 @@
+"""Integration tests: the real desk, a real SMTP server, the SMS receiver."""
