@@ -74,7 +74,6 @@ class Ticket:
     closed_at: datetime | None = None
     automation_keys: tuple[str, ...] = ()  # idempotency keys of actions already applied
     automation: str | None = None  # the last automated change: step, rule and DAG run
-    automation: str | None = None  # the last automated action: "<step> <rule> · run <id>"
     idempotency_key: str | None = None  # the key a ticket was created under, if any
     version: str | None = None  # the desk's change marker (ETag / last-updated)
     extra: dict[str, Any] = field(default_factory=dict, compare=False)

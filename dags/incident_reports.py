@@ -1,0 +1,99 @@
+"""
+### incident_report_daily / _weekly / _monthly — incident KPIs for managers, by mail and on disk
+
+Each run reports the last complete period (yesterday, last week Monday–Sunday, last month;
+midnights in Asia/Shanghai): **fetch** the tickets created, resolved or closed in it and in
+the period before (two bounded desk searches) → **compute** the KPIs with pandas →
+**render** an HTML report with charts and an Excel workbook → **send** one mail.
+
+| section | what it shows |
+|---|---|
+| volume | tickets created by priority, system, source and category, against the previous period |
+| resolution | mean and P90 time to resolve, SLA compliance by priority (targets: `sla.yaml`) |
+| closure | auto-closed (100.7.1), confirmed, reopened as unsuccessful (100.7.3), the reopen rate |
+| quality | incomplete resolutions bounced back (100.6) by handler, duplicates per master |
+| escalation | tickets per rung of the ladder (100.8), urgent incidents, major-impact emergencies |
+| faults | top configuration items and vendors |
+
+Output: `reports/<daily|weekly|monthly>/<period>/` (report.html, charts, workbook.xlsx,
+kpis.json, the tickets as CSV) and one mail with the charts inline and the workbook
+attached. A period is mailed once: a re-run re-renders the folder but mails again only with
+**resend = true**. Trigger with **date = YYYY-MM-DD** to report the period holding that
+day, **language = en** for English. A desk outage fails the fetch (retried); nothing is
+mailed from a partial fetch.
+
+Policy: `include/config/reports.yaml` (recipients, language), `sla.yaml`. Connections:
+`servicedesk_default`, `smtp_default`. Schedules (cron, `$INCIDENT_OPS_TIMEZONE`):
+`$INCIDENT_OPS_REPORT_DAILY_SCHEDULE` (07:30), `..._WEEKLY_SCHEDULE` (Mon 08:00),
+`..._MONTHLY_SCHEDULE` (1st 08:00).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+from airflow.sdk import Param, dag, get_current_context, task
+from airflow.timetables.trigger import CronTriggerTimetable
+
+DESK_POOL = "servicedesk"
+TIMEZONE = os.environ.get("INCIDENT_OPS_TIMEZONE", "Asia/Shanghai")
+SCHEDULES = {
+    "daily": os.environ.get("INCIDENT_OPS_REPORT_DAILY_SCHEDULE", "30 7 * * *"),
+    "weekly": os.environ.get("INCIDENT_OPS_REPORT_WEEKLY_SCHEDULE", "0 8 * * 1"),
+    "monthly": os.environ.get("INCIDENT_OPS_REPORT_MONTHLY_SCHEDULE", "0 8 1 * *"),
+}
+
+
+def report_dag(kind: str) -> None:
+    @dag(
+        dag_id=f"incident_report_{kind}",
+        schedule=CronTriggerTimetable(SCHEDULES[kind], timezone=TIMEZONE),
+        catchup=False,
+        max_active_runs=1,
+        doc_md=__doc__,
+        tags=["itil", "incident", "report", kind],
+        default_args={"retries": 3, "retry_delay": timedelta(minutes=2),
+                      "retry_exponential_backoff": True},
+        params={
+            "date": Param(None, type=["null", "string"], format="date",
+                          description="Report the period holding this day (YYYY-MM-DD); "
+                                      "empty: the last complete period."),
+            "resend": Param(False, type="boolean",
+                            description="Mail the report even if this period was mailed."),
+            "language": Param(None, type=["null", "string"], enum=[None, "zh", "en"],
+                              description="zh or en; empty: reports.yaml's language."),
+        },
+    )
+    def incident_report() -> None:
+        @task(pool=DESK_POOL)
+        def fetch() -> dict:
+            from incident_ops.airflow.reports import fetch_task
+
+            return fetch_task(kind, get_current_context())
+
+        @task
+        def compute(fetched: dict) -> dict:
+            from incident_ops.airflow.reports import compute_task
+
+            return compute_task(fetched)
+
+        @task
+        def render(computed: dict) -> dict:
+            from incident_ops.airflow.reports import render_task
+
+            return render_task(computed, get_current_context())
+
+        @task
+        def send(rendered: dict) -> dict:
+            from incident_ops.airflow.reports import send_task
+
+            return send_task(rendered, get_current_context())
+
+        send(render(compute(fetch())))
+
+    incident_report()
+
+
+for _kind in SCHEDULES:
+    report_dag(_kind)

@@ -1,0 +1,137 @@
+"""The manager-report pipeline's steps: fetch → compute → render → send, without Airflow.
+
+Each step reads what the step before wrote into the period's archive folder
+(``reports.archive``) and returns a few small values, so a retried step repeats only
+itself and XCom carries paths and numbers, never tickets.
+
+Fetch asks the desk two bounded questions about the two periods the report compares (this
+one and the one before): tickets *created* in that window, and tickets created before it
+that were *resolved or closed* since it began (found by status and last-update time, then
+kept only when their resolution or closing time falls in the window). The second search
+grows with what changed since the window began, not with the size of the desk.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from incident_ops.config import Contacts, Vocabulary
+from incident_ops.desk.port import ServiceDesk, TicketQuery
+from incident_ops.model import CLOSED, RESOLVED, Ticket
+from incident_ops.notify.messages import Email
+from incident_ops.policy.escalation import SlaPolicy
+from incident_ops.reports.archive import ReportArchive, digest
+from incident_ops.reports.frame import frame_from_tickets, read_snapshot, write_snapshot
+from incident_ops.reports.kpis import KpiSettings, PeriodKpis, compute_kpis, period_tickets
+from incident_ops.reports.labels import Labels
+from incident_ops.reports.periods import Period
+from incident_ops.reports.render import content_id, render_report
+from incident_ops.reports.settings import ReportSettings
+
+log = logging.getLogger(__name__)
+
+
+def period_queries(period: Period) -> tuple[TicketQuery, TicketQuery]:
+    """The two searches covering ``period`` and the one before it."""
+    since, until = period.previous().start_utc, period.end_utc
+    created = TicketQuery(created_since=since, created_before=until)
+    finished = TicketQuery(statuses=(RESOLVED, CLOSED), updated_since=since,
+                           created_before=since)
+    return created, finished
+
+
+def fetch_tickets(desk: ServiceDesk, period: Period, stats: dict[str, int]
+                  ) -> Iterator[Ticket]:
+    """Every ticket the report of ``period`` needs, each once, streamed from the desk."""
+    since, until = period.previous().start_utc, period.end_utc
+    created_query, finished_query = period_queries(period)
+    seen: set[str] = set()
+    for ticket in desk.search(created_query):
+        if ticket.id not in seen:
+            seen.add(ticket.id)
+            stats["created"] += 1
+            yield ticket
+    for ticket in desk.search(finished_query):
+        if ticket.id in seen:
+            continue
+        seen.add(ticket.id)
+        if _finished_within(ticket, since, until):
+            stats["finished_earlier_created"] += 1
+            yield ticket
+        else:
+            stats["skipped"] += 1
+
+
+def _finished_within(ticket: Ticket, since: datetime, until: datetime) -> bool:
+    return any(moment is not None and since <= moment < until
+               for moment in (ticket.resolved_at, ticket.completed_at, ticket.closed_at))
+
+
+def fetch(desk: ServiceDesk, archive: ReportArchive) -> dict[str, Any]:
+    """Fetch the period's tickets into the archive's snapshot; a desk error propagates."""
+    stats = {"created": 0, "finished_earlier_created": 0, "skipped": 0}
+    # The frame is built only after the last page arrived: a desk failing midway raises
+    # here, before anything is written, so no later step can see a partial snapshot.
+    frame = frame_from_tickets(fetch_tickets(desk, archive.period, stats))
+    write_snapshot(frame, archive.snapshot)
+    log.info("%s %s: %d tickets (%d created in the window, %d created earlier and "
+             "finished in it; %d updated but finished outside it)", archive.period.kind,
+             archive.period.label, len(frame), stats["created"],
+             stats["finished_earlier_created"], stats["skipped"])
+    return {"snapshot": str(archive.snapshot), "tickets": len(frame), **stats}
+
+
+def kpi_settings(settings: ReportSettings, vocab: Vocabulary, sla: SlaPolicy | None
+                 ) -> KpiSettings:
+    return KpiSettings.from_config(vocab, sla, tz=settings.timezone, top_n=settings.top_n,
+                                   list_limit=settings.list_limit)
+
+
+def compute(archive: ReportArchive, settings: KpiSettings) -> PeriodKpis:
+    kpis = compute_kpis(read_snapshot(archive.snapshot), archive.period, settings)
+    archive.write_json(archive.kpis, kpis.to_dict())
+    return kpis
+
+
+def load_kpis(archive: ReportArchive) -> PeriodKpis:
+    return PeriodKpis.from_dict(json.loads(archive.kpis.read_text(encoding="utf-8")))
+
+
+def render(archive: ReportArchive, kpis: PeriodKpis, settings: ReportSettings,
+           kpi_conf: KpiSettings, labels: Labels, *, dag_id: str, run_id: str
+           ) -> dict[str, Any]:
+    detail, total = period_tickets(read_snapshot(archive.snapshot), archive.period, kpi_conf,
+                                   limit=settings.detail_rows_max)
+    report = render_report(kpis, labels, detail, total, dag_id=dag_id, run_id=run_id,
+                           email_rows=settings.email_rows, sla_goal_pct=settings.sla_goal_pct)
+    cids = {c.name: content_id(kpis, c) for c in report.charts}
+    kpis_digest = digest(archive.kpis.read_bytes())
+    manifest = archive.write_rendered(report, cids, {
+        "language": labels.lang, "kpis_digest": kpis_digest, "run_id": run_id,
+        "period": archive.period.to_dict()})
+    return {"folder": str(archive.folder), "subject": manifest["subject"],
+            "charts": len(report.charts), "kpis_digest": kpis_digest}
+
+
+def report_key(period: Period, kpis_digest: str) -> str:
+    """The mail's idempotency key (-> its Message-ID): the period and what it says.
+
+    The same report mailed again carries the same Message-ID; a report whose numbers
+    changed (late tickets, a re-run with ``resend``) is a new message.
+    """
+    return f"report:{period.kind}:{period.label}:{kpis_digest[:12]}"
+
+
+def prepare_email(archive: ReportArchive, settings: ReportSettings, contacts: Contacts
+                  ) -> Email:
+    manifest = archive.read_manifest()
+    to, cc = settings.audience(archive.period.kind).addresses(contacts)
+    if not to:
+        raise ValueError(f"reports.yaml names no recipients for the {archive.period.kind} "
+                         "report (periods.<kind>.to / roles)")
+    return archive.email(manifest, to=to, cc=cc,
+                         key=report_key(archive.period, manifest["kpis_digest"]))

@@ -1,0 +1,456 @@
+"""Manager KPIs for one reporting period, with the previous period for comparison (pure).
+
+Input: the ticket frame of ``reports.frame`` (every ticket created, resolved or closed in
+the two periods), the period, and ``KpiSettings``. Output: ``PeriodKpis``, a few headline
+numbers and small tables keyed by code; labels are the renderer's business. Everything is
+a vectorised pandas operation over the whole frame, so a million tickets take seconds.
+
+Which tickets count where:
+
+* **volume** (by priority, system, source, category), urgent and major incidents,
+  duplicates, faults by configuration item and vendor: tickets *created* in the period;
+* **time to resolve** and **SLA compliance**: tickets *resolved* in the period. The
+  resolution time is the recorded actual completion time (100.6.8), else the desk's
+  resolved time; a ticket counts as resolved only in status resolved or closed (a bounced
+  ticket is back at work). The SLA clock is the escalation ladder's (``reports.sla``);
+* **closure outcomes** (100.7.1 auto-closed, confirmed, 100.7.3 reopened, ...): tickets
+  *closed* in the period, classified by the ``automation`` stamp the closure pipeline
+  writes (``"100.7.1 close.auto-source · run X"``) and the close code;
+* **incomplete resolutions** (100.6 bounces) and escalations: tickets created or resolved in
+  the period that carry the bounce key / an ``automation`` stamp starting ``100.6``, or
+  escalation rungs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from incident_ops.config import Vocabulary
+from incident_ops.model import (
+    CLOSED,
+    CONFIRMATION_CONFIRMED,
+    OPEN_STATUSES,
+    RESOLVED,
+    UNSUCCESSFUL,
+)
+from incident_ops.policy.escalation import SlaPolicy
+from incident_ops.reports import sla as sla_clock
+from incident_ops.reports.periods import Period
+
+NOT_SET = ""  # the code under which tickets without a value are counted
+
+# Closure outcomes, in display order, with the closure policy's rule names they come from
+# (policy.closure writes "<step> <rule> · run <id>" into the ticket's automation field).
+OUTCOME_RULES = {
+    "auto": "close.auto-source",  # 100.7.1 monitoring / auto-transfer
+    "confirmed": "close.confirmed",  # 100.7.2 -> 100.7.1 requester confirmed
+    "no_answer": "close.no-answer",  # 100.7.2 policy closed without an answer
+    "support": "close.handled-by-support",  # 100.7.4
+    "cascade": "close.duplicate-cascade",  # 100.7.1 duplicates closed with their master
+}
+OUTCOMES = ("auto", "confirmed", "no_answer", "support", "cascade", "reopened", "manual")
+REOPEN_KEY_PREFIX = "reopen:"  # idempotency key of a 100.7.3 reopened ticket
+REOPEN_SUBJECT = r"^\[重开 Reopened #\d+\]"  # the subject policy.closure gives it
+BOUNCE_STAMP = "100.6"
+URGENT = "urgent"  # the priority that starts 100.5 / sub-process 101
+MAJOR = "major"  # the impact of an emergency that needs a Major Incident Report (101.6)
+
+
+@dataclass(frozen=True)
+class KpiSettings:
+    sla: SlaPolicy | None = None
+    tz: str = "Asia/Shanghai"
+    top_n: int = 10
+    list_limit: int = 200  # rows kept in the urgent / major / reopened lists
+    priorities: tuple[str, ...] = ("urgent", "high", "medium", "low")
+    order: dict[str, tuple[str, ...]] = field(default_factory=dict)  # display order by field
+    fault_categories: frozenset[str] = frozenset({"fault"})
+    ci_categories: frozenset[str] = frozenset({"fault", "alarm"})
+    rungs: tuple[str, ...] = ()
+
+    @classmethod
+    def from_config(cls, vocab: Vocabulary, sla: SlaPolicy | None, *, tz: str,
+                    top_n: int = 10, list_limit: int = 200) -> KpiSettings:
+        cats = vocab.codes("categories")
+        return cls(
+            sla=sla, tz=tz, top_n=top_n, list_limit=list_limit,
+            priorities=tuple(vocab.codes("priorities")),
+            order={f: tuple(vocab.codes(s)) for f, s in (
+                ("priority", "priorities"), ("system", "systems"), ("source", "sources"),
+                ("category", "categories"))},
+            fault_categories=frozenset(c for c in cats if vocab.attr("categories", c, "fault")),
+            ci_categories=frozenset(c for c in cats if vocab.attr("categories", c, "needs_ci")),
+            rungs=tuple(r.name for r in sla.ladder) if sla else ())
+
+
+@dataclass
+class PeriodKpis:
+    period: Period
+    previous: Period
+    headline: dict[str, float | int | None]
+    previous_headline: dict[str, float | int | None]
+    tables: dict[str, pd.DataFrame]
+
+    @property
+    def is_empty(self) -> bool:
+        """No ticket created, resolved or closed in the period."""
+        return not any(self.headline[k] for k in ("created", "resolved", "closed"))
+
+    def delta(self, key: str) -> float | int | None:
+        now, before = self.headline.get(key), self.previous_headline.get(key)
+        if now is None or before is None:
+            return None
+        return now - before
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (NaN -> None); ``from_dict`` gives back equal tables."""
+        return {
+            "period": self.period.to_dict(), "previous": self.previous.to_dict(),
+            "headline": self.headline, "previous_headline": self.previous_headline,
+            "tables": {name: {"columns": list(t.columns),
+                              "rows": _json_rows(t)} for name, t in self.tables.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PeriodKpis:
+        tables = {name: pd.DataFrame(t["rows"], columns=t["columns"])
+                  for name, t in data["tables"].items()}
+        return cls(Period.from_dict(data["period"]), Period.from_dict(data["previous"]),
+                   dict(data["headline"]), dict(data["previous_headline"]), tables)
+
+
+def compute_kpis(frame: pd.DataFrame, period: Period, settings: KpiSettings) -> PeriodKpis:
+    """The KPIs of ``period`` (and of the period before it, for the deltas)."""
+    previous = period.previous()
+    d = _Derived(frame, settings)
+    cur, prev = d.masks(period), d.masks(previous)
+    headline, tables = _period_numbers(d, cur, settings, lists=True)
+    previous_headline, prev_tables = _period_numbers(d, prev, settings, lists=False)
+    for name in ("volume_priority", "volume_system", "volume_source", "volume_category",
+                 "closure_outcomes", "escalations"):
+        tables[name] = _with_previous(tables[name], prev_tables[name])
+    sla_prev = prev_tables["resolution_priority"].set_index("code")["sla_pct"]
+    res = tables["resolution_priority"]
+    res["previous_sla_pct"] = res["code"].map(sla_prev).astype("float64")
+    tables["trend"] = _trend(d, cur, period, settings)
+    return PeriodKpis(period, previous, headline, previous_headline, tables)
+
+
+DETAIL_COLUMNS = ("id", "subject", "status", "priority", "impact", "source", "category",
+                  "system", "handler", "resolver_role", "close_code", "config_item",
+                  "faulty_vendor", "duplicate_of", "escalation", "automation")
+
+
+def period_tickets(frame: pd.DataFrame, period: Period, settings: KpiSettings,
+                   limit: int | None = None) -> tuple[pd.DataFrame, int]:
+    """The tickets behind the numbers: created, resolved or closed in ``period``.
+
+    Codes stay codes; times are naive local times of ``settings.tz`` (what a spreadsheet
+    shows); the derived resolution time, SLA clock, target and verdict are added. Returns
+    the first ``limit`` rows by creation time and how many there are in all.
+    """
+    d = _Derived(frame, settings)
+    touched = d.masks(period)["touched"]
+    total = int(touched.sum())
+    order = frame["created"][touched].sort_values(kind="stable").index
+    rows = order[:limit] if limit is not None else order
+    out = frame.loc[rows, list(DETAIL_COLUMNS)].astype(object)
+    for name, values in (("created_at", frame["created"]), ("completed", d.resolved_at),
+                         ("closed_at", d.closed_at)):
+        out[name] = values[rows].dt.tz_convert(settings.tz).dt.tz_localize(None)
+    out["ttr_h"] = d.ttr_h[rows].round(2)
+    out["sla_h"] = d.sla_h[rows].round(2)
+    out["target_h"] = d.target_h[rows]
+    measured = out["sla_h"].notna() & out["target_h"].notna()
+    out["sla_met"] = (out["sla_h"] <= out["target_h"]).where(measured)
+    return out.reset_index(drop=True), total
+
+
+class _Derived:
+    """Columns every period needs, computed once for the whole frame."""
+
+    def __init__(self, frame: pd.DataFrame, settings: KpiSettings) -> None:
+        self.f = frame
+        done = frame["status"].isin((RESOLVED, CLOSED))
+        resolved = frame["completed_at"].where(frame["completed_at"].notna(),
+                                               frame["resolved_at"])
+        self.resolved_at = resolved.where(done)
+        self.closed_at = frame["closed_at"].where(frame["status"] == CLOSED)
+        ttr = (self.resolved_at - frame["created"]).dt.total_seconds() / 3600.0
+        self.bad_ttr = ttr < 0  # completion recorded before creation: a data error
+        self.ttr_h = ttr.where(~self.bad_ttr)
+        if settings.sla is not None:
+            self.target_h = sla_clock.target_hours(frame["priority"], frame["impact"],
+                                                   settings.sla)
+            sla_h = sla_clock.elapsed_hours(frame["created"], self.resolved_at,
+                                            frame["priority"], settings.sla)
+            self.sla_h = sla_h.where(~self.bad_ttr)
+        else:
+            self.target_h = pd.Series(np.nan, index=frame.index)
+            self.sla_h = self.ttr_h
+        automation = frame["automation"].fillna("")
+        self.bounced = (frame["bounces"] > 0) | _on_uniques(
+            automation, lambda u: u.str.startswith(BOUNCE_STAMP))
+        self.automation = automation
+
+    def masks(self, period: Period) -> dict[str, pd.Series]:
+        start, end = pd.Timestamp(period.start_utc), pd.Timestamp(period.end_utc)
+        f = self.f
+        created = (f["created"] >= start) & (f["created"] < end)
+        resolved = (self.resolved_at >= start) & (self.resolved_at < end)
+        closed = (self.closed_at >= start) & (self.closed_at < end)
+        return {"created": created, "resolved": resolved, "closed": closed,
+                "touched": created | resolved | closed}
+
+
+def _period_numbers(d: _Derived, m: dict[str, pd.Series], s: KpiSettings, *, lists: bool
+                    ) -> tuple[dict[str, float | int | None], dict[str, pd.DataFrame]]:
+    """Headline numbers and tables of one period; ``lists``: also the ticket lists."""
+    f = d.f
+    created, resolved, closed = m["created"], m["resolved"], m["closed"]
+    tables: dict[str, pd.DataFrame] = {}
+    for col in ("priority", "system", "source", "category"):
+        tables[f"volume_{col}"] = _counts(f[col][created], s.order.get(col, ()), "created")
+    tables["resolution_priority"] = _resolution(d, resolved, s)
+    outcomes = _outcomes(d, closed)
+    tables["closure_outcomes"] = _counts(outcomes, OUTCOMES, "closed", keep_order=True)
+    if lists:
+        tables["reopened"] = _ticket_list(d, closed & (f["close_code"] == UNSUCCESSFUL),
+                                          s.list_limit)
+    dup_table, dup_total, masters = _duplicates(f, created, s.top_n)
+    tables["duplicates"] = dup_table
+    bounce_table, handled, bounced = _bounces(d, (created | resolved), resolved, s.top_n)
+    tables["bounces_by_handler"] = bounce_table
+    tables["escalations"], escalated = _escalations(f, m["touched"], s.rungs)
+    urgent = created & (f["priority"] == URGENT)
+    major = created & (f["impact"] == MAJOR)
+    if lists:
+        tables["urgent"] = _ticket_list(d, urgent, s.list_limit)
+        tables["major"] = _ticket_list(d, major, s.list_limit)
+    ci_rows = created & f["category"].isin(s.ci_categories)
+    fault_rows = created & f["category"].isin(s.fault_categories)
+    tables["top_config_items"] = _top(f["config_item"][ci_rows], s.top_n)
+    tables["top_vendors"] = _top(f["faulty_vendor"][fault_rows], s.top_n)
+
+    ttr = d.ttr_h[resolved].dropna()
+    measured = resolved & d.target_h.notna() & d.sla_h.notna()
+    met = int((d.sla_h[measured] <= d.target_h[measured]).sum())
+    n_closed = int(closed.sum())
+    reopened = int((outcomes == "reopened").sum())
+    keys, subjects = f["idempotency_key"][created].fillna(""), f["subject"][created]
+    is_reopen = _on_uniques(keys, lambda u: u.str.startswith(REOPEN_KEY_PREFIX)) | \
+        subjects.str.contains(REOPEN_SUBJECT).to_numpy(dtype=bool)
+    headline: dict[str, float | int | None] = {
+        "created": int(created.sum()),
+        "resolved": int(resolved.sum()),
+        "closed": n_closed,
+        "still_open": int((created & f["status"].isin(OPEN_STATUSES)).sum()),
+        "mean_ttr_h": _num(ttr.mean()),
+        "p90_ttr_h": _num(ttr.quantile(0.9)) if len(ttr) else None,
+        "sla_measured": int(measured.sum()),
+        "sla_met": met,
+        "sla_pct": _pct(met, int(measured.sum())),
+        "auto_closed": int((outcomes == "auto").sum()),
+        "confirmed": int((outcomes == "confirmed").sum()),
+        "reopened": reopened,
+        "reopen_rate_pct": _pct(reopened, n_closed),
+        "reopen_tickets": int(is_reopen.sum()),
+        "duplicates": dup_total,
+        "duplicate_masters": masters,
+        "bounced": bounced,
+        "bounce_rate_pct": _pct(bounced, handled),
+        "escalated": escalated,
+        "urgent": int(urgent.sum()),
+        "major": int(major.sum()),
+        "bad_resolution_time": int((resolved & d.bad_ttr).sum()),
+    }
+    return headline, tables
+
+
+def _counts(values: pd.Series, order: Sequence[str], name: str, *,
+            keep_order: bool = False) -> pd.DataFrame:
+    """Counts by code: known codes in vocabulary order, then the others by count."""
+    counts = values.astype(object).fillna(NOT_SET).value_counts()
+    counts = counts[counts > 0]
+    known = [c for c in order if c in counts.index or keep_order]
+    others = [c for c in counts.index if c not in order]
+    codes = known + others
+    n = counts.reindex(codes, fill_value=0).astype("int64")
+    total = int(n.sum())
+    return pd.DataFrame({"code": codes, name: n.to_numpy(),
+                         "share_pct": [_pct(int(v), total) for v in n.to_numpy()]})
+
+
+def _with_previous(now: pd.DataFrame, before: pd.DataFrame) -> pd.DataFrame:
+    value = now.columns[1]
+    prev = before.set_index("code")[value]
+    extra = [c for c in prev.index if c not in set(now["code"]) and prev[c] > 0]
+    if extra:  # a code seen only last period still shows, with 0 now
+        now = pd.concat([now, pd.DataFrame({"code": extra, value: 0, "share_pct": 0.0})],
+                        ignore_index=True)
+    now = now.copy()
+    now["previous"] = now["code"].map(prev).fillna(0).astype("int64")
+    now["delta"] = now[value] - now["previous"]
+    return now
+
+
+def _resolution(d: _Derived, resolved: pd.Series, s: KpiSettings) -> pd.DataFrame:
+    frame = pd.DataFrame({
+        "code": d.f["priority"][resolved].astype(object).fillna(NOT_SET),
+        "ttr_h": d.ttr_h[resolved], "sla_h": d.sla_h[resolved],
+        "target_h": d.target_h[resolved]})
+    frame["measured"] = frame["target_h"].notna() & frame["sla_h"].notna()
+    frame["met"] = frame["measured"] & (frame["sla_h"] <= frame["target_h"])
+    groups = frame.groupby("code", sort=False)
+    out = pd.DataFrame({
+        "resolved": groups.size(),
+        "mean_ttr_h": groups["ttr_h"].mean(),
+        "p90_ttr_h": groups["ttr_h"].quantile(0.9),
+        "target_h": groups["target_h"].max(),
+        "measured": groups["measured"].sum(),
+        "met": groups["met"].sum(),
+    })
+    codes = [c for c in s.priorities if c in out.index] + \
+        sorted(c for c in out.index if c not in s.priorities)
+    out = out.reindex(codes)
+    out["sla_pct"] = [_pct(int(m), int(n)) for m, n in zip(out["met"], out["measured"],
+                                                            strict=True)]
+    out = out.reset_index(names="code")
+    out[["resolved", "measured", "met"]] = out[["resolved", "measured", "met"]].astype("int64")
+    return out.astype({"mean_ttr_h": "float64", "p90_ttr_h": "float64", "target_h": "float64",
+                       "sla_pct": "float64"})
+
+
+def _outcomes(d: _Derived, closed: pd.Series) -> pd.Series:
+    f = d.f
+    auto = d.automation[closed]
+
+    def stamped(outcome: str) -> np.ndarray:
+        return _on_uniques(auto, lambda u: u.str.contains(OUTCOME_RULES[outcome], regex=False))
+
+    conditions = [(f["close_code"][closed] == UNSUCCESSFUL).to_numpy(),  # 100.7.3 first
+                  stamped("cascade"), stamped("auto"),
+                  stamped("confirmed") | (f["confirmation"][closed] ==
+                                          CONFIRMATION_CONFIRMED).to_numpy(),
+                  stamped("no_answer"), stamped("support")]
+    names = ["reopened", "cascade", "auto", "confirmed", "no_answer", "support"]
+    chosen = np.select(conditions, names, default="manual")
+    return pd.Series(chosen, index=auto.index, dtype=object)
+
+
+def _duplicates(f: pd.DataFrame, created: pd.Series, top_n: int
+                ) -> tuple[pd.DataFrame, int, int]:
+    masters = f["duplicate_of"][created].dropna()
+    per_master = masters.value_counts()
+    top = per_master.head(top_n)
+    subjects = f.loc[f["id"].isin(top.index), ["id", "subject"]].drop_duplicates("id")
+    table = pd.DataFrame({"master_id": top.index.astype(str), "duplicates": top.to_numpy()})
+    table["subject"] = table["master_id"].map(subjects.set_index("id")["subject"]).fillna("")
+    return table, int(len(masters)), int(len(per_master))
+
+
+def _bounces(d: _Derived, scope: pd.Series, resolved: pd.Series, top_n: int
+             ) -> tuple[pd.DataFrame, int, int]:
+    bounced = d.bounced & scope
+    handled = resolved | bounced
+    frame = pd.DataFrame({"handler": d.f["handler"][handled].astype(object).fillna(NOT_SET),
+                          "bounced": bounced[handled]})
+    by = frame.groupby("handler", sort=False)["bounced"].agg(["size", "sum"])
+    by.columns = ["handled", "bounced"]
+    by = by[by["bounced"] > 0].sort_values(["bounced", "handled"], ascending=[False, False])
+    by = by.head(top_n * 2).reset_index()
+    by["rate_pct"] = [_pct(int(b), int(h)) for b, h in zip(by["bounced"], by["handled"],
+                                                          strict=True)]
+    return by.astype({"handled": "int64", "bounced": "int64"}), int(handled.sum()), \
+        int(bounced.sum())
+
+
+def _escalations(f: pd.DataFrame, scope: pd.Series, rungs: Sequence[str]
+                 ) -> tuple[pd.DataFrame, int]:
+    """Tickets per rung fired. The column holds few distinct rung combinations (a ladder
+    is climbed in order), so each combination is split once and weighted by its count."""
+    combos = f["escalation"][scope].value_counts()
+    combos = combos[(combos > 0) & (combos.index != "")]
+    per_rung: dict[str, int] = {}
+    for combo, n in combos.items():
+        for rung in str(combo).split("|"):
+            per_rung[rung] = per_rung.get(rung, 0) + int(n)
+    fired = pd.Series(np.repeat(np.array(list(per_rung), dtype=object),
+                                np.array(list(per_rung.values()), dtype=np.int64)))
+    return _counts(fired, rungs, "tickets"), int(combos.sum())
+
+
+def _top(values: pd.Series, top_n: int) -> pd.DataFrame:
+    counts = values.astype(object).dropna().value_counts()
+    total = int(counts.sum())
+    top = counts.head(top_n)
+    return pd.DataFrame({"code": top.index.astype(str), "count": top.to_numpy(dtype=np.int64),
+                         "share_pct": [_pct(int(v), total) for v in top.to_numpy()]})
+
+
+LIST_COLUMNS = ("id", "subject", "priority", "impact", "system", "status", "handler")
+
+
+def _ticket_list(d: _Derived, rows: pd.Series, limit: int) -> pd.DataFrame:
+    f = d.f
+    first = f["created"][rows].sort_values(kind="stable").head(limit).index
+    out = f.loc[first, list(LIST_COLUMNS)].astype(object)
+    out["created"] = f["created"][first].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    out["resolved"] = d.resolved_at[first].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    out["ttr_h"] = d.ttr_h[first].round(2)
+    out = out.reset_index(drop=True).astype(object)
+    return out.where(out.notna().to_numpy(), None)
+
+
+def _trend(d: _Derived, m: dict[str, pd.Series], period: Period, s: KpiSettings) -> pd.DataFrame:
+    """Created and resolved per local hour (a daily report) or per local day."""
+    daily = period.kind == "daily"
+
+    def bucket(moments: pd.Series) -> pd.Series:
+        local = moments.dt.tz_convert(s.tz)
+        return local.dt.hour if daily else local.dt.tz_localize(None).dt.normalize()
+
+    keys: list[Any] = list(range(24)) if daily else [pd.Timestamp(d) for d in period.days]
+    created = bucket(d.f["created"][m["created"]]).value_counts()
+    resolved = bucket(d.resolved_at[m["resolved"]]).value_counts()
+    labels = [f"{k:02d}:00" if daily else k.strftime("%Y-%m-%d") for k in keys]
+    return pd.DataFrame({"bucket": labels,
+                         "created": [int(created.get(k, 0)) for k in keys],
+                         "resolved": [int(resolved.get(k, 0)) for k in keys]})
+
+
+def _on_uniques(values: pd.Series, test: Any) -> np.ndarray:
+    """``test`` (a vectorised string predicate) run once per distinct value, mapped back.
+
+    Stamps like "100.7.1 close.auto-source · run X" repeat for every ticket a run closed,
+    so there are far fewer distinct values than rows.
+    """
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    if len(uniques) == 0:
+        return np.zeros(len(values), dtype=bool)
+    answers = np.asarray(test(pd.Series(uniques, dtype="str")).fillna(False), dtype=bool)
+    return answers[codes]
+
+
+def _pct(part: int, whole: int) -> float | None:
+    return round(100.0 * part / whole, 1) if whole else None
+
+
+def _num(value: Any) -> float | None:
+    return None if value is None or pd.isna(value) else round(float(value), 2)
+
+
+def _json_rows(table: pd.DataFrame) -> list[list[Any]]:
+    rows = table.astype(object).where(table.notna().to_numpy(), None).to_numpy().tolist()
+    return [[_plain(v) for v in row] for row in rows]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

@@ -1,0 +1,232 @@
+"""incident_report_daily end to end: dag.test() against the real RT desk and the SMTP receiver.
+
+The report covers 2025-06-18 (Asia/Shanghai), a day reserved for this test: its tickets are
+imported into the desk with their creation and resolution dates in the past (RT's REST2
+create takes ``Created``/``Resolved``, as an import from another system would), once per
+desk, under idempotency keys. A ticket in that window that is not ours fails the test with
+a clear message instead of skewing the numbers.
+
+RT keeps no close date (the adapter reads the last update of a closed ticket as its close
+time), so closed tickets cannot be back-dated: closure outcomes are covered by the unit
+tests, and nothing here is closed.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from datetime import UTC, date, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from incident_ops.config import load_vocabulary
+from incident_ops.desk.port import TicketQuery
+from incident_ops.desk.rt import mapping
+from incident_ops.reports.labels import Labels
+from tests.support.airflow_dags import ensure_pool, load_dag, run_dag, task_states, xcom
+
+pytestmark = [pytest.mark.integration, pytest.mark.dags]
+
+DAG_ID = "incident_report_daily"
+# Bump VERSION when FIXTURE changes: tickets are imported once per desk and kept, so a new
+# fixture moves to a day two weeks later (same weekday) instead of mixing with the old one.
+VERSION = 2
+SHIFT = timedelta(days=14 * (VERSION - 1))
+DAY = (date(2025, 6, 18) + SHIFT).isoformat()  # a Wednesday
+KEY_PREFIX = f"report-test-v{VERSION}:"
+TAG = "[报表测试 report-test]"
+RECIPIENT = "incident.manager@ops.example.cn"  # reports.yaml daily -> incident_manager
+
+
+def z(day: int, hour: int, minute: int = 0) -> datetime:
+    """A UTC time in June 2025 of the first fixture version, moved by SHIFT."""
+    return datetime(2025, 6, day, hour, minute, tzinfo=UTC) + SHIFT
+
+
+WINDOW = (z(16, 16), z(18, 16))  # the previous day and the reported day, Shanghai midnights
+
+
+# name: (created UTC, resolved UTC or None, status, priority, fields). Shanghai = UTC+8;
+# comments give local times on the reported day (the 18th in version 1).
+FIXTURE: dict[str, tuple[datetime, datetime | None, str, str, dict[str, Any]]] = {
+    # 01:00 on the 18th; 3 h, urgent with major impact: target 2 h -> breached
+    "A": (z(17, 17), z(17, 20), "resolved", "urgent",
+          {"impact": "major", "system": "billing", "category": "fault", "source": "monitoring",
+           "config_item": "BIL-RATING-01", "faulty_vendor": "思特奇",
+           "escalation": ["at-risk", "breached"]}),
+    # 09:00; 2 h, high (8 h) -> met
+    "B": (z(18, 1), z(18, 3), "resolved", "high",
+          {"system": "crm", "category": "alarm", "source": "monitoring",
+           "config_item": "CRM-APP-01"}),
+    # 23:30 on the 18th: still the 18th in Shanghai
+    "C": (z(18, 15, 30), None, "new", "medium", {"system": "crm", "category": "request"}),
+    # a duplicate of B
+    "D": (z(18, 2), None, "new", "high", {"system": "crm", "category": "alarm"}),
+    # 00:10 on the 19th: the next day
+    "E": (z(18, 16, 10), None, "new", "high", {"system": "crm"}),
+    # created the day before, resolved on the 18th after 24 h (9 business hours) -> met
+    "F": (z(17, 2), z(18, 2), "resolved", "medium", {"system": "billing"}),
+    # bounced back by the 100.6 completeness check
+    "G": (z(18, 3), None, "assigned-l1", "low",
+          {"system": "billing", "category": "fault", "handler_tier": "l1",
+           "automation": "100.6 completeness · run test", "automation_keys": ["bounce:test"]}),
+    # ticket text that must stay text (urgent, so the mail lists it)
+    "H": (z(18, 4), None, "in-progress", "urgent",
+          {"system": "portal", "category": "fault", "config_item": "WEB-PORTAL-01",
+           "faulty_vendor": "浪潮"}),
+    # created on the 10th, resolved on the 18th: 198 h, 60 business hours of 72 -> met
+    "I": (z(10, 1), z(18, 7), "resolved", "low", {"system": "dw", "category": "request"}),
+}
+SUBJECTS = {name: f"{TAG} 报表样本 {name}" for name in FIXTURE}
+SUBJECTS["H"] = f'{TAG} <script>alert("x")</script> 页面注入'
+
+
+@pytest.fixture
+def env(airflow_db, desk_url, mailbox, tmp_path, monkeypatch):
+    monkeypatch.setenv("INCIDENT_OPS_REPORTS_DIR", str(tmp_path / "reports"))
+    monkeypatch.delenv("INCIDENT_OPS_REPORT_LANGUAGE", raising=False)
+    ensure_pool()
+    from incident_ops.airflow.hooks import ServiceDeskHook
+
+    with ServiceDeskHook() as hook:
+        ids = ensure_fixture(hook.get_desk())
+        yield {"ids": ids, "mail": mailbox, "reports": tmp_path / "reports"}
+
+
+def ensure_fixture(desk: Any) -> dict[str, str]:
+    """Import the fixture tickets that are not in the desk yet; return name -> id."""
+    found: dict[str, str] = {}
+    earliest = min(created for created, *_ in FIXTURE.values())
+    for t in desk.search(TicketQuery(created_since=earliest - timedelta(hours=1),
+                                     created_before=WINDOW[1] + timedelta(hours=2))):
+        key = t.idempotency_key or ""
+        if not key.startswith(KEY_PREFIX):
+            pytest.fail(f"ticket #{t.id} ({t.subject!r}, key {key!r}) sits in the window "
+                        f"reserved for this test ({DAY}); remove it from the test desk")
+        found[key.removeprefix(KEY_PREFIX)] = t.id
+    for name, (created, resolved, status, priority, fields) in FIXTURE.items():
+        if name in found:
+            continue
+        values = {**fields, "priority": priority, "idempotency_key": KEY_PREFIX + name}
+        if resolved is not None:
+            values["completed_at"] = resolved
+        body = mapping.write_payload(values, desk.ranks)
+        body.update(Queue="Incidents", Subject=SUBJECTS[name], Status=status,
+                    Content=f"report test ticket {name}", Owner="li.na",
+                    Created=created.strftime("%Y-%m-%d %H:%M:%S"))
+        if resolved is not None:
+            body["Resolved"] = resolved.strftime("%Y-%m-%d %H:%M:%S")
+        found[name] = str(desk.client.json("POST", "/ticket", kind="write", json=body)["id"])
+    desk.link_duplicate(found["D"], found["B"])
+    return found
+
+
+def report_mails(mailbox) -> list[EmailMessage]:
+    return mailbox.find(to=RECIPIENT, subject_contains=DAY)
+
+
+def workbook_of(message: EmailMessage) -> dict[str, pd.DataFrame]:
+    [xlsx] = [p for p in message.iter_attachments() if
+              (p.get_filename() or "").endswith(".xlsx")]
+    return pd.read_excel(io.BytesIO(xlsx.get_content()), sheet_name=None)
+
+
+def test_daily_report_is_mailed_once_with_inline_charts_and_a_matching_workbook(env):
+    run = run_dag(DAG_ID, conf={"date": DAY})
+    assert set(task_states(run).values()) == {"success"}, task_states(run)
+    ids = env["ids"]
+
+    [message] = report_mails(env["mail"])
+    assert "事件管理日报" in str(message["Subject"])
+    html_part = message.get_body(preferencelist=("html",))
+    html = html_part.get_content()
+    # Inline charts: every cid: in the HTML is an image part of the same message.
+    cids = set(re.findall(r'src="cid:([^"]+)"', html))
+    parts = {str(p["Content-ID"]).strip("<>"): p for p in message.walk() if p["Content-ID"]}
+    assert len(cids) >= 4 and cids <= set(parts)
+    assert {parts[c].get_content_type() for c in cids} == {"image/png"}
+    assert all(parts[c].get_content()[:8] == b"\x89PNG\r\n\x1a\n" for c in cids)
+    # Ticket text stays text.
+    assert "<script>" not in html and "&lt;script&gt;" in html
+
+    book = workbook_of(message)
+    labels = Labels(load_vocabulary(), "zh")
+    summary = book[labels.text("summary_sheet")].set_index("代码")["本期"]
+    kpis = xcom(run, "compute")["headline"]
+    for key in ("created", "resolved", "sla_pct", "urgent", "major"):
+        assert summary[key] == pytest.approx(kpis[key]), key
+    # Hand-computed for the fixture (see FIXTURE).
+    assert summary["created"] == 6 and summary["resolved"] == 4
+    assert summary["mean_ttr_h"] == pytest.approx((3 + 2 + 24 + 198) / 4, abs=0.01)
+    assert summary["sla_pct"] == 75.0 and summary["urgent"] == 2 and summary["major"] == 1
+    assert summary["duplicates"] == 1 and summary["bounced"] == 1
+    assert summary["bounce_rate_pct"] == 20.0 and summary["escalated"] == 1
+    sla = book[labels.table("resolution_priority")].set_index("代码")
+    assert sla.loc["urgent", "达成率 %"] == 0.0 and sla.loc["low", "达成率 %"] == 100.0
+    systems = book[labels.table("volume_system")].set_index("代码")["新建"]
+    assert systems.to_dict() == {"crm": 3, "billing": 2, "portal": 1}
+    detail = book[labels.text("detail_sheet")]
+    shown = set(detail["工单号"].dropna().astype(str))
+    assert {ids[n] for n in "ABCDFGHI"} <= shown and ids["E"] not in shown
+    assert SUBJECTS["H"] in set(detail["标题"])
+
+    folder = env["reports"] / "daily" / DAY
+    for name in ("report.html", "email.html", "workbook.xlsx", "kpis.json", "tickets.csv.gz",
+                 "sent.json", "charts/trend.png"):
+        assert (folder / name).is_file(), name
+    assert 'src="charts/trend.png"' in (folder / "report.html").read_text(encoding="utf-8")
+
+    again = run_dag(DAG_ID, conf={"date": DAY})
+    assert xcom(again, "send")["sent"] is False
+    assert len(report_mails(env["mail"])) == 1  # the send is synchronous: no mail is late
+
+    forced = run_dag(DAG_ID, conf={"date": DAY, "resend": True})
+    assert xcom(forced, "send")["sent"] is True
+    first, second = report_mails(env["mail"])
+    assert first["Message-ID"] == second["Message-ID"]  # the same report, recognisably
+
+
+def test_a_desk_outage_fails_the_fetch_and_nothing_is_written_or_sent(env, monkeypatch):
+    import json
+
+    from incident_ops.airflow.reports import fetch_task
+    from incident_ops.desk.port import DeskError
+    from incident_ops.reports.archive import IncompleteReport, ReportArchive
+    from incident_ops.reports.periods import Period
+    from tests.support import free_port
+
+    dead = {"conn_type": "servicedesk", "host": f"http://127.0.0.1:{free_port()}",
+            "login": "root", "password": "password",
+            "extra": {"backend": "rt5", "timeout": 2}}
+    monkeypatch.setenv("AIRFLOW_CONN_SERVICEDESK_DEFAULT", json.dumps(dead))
+    context = {"params": {"date": "2025-06-11"}, "dag_run": _Run(),
+               "data_interval_end": datetime.now(UTC)}
+    with pytest.raises(DeskError):
+        fetch_task("daily", context)
+    archive = ReportArchive(Path(env["reports"]), Period.from_dict(
+        {"kind": "daily", "first_day": "2025-06-11", "tz": "Asia/Shanghai"}))
+    assert not archive.snapshot.exists()
+    with pytest.raises(IncompleteReport):
+        archive.read_manifest()  # what send reads first: no manifest, no mail
+    assert env["mail"].messages == []
+    # The outage is the task's to retry (with backoff), not the report's to paper over.
+    assert load_dag(DAG_ID).get_task("fetch").retries >= 1
+
+
+def test_three_report_dags_share_one_shape(airflow_db) -> None:
+    defaults = {"daily": "30 7 * * *", "weekly": "0 8 * * 1", "monthly": "0 8 1 * *"}
+    for kind, cron in defaults.items():
+        dag = load_dag(f"incident_report_{kind}")
+        assert [t.task_id for t in dag.topological_sort()] == ["fetch", "compute", "render",
+                                                                "send"]
+        assert dag.get_task("fetch").pool == "servicedesk"
+        assert (dag.timetable.summary, str(dag.timetable._timezone)) == (cron, "Asia/Shanghai")
+        assert {"date", "resend", "language"} <= set(dag.params)
+
+
+class _Run:
+    dag_id, run_id = DAG_ID, "manual__outage"

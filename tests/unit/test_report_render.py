@@ -1,0 +1,155 @@
+"""The manager report as rendered: mail layout, escaping, empty periods, workbook, English."""
+
+from __future__ import annotations
+
+import io
+import re
+from datetime import date, datetime, timedelta
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from incident_ops.airflow.senders import build_mime
+from incident_ops.config import load_contacts, load_vocabulary, load_yaml
+from incident_ops.model import Ticket
+from incident_ops.pipelines.reports import prepare_email, report_key
+from incident_ops.policy.escalation import SlaPolicy
+from incident_ops.reports.archive import IncompleteReport, ReportArchive
+from incident_ops.reports.frame import frame_from_tickets
+from incident_ops.reports.kpis import KpiSettings, PeriodKpis, compute_kpis, period_tickets
+from incident_ops.reports.labels import Labels
+from incident_ops.reports.periods import Period
+from incident_ops.reports.render import RenderedReport, content_id, render_report
+from incident_ops.reports.settings import ReportSettings
+
+VOCAB = load_vocabulary()
+SETTINGS = KpiSettings.from_config(VOCAB, SlaPolicy.from_dict(load_yaml("sla.yaml")),
+                                   tz="Asia/Shanghai")
+DAY = Period("daily", date(2026, 11, 25))
+T0 = DAY.start_utc + timedelta(hours=3)
+EVIL = '<script>alert("x")</script>'
+
+
+def tickets() -> list[Ticket]:
+    done = T0 + timedelta(hours=2)
+    return [
+        Ticket(id="1", subject=f"{EVIL} 计费中断", status="resolved", priority="urgent",
+               impact="major", system="billing", category="fault", created=T0, updated=done,
+               resolved_at=done, completed_at=done, config_item="=HYPERLINK(\"x\")"),
+        Ticket(id="2", subject="=1+1 公式", status="new", priority="high", system="crm",
+               created=T0 + timedelta(hours=1), updated=T0 + timedelta(hours=1)),
+    ]
+
+
+def rendered(items: list[Ticket], lang: str = "zh") -> tuple[RenderedReport, PeriodKpis]:
+    frame = frame_from_tickets(items)
+    kpis = compute_kpis(frame, DAY, SETTINGS)
+    detail, total = period_tickets(frame, DAY, SETTINGS)
+    report = render_report(kpis, Labels(VOCAB, lang), detail, total, dag_id="d", run_id="r")
+    return report, kpis
+
+
+def test_ticket_text_is_escaped_in_the_mail_and_the_archive() -> None:
+    report, _ = rendered(tickets())
+    for html in (report.email_html, report.archive_html):
+        assert EVIL not in html
+        assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; 计费中断" in html
+
+
+def test_mail_references_its_charts_by_content_id_and_the_archive_by_file() -> None:
+    report, kpis = rendered(tickets())
+    assert len(report.charts) >= 4
+    for chart in report.charts:
+        assert f'src="cid:{content_id(kpis, chart)}"' in report.email_html
+        assert f'src="charts/{chart.name}.png"' in report.archive_html
+        assert chart.png.startswith(b"\x89PNG")
+    assert "cid:" not in report.archive_html
+
+
+def test_the_sent_mail_carries_every_chart_inline_and_the_workbook(tmp_path: Path) -> None:
+    report, kpis = rendered(tickets())
+    archive = ReportArchive(tmp_path, DAY)
+    archive.write_json(archive.kpis, kpis.to_dict())
+    archive.write_rendered(report, {c.name: content_id(kpis, c) for c in report.charts},
+                           {"kpis_digest": "0" * 64})
+    settings = ReportSettings.from_dict(load_yaml("reports.yaml"))
+    email = prepare_email(archive, settings, load_contacts())
+    assert email.to == ("incident.manager@ops.example.cn",)
+    assert email.key == report_key(DAY, "0" * 64)
+    message = message_from_bytes(bytes(build_mime(email, "ops@example.cn")),
+                                 policy=policy.default)
+    html = message.get_body(preferencelist=("html",)).get_content()  # type: ignore[union-attr]
+    cids = set(re.findall(r'src="cid:([^"]+)"', html))
+    inline = {str(p["Content-ID"]).strip("<>") for p in message.walk() if p["Content-ID"]}
+    assert cids == inline and len(cids) == len(report.charts)
+    [xlsx] = [p for p in message.iter_attachments()
+              if (p.get_filename() or "").endswith(".xlsx")]
+    assert xlsx.get_filename() == "incident-daily-2026-11-25.xlsx"
+
+
+def test_send_refuses_a_half_written_report(tmp_path: Path) -> None:
+    report, kpis = rendered(tickets())
+    archive = ReportArchive(tmp_path, DAY)
+    archive.write_rendered(report, {c.name: content_id(kpis, c) for c in report.charts},
+                           {"kpis_digest": "0" * 64})
+    (archive.folder / "workbook.xlsx").write_bytes(b"truncated")
+    with pytest.raises(IncompleteReport):
+        archive.read_manifest()
+
+
+def test_an_empty_period_says_so_plainly_and_draws_nothing() -> None:
+    report, _ = rendered([])
+    assert "本期没有新建、解决或关闭的事件单。" in report.email_html
+    assert report.charts == [] and "<img" not in report.email_html
+    assert "本期没有新建、解决或关闭的事件单" in report.subject
+    book = pd.read_excel(io.BytesIO(report.workbook), sheet_name=None)
+    assert book["概览"].set_index("代码").loc["created", "本期"] == 0
+
+
+def test_english_report() -> None:
+    report, _ = rendered(tickets(), lang="en")
+    assert report.subject.startswith("Incident management daily report 2026-11-25: 2 created")
+    assert "Time to resolve and SLA by priority" in report.email_html
+    assert "Urgent" in report.email_html and "紧急" not in report.email_html
+
+
+def test_workbook_cells_are_data_not_formulas() -> None:
+    report, _ = rendered(tickets())
+    from openpyxl import load_workbook
+
+    book = load_workbook(io.BytesIO(report.workbook))
+    detail = book["工单明细"]
+    values = [c.value for row in detail.iter_rows() for c in row]
+    cells = [c for row in detail.iter_rows() for c in row if c.value == "=1+1 公式"]
+    assert cells and all(c.data_type == "s" for c in cells)
+    assert '=HYPERLINK("x")' in values
+    assert all(c.data_type != "f" for row in detail.iter_rows() for c in row)
+
+
+def test_the_report_key_changes_with_the_numbers_not_with_the_run() -> None:
+    assert report_key(DAY, "a" * 64) == report_key(DAY, "a" * 64)
+    assert report_key(DAY, "a" * 64) != report_key(DAY, "b" * 64)
+    assert report_key(DAY, "a" * 64) != report_key(DAY.next(), "a" * 64)
+
+
+def test_times_in_the_workbook_are_local() -> None:
+    report, _ = rendered(tickets())
+    detail = pd.read_excel(io.BytesIO(report.workbook), sheet_name="工单明细")
+    first = detail.set_index(detail["工单号"].astype(str)).loc["1"]
+    # 19:00 UTC on the 24th is 03:00 on the 25th in Shanghai
+    assert pd.Timestamp(first["创建时间"]) == pd.Timestamp(datetime(2026, 11, 25, 3, 0))
+    assert bool(first["SLA 达成"]) is True  # urgent with major impact: 2 h of 2 h is met
+
+
+def test_without_a_chinese_font_the_charts_fall_back_to_english(monkeypatch, caplog) -> None:
+    from incident_ops.reports import charts
+
+    monkeypatch.setattr(charts, "cjk_font", lambda: None)
+    frame = frame_from_tickets(tickets())
+    kpis = compute_kpis(frame, DAY, SETTINGS)
+    drawn = charts.render_charts(kpis, Labels(VOCAB, "zh"))
+    assert drawn and all(c.png.startswith(b"\x89PNG") for c in drawn)
+    assert drawn[0].title == "Created and resolved"
+    assert "no font with Chinese glyphs" in caplog.text
