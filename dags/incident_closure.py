@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import os
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag
 from airflow.timetables.trigger import CronTriggerTimetable
 
-from incident_ops.airflow.dag_defaults import DESK_POOL, default_args, timezone
+from incident_ops.airflow.dag_defaults import default_args, timezone
+from incident_ops.airflow.wiring import plan_apply_report
 
 
 @dag(
@@ -42,26 +43,7 @@ from incident_ops.airflow.dag_defaults import DESK_POOL, default_args, timezone
                              description="Plan and report only; change nothing in the desk.")},
 )
 def incident_closure():
-    @task(pool=DESK_POOL)
-    def plan() -> dict:
-        from incident_ops.airflow.closure import plan_closure
-
-        return plan_closure(get_current_context())
-
-    @task(pool=DESK_POOL)
-    def apply(planned: dict) -> list | None:
-        from incident_ops.airflow.pipeline import apply_task
-
-        return apply_task(planned, dry_run=get_current_context()["params"]["dry_run"])
-
-    @task
-    def report(planned: dict, applied: list | None) -> dict:
-        from incident_ops.airflow.pipeline import report_task
-
-        return report_task(planned, applied, dry_run=get_current_context()["params"]["dry_run"])
-
-    planned = plan()
-    report(planned, apply(planned))
+    plan_apply_report("incident_ops.airflow.closure:plan_closure")
 
 
 incident_closure()

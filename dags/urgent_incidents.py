@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import os
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag
 from airflow.timetables.trigger import CronTriggerTimetable
 
-from incident_ops.airflow.dag_defaults import DESK_POOL, default_args, timezone
+from incident_ops.airflow.dag_defaults import default_args, timezone
+from incident_ops.airflow.wiring import plan_apply_report
 
 
 @dag(
@@ -34,26 +35,7 @@ from incident_ops.airflow.dag_defaults import DESK_POOL, default_args, timezone
     params={"dry_run": Param(False, type="boolean", description="Decide and report only.")},
 )
 def urgent_incidents():
-    @task(pool=DESK_POOL)
-    def plan() -> dict:
-        from incident_ops.airflow.monitor import plan_urgent
-
-        return plan_urgent(get_current_context())
-
-    @task(pool=DESK_POOL)
-    def apply(planned: dict) -> list | None:
-        from incident_ops.airflow.pipeline import apply_task
-
-        return apply_task(planned, dry_run=get_current_context()["params"]["dry_run"])
-
-    @task
-    def report(planned: dict, applied: list | None) -> dict:
-        from incident_ops.airflow.pipeline import report_task
-
-        return report_task(planned, applied, dry_run=get_current_context()["params"]["dry_run"])
-
-    planned = plan()
-    report(planned, apply(planned))
+    plan_apply_report("incident_ops.airflow.monitor:plan_urgent")
 
 
 urgent_incidents()

@@ -8,7 +8,6 @@ assertions only look at this test's tickets and mails.
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,21 +18,10 @@ import requests
 from incident_ops.desk.port import TicketQuery
 from incident_ops.model import TicketDraft
 from incident_ops.policy.plan import action_key
-from tests.support.airflow_dags import ensure_pool, run_dag, task_states, xcom
+from tests.dags.conftest import mails_about, succeeded
+from tests.support.airflow_dags import run_dag, xcom
 
 pytestmark = [pytest.mark.integration, pytest.mark.dags]
-
-@pytest.fixture
-def env(airflow_db, desk_url, mailbox, sms_receiver, tmp_path, monkeypatch):
-    monkeypatch.setenv("INCIDENT_OPS_REPORTS_DIR", str(tmp_path / "reports"))
-    ensure_pool()
-    from incident_ops.airflow.hooks import ServiceDeskHook
-
-    hook = ServiceDeskHook()
-    yield {"desk": hook.get_desk(), "url": desk_url, "mail": mailbox,
-           "reports": tmp_path / "reports", "tag": uuid.uuid4().hex[:8]}
-    hook.close()
-
 
 def make(env, subject: str, *, status: str = "resolved", **fields: Any) -> str:
     """A ticket in the desk, complete by default (a resolved monitoring alarm)."""
@@ -62,15 +50,6 @@ def person_edits(env, ticket_id: str, body: dict[str, Any]) -> None:
 
 def ticket(env, ticket_id: str):
     return env["desk"].get(ticket_id)
-
-
-def mails_about(env, ticket_id: str) -> list:
-    return [m for m in env["mail"].messages if f"#{ticket_id}" in str(m["Subject"])]
-
-
-def succeeded(run) -> None:
-    states = task_states(run)
-    assert set(states.values()) == {"success"}, states
 
 
 def test_alarm_with_a_chain_of_duplicates_closes_all_with_the_masters_code(env):

@@ -7,7 +7,6 @@ the policy reads time from the run, never from the clock.
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,21 +15,10 @@ import pytest
 import requests
 
 from incident_ops.model import TicketDraft
-from tests.support.airflow_dags import ensure_pool, run_dag, task_states, xcom
+from tests.dags.conftest import mails_about, succeeded
+from tests.support.airflow_dags import run_dag, xcom
 
 pytestmark = [pytest.mark.integration, pytest.mark.dags]
-
-
-@pytest.fixture
-def env(airflow_db, desk_url, mailbox, sms_receiver, tmp_path, monkeypatch):
-    monkeypatch.setenv("INCIDENT_OPS_REPORTS_DIR", str(tmp_path / "reports"))
-    ensure_pool()
-    from incident_ops.airflow.hooks import ServiceDeskHook
-
-    hook = ServiceDeskHook()
-    yield {"desk": hook.get_desk(), "url": desk_url, "mail": mailbox, "sms": sms_receiver,
-           "reports": tmp_path / "reports", "tag": uuid.uuid4().hex[:8]}
-    hook.close()
 
 
 def make_open(env, subject: str, *, priority: str = "high", **fields: Any) -> str:
@@ -42,15 +30,6 @@ def make_open(env, subject: str, *, priority: str = "high", **fields: Any) -> st
                         owner="zhang.wei", requester="caller@example.cn", fields=values,
                         idempotency_key=f"test:{env['tag']}:{subject}")
     return env["desk"].create(draft)
-
-
-def mails_about(env, ticket_id: str) -> list:
-    return [m for m in env["mail"].messages if f"#{ticket_id} " in str(m["Subject"])]
-
-
-def succeeded(run) -> None:
-    states = task_states(run)
-    assert set(states.values()) == {"success"}, states
 
 
 def test_urgent_ticket_is_notified_exactly_once_across_three_runs(env):
