@@ -182,3 +182,27 @@ def test_dispatched_ticket_asks_the_requester_once_then_closes_when_confirmed(en
     run_dag("incident_closure")
     t = ticket(env, tid)
     assert (t.status, t.close_code) == ("closed", "solved")
+
+
+def test_ticket_support_handled_themselves_closes_under_100_7_4(env):
+    tid = make(env, "二线自行处理", source="portal", category="request", close_code="solved")
+    run = run_dag("incident_closure")
+    succeeded(run)
+    (outcome,) = [o for o in xcom(run, "apply") if o["ticket_id"] == tid]
+    assert (outcome["kind"], outcome["step"], outcome["outcome"]) == ("close", "100.7.4", "done")
+    assert (ticket(env, tid).status, ticket(env, tid).close_code) == ("closed", "solved")
+    assert mails_about(env, tid) == []
+
+
+def test_unanswered_confirmation_reminds_the_help_desk_once(env):
+    from datetime import timedelta
+
+    asked = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=25)
+    tid = make(env, "请求人未回复", source="email", dispatched_by_helpdesk=True,
+               category="request", close_code="solved", confirmation="pending",
+               confirmation_asked_at=asked)
+    for _ in range(2):
+        succeeded(run_dag("incident_closure"))
+    (mail,) = mails_about(env, tid)
+    assert str(mail["To"]) == "helpdesk@ops.example.cn"
+    assert ticket(env, tid).status == "resolved"  # still waiting: closing unanswered is off
