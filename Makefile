@@ -14,8 +14,8 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
-install: $(STAMP) ## Python environment with Airflow, the providers and our package
-	$(BIN)/python -m incident_ops.embedded_desk install
+install: $(STAMP) ## Debian packages (RT 5, fonts), Python environment with Airflow and our package
+	bash scripts/install-system.sh
 
 desk: install ## provision and start the embedded Request Tracker on 127.0.0.1:8480
 	$(BIN)/python -m incident_ops.embedded_desk provision

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Debian packages the demo and the tests need, installed once (one apt-get update, only
+# when something is missing). Run as root, or with sudo available.
+set -euo pipefail
+PACKAGES=(
+  request-tracker5 rt5-db-sqlite rt5-standalone   # the embedded desk (Request Tracker 5)
+  fonts-wqy-microhei                              # Chinese labels in report charts
+)
+missing=()
+for p in "${PACKAGES[@]}" ${EXTRA_PACKAGES:-}; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if (( ${#missing[@]} == 0 )); then
+  echo "system packages present"
+  exit 0
+fi
+SUDO=""
+[[ $(id -u) -eq 0 ]] || SUDO="sudo"
+echo "installing ${missing[*]} (about a minute)"
+$SUDO apt-get update -q
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
