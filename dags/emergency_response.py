@@ -1,0 +1,274 @@
+"""
+### emergency_response — the emergency sub-process (101), started by ops
+
+Trigger it from the form (**Trigger** ▸ fill in the ticket, system, impact, symptoms,
+reporter), the REST API or the CLI. The questions to people wait under **Required actions**.
+
+| step | task | what happens |
+|---|---|---|
+| — | `validate` | the ticket exists and is open, the system has a usable plan, the reporter is known; otherwise the run fails at once naming the field, nothing sent |
+| 101.1 | `notify_start` | initial report by mail to the team, provincial leaders, the group HQ and the plan's list; SMS to the team; comment on the ticket |
+| 101.2 | `covered` | *covered by the plan?* — preselected from the plan's start conditions against the symptoms |
+| 101.3 | `plan.*` | the plan's steps in the question; the team confirms them; *lifted?* |
+| 101.4 | `round_N.*` | vendors engaged → solution (form) → team lead and leader approve → group told, emergency change raised and linked when the business is interrupted or a component changes, group centre asked when needed |
+| 101.5 | `round_N.lifted` | *lifted?* no → the next round; after the last round a new run continues with the history |
+| 101.6 | `aftermath.*` | group told it is lifted; report (HTML + printable) mailed to reporter, leaders, group; 《重大事件报告》 ticket when major; problem ticket to the problem manager; asset `incident-ops://emergency/closed` |
+
+The group headquarters hears each key point once (start, route, approval, lifted): every
+message and ticket carries an idempotency key recorded on the incident, so retries repeat
+nothing. Plans: `include/config/plans/<system>.yaml`. Rounds per run:
+`$INCIDENT_OPS_EMERGENCY_ROUNDS` (default 3). Connections: `servicedesk_default`,
+`smtp_default`, `sms_default`. Reports: `reports/emergency_response/<date>/`.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.sdk import Asset, Label, Param, TaskGroup, dag, get_current_context, task
+from airflow.sdk import TriggerRule as TR
+
+from incident_ops.airflow.emergency_operators import (
+    ANNOUNCE_LIFTED,
+    COVERED,
+    ESCALATE,
+    PreparedApproval,
+    PreparedBranch,
+    PreparedEntry,
+    PreparedQuestion,
+    round_task,
+)
+from incident_ops.policy.emergency import IMPACT_LABELS, IMPACTS, PLAN_SYSTEMS, SYSTEM_LABELS
+from incident_ops.policy.emergency_flow import (
+    COVERED_PLAN,
+    COVERED_VENDORS,
+    LIFTED,
+    NOT_LIFTED,
+    STEPS_DONE,
+    STEPS_PARTLY,
+    SUBMIT,
+)
+
+DESK_POOL = "servicedesk"
+ROUNDS = max(1, int(os.environ.get("INCIDENT_OPS_EMERGENCY_ROUNDS", "3")))
+CLOSED = Asset("incident-ops://emergency/closed")
+
+
+# Functions, not constants: a HITL operator stores the answer in its Param objects, and a
+# form shared between rounds would show one round's answer as the next round's default.
+def lifted_form() -> dict:
+    return {
+        "recovered_at": Param("", type="string", title="业务恢复时间 / Business recovered at",
+                              description="YYYY-MM-DD HH:MM（已解除时填写 / when lifted）"),
+        "recovery_note": Param("", type="string", format="multiline",
+                               title="恢复情况 / How the business recovered"),
+    }
+
+
+def solution_form() -> dict:
+    return {
+        # Every form field needs a default: Airflow validates a task's params when it builds
+        # the task's context, before anyone has filled the form in.
+        "solution": Param("", type="string", format="multiline", title="方案 / Solution"),
+        "vendor": Param("", type="string", title="厂商 / Vendor"),
+        "interrupts_business": Param(False, type="boolean",
+                                     title="中断业务 / Interrupts the business"),
+        "changes_it_component": Param(False, type="boolean",
+                                      title="变更 IT 组件 / Changes an IT component"),
+        "component": Param("", type="string", title="组件 / Component (configuration item)"),
+        "group_support_needed": Param(False, type="boolean",
+                                      title="需要集团中心支持 / Group centre must step in"),
+        "group_request": Param("", type="string", title="请求集团的内容 / What the group is asked"),
+    }
+
+
+@dag(
+    schedule=None,
+    catchup=False,
+    doc_md=__doc__,
+    tags=["itil", "incident", "emergency", "101", "hitl"],
+    max_active_runs=8,  # several emergencies at once; each run is one emergency
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=30),
+                  "retry_exponential_backoff": True},
+    params={
+        "ticket_id": Param(type="string", pattern=r"^[0-9]+$", title="事件单号 / Incident ticket",
+                           description="服务台中处于打开状态的事件单 / An open incident in the desk"),
+        # No defaults for system and impact: whoever triggers chooses them consciously.
+        "system": Param(type="string", enum=list(PLAN_SYSTEMS), values_display=SYSTEM_LABELS,
+                        title="受影响系统 / Affected system",
+                        description="有应急预案的系统 / Systems with a contingency plan"),
+        "impact": Param(type="string", enum=list(IMPACTS), values_display=IMPACT_LABELS,
+                        title="影响度 / Impact"),
+        "symptoms": Param(type="string", minLength=4, format="multiline",
+                          title="现象 / Symptoms", description="看到了什么、影响范围 / "
+                          "What is seen, how far it reaches"),
+        "reporter": Param(type="string", pattern=r"^\S+$", title="报告人 / Reporter",
+                          description="邮箱、通讯录键或服务台用户名 / E-mail, contacts key or "
+                          "desk user"),
+        "continuation": Param(None, type=["null", "object"], section="续跑 / Continuation",
+                              title="续跑（由流程自动填写）/ Continuation (set by the DAG)",
+                              description="留空 / Leave empty: filled in when an emergency "
+                              "outlasts one run's rounds."),
+    },
+)
+def emergency_response():
+    # Tasks read the run's brief (validate's XCom) themselves rather than taking it as an
+    # argument: an argument is an edge from validate, and the trigger rules of the round
+    # and aftermath tasks must see only the branches that lead to them.
+    @task(pool=DESK_POOL, retries=3)
+    def validate() -> dict:
+        from incident_ops.airflow.emergency import validate_task
+
+        return validate_task(get_current_context())
+
+    @task(pool=DESK_POOL)
+    def notify_start() -> dict:
+        from incident_ops.airflow.emergency import notify_start_task
+
+        return notify_start_task(get_current_context())
+
+    @task.branch
+    def start_route() -> str:
+        from incident_ops.airflow.emergency import start_route_task
+
+        return start_route_task(get_current_context(), round_task(1, "engage_vendors"))
+
+    route = start_route()
+    validate() >> notify_start() >> route
+
+    covered = PreparedBranch(
+        task_id=COVERED, prepare="covered_question",
+        subject="101.2 预案是否覆盖 / Covered by the contingency plan?",
+        options=[COVERED_PLAN, COVERED_VENDORS],
+        options_mapping={COVERED_PLAN: "plan.announce_route",
+                         COVERED_VENDORS: round_task(1, "engage_vendors")})
+    route >> Label("新应急 / new") >> covered
+
+    with TaskGroup("plan", tooltip="101.3 按预案处置 / follow the contingency plan"):
+        @task(pool=DESK_POOL)
+        def announce_route() -> dict:
+            from incident_ops.airflow.emergency import announce_plan_task
+
+            return announce_plan_task(get_current_context())
+
+        follow = PreparedQuestion(
+            task_id="follow_plan", prepare="plan_steps_question",
+            subject="101.3 按预案处置 / Carry out the plan's steps",
+            options=[STEPS_DONE, STEPS_PARTLY],
+            params={"notes": Param("", type="string", title="备注 / Notes", format="multiline")})
+        plan_lifted = PreparedBranch(
+            task_id="lifted", prepare="lifted_question",
+            subject="101.5 应急是否解除 / Emergency lifted?",
+            options=[LIFTED, NOT_LIFTED], params=lifted_form(),
+            options_mapping={LIFTED: ANNOUNCE_LIFTED,
+                             NOT_LIFTED: round_task(1, "engage_vendors")})
+        covered >> Label("预案 / plan") >> announce_route() >> follow >> plan_lifted
+
+    previous: list = [route, covered, plan_lifted]  # the ways into round 1
+    lifted_questions = [plan_lifted]
+    for k in range(1, ROUNDS + 1):
+        next_task = round_task(k + 1, "engage_vendors") if k < ROUNDS else ESCALATE
+        with TaskGroup(f"round_{k}", tooltip=f"101.4–101.5 第 {k} 轮 / round {k}"):
+            @task(pool=DESK_POOL, trigger_rule=TR.NONE_FAILED_MIN_ONE_SUCCESS)
+            def engage_vendors(k: int = k) -> dict:
+                from incident_ops.airflow.emergency import engage_vendors_task
+
+                return engage_vendors_task(get_current_context(), k)
+
+            propose = PreparedEntry(
+                task_id="propose_solution", prepare="solution_entry",
+                prepare_kwargs={"round": k}, subject=f"101.4 方案 / Solution, round {k}",
+                options=[SUBMIT], defaults=[SUBMIT], params=solution_form())
+            lead = PreparedApproval(
+                task_id="approve_team_lead", prepare="approval_question",
+                prepare_kwargs={"round": k, "role": "team_lead"},
+                subject=f"101.4 组长审批 / Team lead approval, round {k}")
+            leader = PreparedApproval(
+                task_id="approve_leader", prepare="approval_question",
+                prepare_kwargs={"round": k, "role": "leader"},
+                subject=f"101.4 领导审批 / Leader approval, round {k}")
+
+            @task(pool=DESK_POOL)
+            def carry_out(k: int = k) -> dict:
+                from incident_ops.airflow.emergency import carry_out_task
+
+                return carry_out_task(get_current_context(), k)
+
+            # Runs after an approval and after a rejection (a Reject skips what follows the
+            # approval), never in a round that did not start: it needs one upstream success.
+            @task.branch(trigger_rule=TR.NONE_FAILED_MIN_ONE_SUCCESS)
+            def approval_outcome(k: int = k, next_task: str = next_task) -> str:
+                from incident_ops.airflow.emergency import approval_outcome_task
+
+                return approval_outcome_task(get_current_context(), k,
+                                             round_task(k, "lifted"), next_task)
+
+            lifted = PreparedBranch(
+                task_id="lifted", prepare="lifted_question", prepare_kwargs={"round": k},
+                subject=f"101.5 应急是否解除 / Emergency lifted? (round {k})",
+                options=[LIFTED, NOT_LIFTED], params=lifted_form(),
+                options_mapping={LIFTED: ANNOUNCE_LIFTED, NOT_LIFTED: next_task})
+
+            engaged, done, outcome = engage_vendors(), carry_out(), approval_outcome()
+            previous >> engaged >> propose >> lead >> leader >> done
+            [propose, done] >> outcome
+            outcome >> Label("已批准 / approved") >> lifted
+        previous = [outcome, lifted]
+        lifted_questions.append(lifted)
+
+    @task(task_id=ESCALATE, pool=DESK_POOL, trigger_rule=TR.NONE_FAILED_MIN_ONE_SUCCESS)
+    def escalate() -> dict:
+        from incident_ops.airflow.emergency import escalate_task
+
+        return escalate_task(get_current_context())
+
+    escalated = escalate()
+    previous >> escalated
+    escalated >> TriggerDagRunOperator(
+        task_id="continue_in_new_run", trigger_dag_id="emergency_response",
+        conf=escalated["conf"], trigger_run_id=escalated["run_id"],
+        skip_when_already_exists=True)
+
+    with TaskGroup("aftermath", tooltip="101.6 善后与报告 / aftermath and reporting"):
+        @task(pool=DESK_POOL, trigger_rule=TR.NONE_FAILED_MIN_ONE_SUCCESS)
+        def announce_lifted() -> dict:
+            from incident_ops.airflow.emergency_aftermath import announce_lifted_task
+
+            return announce_lifted_task(get_current_context())
+
+        @task(pool=DESK_POOL)
+        def report() -> dict:
+            from incident_ops.airflow.emergency_aftermath import report_task
+
+            return report_task(get_current_context())
+
+        @task(pool=DESK_POOL)
+        def major_incident_report(report: dict) -> str | None:
+            from incident_ops.airflow.emergency_aftermath import major_report_task
+
+            return major_report_task(get_current_context(), report)
+
+        @task(pool=DESK_POOL)
+        def problem_ticket(report: dict) -> str:
+            from incident_ops.airflow.emergency_aftermath import problem_task
+
+            return problem_task(get_current_context(), report)
+
+        @task(outlets=[CLOSED])
+        def announce_closed(report: dict, problem: str, major: str | None) -> dict:
+            from incident_ops.airflow.emergency_aftermath import closed_task
+
+            return closed_task(get_current_context(), report, problem, major)
+
+        lifted_announced = announce_lifted()
+        lifted_questions >> lifted_announced
+        written = report()
+        # One after another: each records keys on the incident (read-modify-write).
+        major = major_incident_report(written)
+        problem = problem_ticket(written)
+        lifted_announced >> written >> major >> problem
+        announce_closed(written, problem, major)
+
+emergency_response()

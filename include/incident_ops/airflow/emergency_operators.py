@@ -1,0 +1,147 @@
+"""The emergency DAG's human-in-the-loop operators, and the task ids the helpers rely on.
+
+Airflow's HITL operators take their question (subject, body as templates) and their
+preselected answer (``defaults``) and assignees when the DAG is parsed. The emergency's
+questions depend on the run: the contingency plan of the system the ops chose, what the
+vendors proposed in this round. Each operator here therefore names a *prepare* function
+of ``incident_ops.airflow.emergency_questions`` that, just before the question is asked, returns the
+subject, body, defaults and assignees for this run. The DAG file stays cheap to parse: this
+module imports only Airflow's standard provider; the prepare functions are imported when
+the task runs.
+
+Each operator also keeps the whole response (who, when, what, form fields) under the XCom
+key ``answer``: a branch operator's own return value is only the task ids it follows, and
+the aftermath report needs who decided what and when.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from airflow.providers.standard.operators.hitl import (
+    ApprovalOperator,
+    HITLBranchOperator,
+    HITLEntryOperator,
+    HITLOperator,
+)
+
+# Task ids shared by the DAG file and the helpers that read answers back (XCom).
+VALIDATE = "validate"
+COVERED = "covered"
+PLAN_GROUP = "plan"
+AFTERMATH_GROUP = "aftermath"
+ESCALATE = "escalate"
+ANNOUNCE_LIFTED = f"{AFTERMATH_GROUP}.announce_lifted"
+PLAN_FOLLOW = f"{PLAN_GROUP}.follow_plan"
+PLAN_LIFTED = f"{PLAN_GROUP}.lifted"
+ANSWER_KEY = "answer"
+ROUND_TASKS = ("engage_vendors", "propose_solution", "approve_team_lead", "approve_leader",
+               "carry_out", "approval_outcome", "lifted")
+
+
+def round_group(k: int) -> str:
+    return f"round_{k}"
+
+
+def round_task(k: int, name: str) -> str:
+    assert name in ROUND_TASKS, name
+    return f"{round_group(k)}.{name}"
+
+
+def rounds_in(task_ids: Any) -> int:
+    """How many rounds a DAG was built with (from its task ids)."""
+    k = 0
+    while round_task(k + 1, "lifted") in task_ids:
+        k += 1
+    return k
+
+
+class _Prepared:
+    """Mixin: fill subject/body/defaults/assigned_users from a prepare function at run time."""
+
+    prepare: str
+    prepare_kwargs: dict[str, Any]
+    defaults: list[str] | None
+
+    def _prepare(self, context: Any) -> None:
+        from incident_ops.airflow import emergency_questions as questions
+
+        spec = getattr(questions, self.prepare)(context, **self.prepare_kwargs)
+        for name in ("subject", "body", "assigned_users"):
+            if name in spec:
+                setattr(self, name, spec[name])
+        if "defaults" in spec:
+            defaults = spec["defaults"]
+            self.defaults = [defaults] if isinstance(defaults, str) else defaults
+            self.validate_defaults()  # type: ignore[attr-defined]
+
+    def _keep_answer(self, context: Any, event: dict[str, Any]) -> None:
+        at = event.get("responded_at")
+        context["ti"].xcom_push(key=ANSWER_KEY, value={
+            "chosen_options": list(event.get("chosen_options") or []),
+            "params_input": dict(event.get("params_input") or {}),
+            "responded_at": at.isoformat() if isinstance(at, datetime) else at,
+            "responded_by_user": event.get("responded_by_user"),
+            "timed_out": bool(event.get("timedout")),
+        })
+
+
+class PreparedQuestion(_Prepared, HITLOperator):
+    def __init__(self, *, prepare: str, prepare_kwargs: dict[str, Any] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.prepare, self.prepare_kwargs = prepare, dict(prepare_kwargs or {})
+
+    def execute(self, context: Any) -> Any:
+        self._prepare(context)
+        return super().execute(context)
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        self._keep_answer(context, event)
+        return super().execute_complete(context, event)
+
+
+class PreparedBranch(_Prepared, HITLBranchOperator):
+    def __init__(self, *, prepare: str, prepare_kwargs: dict[str, Any] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.prepare, self.prepare_kwargs = prepare, dict(prepare_kwargs or {})
+
+    def execute(self, context: Any) -> Any:
+        self._prepare(context)
+        return super().execute(context)
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        self._keep_answer(context, event)
+        return super().execute_complete(context, event)
+
+
+class PreparedEntry(_Prepared, HITLEntryOperator):
+    def __init__(self, *, prepare: str, prepare_kwargs: dict[str, Any] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.prepare, self.prepare_kwargs = prepare, dict(prepare_kwargs or {})
+
+    def execute(self, context: Any) -> Any:
+        self._prepare(context)
+        return super().execute(context)
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        self._keep_answer(context, event)
+        return super().execute_complete(context, event)
+
+
+class PreparedApproval(_Prepared, ApprovalOperator):
+    def __init__(self, *, prepare: str, prepare_kwargs: dict[str, Any] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.prepare, self.prepare_kwargs = prepare, dict(prepare_kwargs or {})
+
+    def execute(self, context: Any) -> Any:
+        self._prepare(context)
+        return super().execute(context)
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        self._keep_answer(context, event)
+        return super().execute_complete(context, event)

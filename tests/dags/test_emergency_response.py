@@ -1,0 +1,331 @@
+"""emergency_response end to end: dag.test() against the real desk, SMTP and SMS receivers.
+
+Each scenario runs in a subprocess (``emergency_runner``) that answers the human steps from
+a background thread and is SIGKILLed at a deadline, because a waiting HITL task under
+``dag.test()`` never gives up and ignores SIGTERM. Assertions read the outcome where it
+lands: tickets and links in the desk, mails in the SMTP receiver, SMS at the gateway.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from incident_ops.model import TicketDraft
+from incident_ops.policy import emergency_flow as flow
+from tests.support.airflow_dags import ensure_pool
+
+pytestmark = [pytest.mark.integration, pytest.mark.dags]
+
+REPO = Path(__file__).resolve().parents[2]
+RUN_DEADLINE_S = 300  # per subprocess; a hang is killed, never waited out
+HQ = "noc@group-hq.example.cn"
+LEADER = "zheng.gang@ops.example.cn"
+LEAD_USER = {"id": "liu.yang", "name": "刘洋"}
+LEADER_USER = {"id": "zheng.gang", "name": "郑刚"}
+TEAM_USER = {"id": "sun.min", "name": "孙敏"}
+LIFTED_FORM = {"recovered_at": "2026-11-26 10:40",
+               "recovery_note": "全省营业厅恢复受理 all shops back"}
+
+
+@pytest.fixture
+def env(airflow_db, desk_url, mailbox, sms_receiver, tmp_path, monkeypatch):
+    monkeypatch.setenv("INCIDENT_OPS_REPORTS_DIR", str(tmp_path / "reports"))
+    ensure_pool()
+    from incident_ops.airflow.hooks import ServiceDeskHook
+
+    hook = ServiceDeskHook()
+    yield {"desk": hook.get_desk(), "url": desk_url, "mail": mailbox, "sms": sms_receiver,
+           "tmp": tmp_path, "tag": uuid.uuid4().hex[:8]}
+    hook.close()
+
+
+def incident(env: dict[str, Any], subject: str, *, status: str = "assigned-l2",
+             system: str = "crm", impact: str = "high") -> str:
+    draft = TicketDraft(queue="Incidents", subject=f"[{env['tag']}] {subject}",
+                        description=f"emergency test {subject}", status=status,
+                        priority="urgent", owner="liu.yang", requester="shop@example.cn",
+                        fields={"system": system, "impact": impact, "source": "phone",
+                                "category": "fault"},
+                        idempotency_key=f"test:{env['tag']}:{subject}")
+    return env["desk"].create(draft)
+
+
+def run(env: dict[str, Any], *scenarios: dict[str, Any], rounds: int | None = None
+        ) -> list[dict[str, Any]]:
+    """The scenarios in one subprocess, killed (SIGKILL) if it outlives the deadline."""
+    src, dst = env["tmp"] / "scenarios.json", env["tmp"] / "results.json"
+    src.write_text(json.dumps(list(scenarios), ensure_ascii=False), encoding="utf-8")
+    log = env["tmp"] / "runner.log"
+    path = os.pathsep.join([str(REPO / "include"), str(REPO), os.environ.get("PYTHONPATH", "")])
+    extra = {"INCIDENT_OPS_EMERGENCY_ROUNDS": str(rounds)} if rounds else {}
+    with log.open("wb") as out:
+        try:
+            subprocess.run([sys.executable, "-m", "tests.dags.emergency_runner", str(src),
+                            str(dst)], cwd=REPO, env={**os.environ, "PYTHONPATH": path, **extra},
+                           stdout=out, stderr=subprocess.STDOUT, timeout=RUN_DEADLINE_S,
+                           check=True)
+        except (subprocess.TimeoutExpired, subprocess.CalledProcessError) as exc:
+            tail = log.read_text(encoding="utf-8", errors="replace")[-4000:]
+            pytest.fail(f"emergency runner: {type(exc).__name__}\n{tail}")
+    env["log"] = log.read_text(encoding="utf-8", errors="replace")
+    return list(json.loads(dst.read_text(encoding="utf-8")))
+
+
+def conf(ticket_id: str, symptoms: str, *, system: str = "crm", impact: str = "high",
+         reporter: str = "li.na") -> dict[str, Any]:
+    return {"ticket_id": ticket_id, "system": system, "impact": impact, "symptoms": symptoms,
+            "reporter": reporter}
+
+
+def solution(text: str, **flags: Any) -> dict[str, Any]:
+    form = {"solution": text, "vendor": "华信软件", "interrupts_business": False,
+            "changes_it_component": False, "component": "", "group_support_needed": False,
+            "group_request": ""}
+    return {"chosen": [flow.SUBMIT], "params": {**form, **flags}, "by": TEAM_USER}
+
+
+def approve(k: int, lead: str = flow.APPROVE, leader: str = flow.APPROVE) -> dict[str, Any]:
+    return {f"round_{k}.approve_team_lead": {"chosen": [lead], "by": LEAD_USER},
+            f"round_{k}.approve_leader": {"chosen": [leader], "by": LEADER_USER}}
+
+
+def lifted(task_id: str, yes: bool) -> dict[str, Any]:
+    return {task_id: {"chosen": [flow.LIFTED if yes else flow.NOT_LIFTED],
+                      "params": LIFTED_FORM if yes else {}, "by": TEAM_USER}}
+
+
+def referring(env: dict[str, Any], ticket_id: str) -> dict[str, list[str]]:
+    """Tickets whose RefersTo link points at ``ticket_id``, by queue (read straight from RT)."""
+    response = requests.get(f"{env['url']}/REST/2.0/tickets", auth=("root", "password"),
+                            params={"query": f"RefersTo = {ticket_id}", "fields": "Queue",
+                                    "fields[Queue]": "Name", "per_page": 100}, timeout=30)
+    response.raise_for_status()
+    found: dict[str, list[str]] = {}
+    for item in response.json()["items"]:
+        found.setdefault(item["Queue"]["Name"], []).append(str(item["id"]))
+    return found
+
+
+def attachments(env: dict[str, Any], ticket_id: str) -> list[str]:
+    response = requests.get(f"{env['url']}/REST/2.0/ticket/{ticket_id}/attachments",
+                            auth=("root", "password"), params={"fields": "Filename",
+                                                               "per_page": 100}, timeout=30)
+    response.raise_for_status()
+    return [a["Filename"] for a in response.json()["items"] if a.get("Filename")]
+
+
+def subjects(env: dict[str, Any], to: str) -> Counter[str]:
+    return Counter(str(m["Subject"]).split(" ")[0] for m in env["mail"].find(to=to))
+
+
+def succeeded(result: dict[str, Any]) -> None:
+    assert result.get("state") == "success", result
+    failed = {t: s for t, s in result["states"].items() if s not in ("success", "skipped")}
+    assert not failed, failed
+
+
+def test_plan_route_follows_the_plan_and_closes_with_a_report(env):
+    tid = incident(env, "CRM 前台无法登录")
+    [result] = run(env, {"conf": conf(tid, "全省营业厅 CRM 无法登录，受理失败，已持续 15 分钟"),
+                         "answers": {"covered": {"chosen": None, "by": TEAM_USER},
+                                     "plan.follow_plan": {"chosen": [flow.STEPS_DONE],
+                                                          "params": {"notes": "第4步后恢复"},
+                                                          "by": LEAD_USER},
+                                     **lifted("plan.lifted", True)}})
+    succeeded(result)
+    # 101.2 was preselected from the plan's start conditions and accepted as it stood.
+    assert result["asked"]["covered"]["defaults"] == [flow.COVERED_PLAN]
+    assert "crm-front-down" in result["asked"]["covered"]["body"]
+    assert "负载均衡" in result["asked"]["plan.follow_plan"]["body"]  # the plan's steps
+    states = result["states"]
+    assert states["plan.lifted"] == "success" and states["round_1.engage_vendors"] == "skipped"
+    assert states["escalate"] == "skipped" and states["continue_in_new_run"] == "skipped"
+    # The group heard each key point once: start, route, lifted, and the report.
+    assert subjects(env, HQ) == Counter({"【应急启动】#" + tid: 1, "【应急通报】#" + tid: 2,
+                                         "【应急总结】《应急处置报告》#" + tid: 1})
+    assert len(env["sms"].delivered) == 1
+    assert set(env["sms"].delivered[0].json["to"]) >= {"13800000021", "13800000031"}
+    report_mail = env["mail"].one(to="li.na@ops.example.cn")  # the reporter, by contacts key
+    names = [a.get_filename() for a in report_mail.iter_attachments()]
+    assert len(names) == 2 and all(n.endswith(".html") for n in names)
+    # Not major: no Major Incident Report; the problem ticket goes to the problem manager.
+    assert result["xcom"].get("aftermath.major_incident_report") is None
+    problem = env["desk"].get(str(result["xcom"]["aftermath.problem_ticket"]))
+    assert (problem.queue, problem.handler) == ("Problems", "zhou.qiang")
+    assert referring(env, tid) == {"Problems": [problem.id]}
+    report = json.loads(Path(result["xcom"]["aftermath.report"]["paths"]["json"]).read_text())
+    assert [e["who"] for e in report["timeline"] if e["step"] == "101.3"][-1] == "刘洋"
+    assert report["recovered_at"] == "2026-11-26 10:40"
+    closed = [e for e in result["asset_events"] if e["uri"] == "incident-ops://emergency/closed"]
+    assert len(closed) == 1 and closed[0]["extra"]["incident_id"] == tid
+    ticket = env["desk"].get(tid)
+    assert ticket.status == "assigned-l2"  # the incident itself is closed by 100.7, not here
+    assert len([k for k in ticket.automation_keys if k.startswith("emergency-")]) >= 5
+
+
+def test_vendor_route_goes_round_after_round_until_lifted(env):
+    tid = incident(env, "CRM 报表乱码")
+    answers = {"covered": {"chosen": None, "by": TEAM_USER},
+               "round_1.propose_solution": solution("切换报表服务到备用节点",
+                                                    interrupts_business=True),
+               **approve(1), **lifted("round_1.lifted", False),
+               "round_2.propose_solution": solution(
+                   "升级报表组件字符集补丁", changes_it_component=True,
+                   component="crm-report-01", group_support_needed=True,
+                   group_request="请集团协调厂商二线专家远程支持"),
+               **approve(2), **lifted("round_2.lifted", False),
+               "round_3.propose_solution": solution("回退上周的字体配置变更"),
+               **approve(3), **lifted("round_3.lifted", True)}
+    [result] = run(env, {"conf": conf(tid, "CRM 报表页面偶发乱码，部分地市营业厅打印异常"),
+                         "answers": answers})
+    succeeded(result)
+    assert result["asked"]["covered"]["defaults"] == [flow.COVERED_VENDORS]
+    states = result["states"]
+    assert states["plan.announce_route"] == "skipped" and states["escalate"] == "skipped"
+    assert all(states[f"round_{k}.lifted"] == "success" for k in (1, 2, 3))
+    # Each round's question shows the rounds before it.
+    assert "切换报表服务到备用节点" in result["asked"]["round_2.propose_solution"]["body"]
+    assert "升级报表组件字符集补丁" in result["asked"]["round_3.lifted"]["body"]
+    # Emergency changes for the rounds that interrupt the business or change a component,
+    # created once each and linked to the incident.
+    changes = [result["xcom"][f"round_{k}.carry_out"]["change_request"] for k in (1, 2, 3)]
+    changes = [str(c) if c else None for c in changes]
+    assert changes[0] and changes[1] and changes[2] is None
+    assert sorted(referring(env, tid)["Change Requests"]) == sorted(changes[:2])
+    change = env["desk"].get(changes[1])
+    assert "crm-report-01" in change.description or "round 2" in change.subject
+    # The group: start, route, three approvals, the request to step in, lifted, the report.
+    hq = subjects(env, HQ)
+    assert hq["【应急启动】#" + tid] == 1 and hq["【应急通报】#" + tid] == 5
+    assert hq["【请求集团支持】#" + tid] == 1 and hq["【应急总结】《应急处置报告》#" + tid] == 1
+    assert len(env["mail"].find(to="crm-support@huaxin-soft.example.cn")) == 3  # a round each
+    report = json.loads(Path(result["xcom"]["aftermath.report"]["paths"]["json"]).read_text())
+    assert [r["outcome"] for r in report["rounds"]] == [
+        "未解除 / not lifted", "未解除 / not lifted", "已解除 / lifted"]
+    assert report["solution"] == "回退上周的字体配置变更"
+    approvals = [e for e in report["timeline"] if "Leader approval" in e["what"]]
+    assert [e["who"] for e in approvals] == ["郑刚"] * 3
+
+
+def test_major_emergency_files_the_major_incident_report_and_the_problem(env):
+    tid = incident(env, "缴费失败率升高", system="billing", impact="major")
+    answers = {"covered": {"chosen": [flow.COVERED_VENDORS], "by": LEAD_USER},  # overrides
+               "round_1.propose_solution": solution("重启缴费网关集群"),
+               **approve(1, leader=flow.REJECT),
+               "round_2.propose_solution": solution("切换至备用缴费通道并限流",
+                                                    interrupts_business=True),
+               **approve(2), **lifted("round_2.lifted", True)}
+    [result] = run(env, {"conf": conf(tid, "全省缴费失败率 30%，充值失败", system="billing",
+                                      impact="major", reporter="wang.fang@ops.example.cn"),
+                         "answers": answers})
+    succeeded(result)
+    assert result["asked"]["covered"]["defaults"] == [flow.COVERED_PLAN]  # the team overrode
+    states = result["states"]
+    assert states["round_1.carry_out"] == "skipped" and states["round_1.lifted"] == "skipped"
+    assert states["round_1.approval_outcome"] == "success"  # the rejection led to round 2
+    linked = referring(env, tid)
+    mir_id = str(result["xcom"]["aftermath.major_incident_report"])
+    problem_id = str(result["xcom"]["aftermath.problem_ticket"])
+    assert linked["Major Incident Reports"] == [mir_id]
+    assert linked["Problems"] == [problem_id]
+    assert len(linked["Change Requests"]) == 1  # round 2 only: round 1 was rejected
+    assert len([n for n in attachments(env, mir_id) if n.endswith(".html")]) == 2
+    mir = env["desk"].get(mir_id)
+    assert mir.subject.startswith("重大事件报告") and mir.impact == "major"
+    problem = env["desk"].get(problem_id)
+    assert problem.handler == "zhou.qiang" and problem.queue == "Problems"
+    mail = env["mail"].one(to="wang.fang@ops.example.cn", subject_contains="【应急总结】")
+    assert "《重大事件报告》" in str(mail["Subject"])
+    page = Path(result["xcom"]["aftermath.report"]["paths"]["print"]).read_text()
+    assert "重大事件报告" in page and "方案驳回 / rejected" in page and "@page" in page
+
+
+def test_retried_aftermath_tasks_create_and_send_nothing_twice(env):
+    tid = incident(env, "CRM 数据库宕机", impact="major")
+    retried = ["aftermath.report", "aftermath.major_incident_report", "aftermath.problem_ticket",
+               "aftermath.announce_lifted", "notify_start"]
+    [result] = run(env, {"conf": conf(tid, "CRM 数据库宕机，主备切换失败", impact="major"),
+                         "answers": {"covered": {"chosen": None},
+                                     "plan.follow_plan": {"chosen": [flow.STEPS_PARTLY],
+                                                          "params": {"notes": "第3步失败"}},
+                                     **lifted("plan.lifted", True)},
+                         "fail_once_after": retried})
+    succeeded(result)
+    assert "injected failure" in env["log"]  # each of them really failed once
+    linked = referring(env, tid)
+    assert {q: len(ids) for q, ids in linked.items()} == {"Major Incident Reports": 1,
+                                                           "Problems": 1}
+    assert len(attachments(env, linked["Major Incident Reports"][0])) == 2
+    hq = subjects(env, HQ)
+    assert hq == Counter({"【应急启动】#" + tid: 1, "【应急通报】#" + tid: 2,
+                          "【应急总结】《重大事件报告》#" + tid: 1})
+    assert len(env["mail"].find(to="li.na@ops.example.cn")) == 1
+    assert len(env["sms"].delivered) == 1
+
+
+def test_an_emergency_that_outlasts_the_rounds_continues_in_a_new_run(env):
+    tid = incident(env, "短信验证码延迟", system="sms-gw")
+    first = {"covered": {"chosen": [flow.COVERED_VENDORS]},
+             "round_1.propose_solution": solution("重启短信网关进程"), **approve(1),
+             **lifted("round_1.lifted", False)}
+    then = {"round_1.propose_solution": solution("切换到备用 SMSC 链路",
+                                                 changes_it_component=True,
+                                                 component="smsc-link-2"),
+            **approve(1), **lifted("round_1.lifted", True)}
+    [result] = run(env, {"conf": conf(tid, "客户反映收不到短信验证码", system="sms-gw"),
+                         "answers": first, "continue": {"answers": then}}, rounds=1)
+    succeeded(result)
+    assert result["states"]["escalate"] == "success"
+    assert result["states"]["continue_in_new_run"] == "success" and result["triggered"]
+    assert result["states"]["aftermath.report"] == "skipped"
+    nxt = result["continued"]
+    succeeded(nxt)
+    assert "covered" not in nxt["asked"]  # a continuation goes straight back to 101.4
+    assert "重启短信网关进程" in nxt["asked"]["round_1.propose_solution"]["body"]
+    assert "第 2 轮" in nxt["asked"]["round_1.propose_solution"]["subject"]
+    report = json.loads(Path(nxt["xcom"]["aftermath.report"]["paths"]["json"]).read_text())
+    assert [r["label"] for r in report["rounds"]] == ["第 1 轮 / round 1", "第 2 轮 / round 2"]
+    hq = subjects(env, HQ)
+    assert hq["【应急启动】#" + tid] == 1  # the continuation is the same emergency
+    assert hq["【应急升级】#" + tid] == 1
+    change = referring(env, tid)["Change Requests"]
+    assert len(change) == 1 and "round 2" in env["desk"].get(change[0]).subject
+
+
+def test_bad_params_are_refused_before_anything_is_sent(env):
+    open_id = incident(env, "参数校验")
+    closed_id = incident(env, "已关闭的事件", status="closed")
+    good = conf(open_id, "CRM 无法登录")
+    results = run(env,
+                  {"conf": {**good, "impact": "catastrophic"}},
+                  {"conf": {**good, "ticket_id": "ABC"}},
+                  {"conf": {k: v for k, v in good.items() if k != "symptoms"}},
+                  {"conf": {**good, "ticket_id": "99999999"}},
+                  {"conf": {**good, "ticket_id": closed_id}},
+                  {"conf": {**good, "reporter": "nobody-we-know"}})
+    # Schema violations never make a run; the message names the field.
+    for result, field in zip(results[:3], ("impact", "ticket_id", "symptoms"), strict=True):
+        assert result.get("error") == "ParamValidationError", result
+        assert field in result["message"]
+    # Desk checks fail the run in its first task, at once (no retries), naming the field.
+    for result in results[3:]:
+        assert result["state"] == "failed", result
+        assert result["states"]["validate"] == "failed"
+        assert result["states"]["notify_start"] == "upstream_failed"
+    log = env["log"]
+    assert "Invalid param 'ticket_id': no ticket 99999999" in log
+    assert f"Invalid param 'ticket_id': incident {closed_id} is closed" in log
+    assert "Invalid param 'reporter'" in log
+    assert len(env["mail"]) == 0 and not env["sms"].delivered
+    for tid in (open_id, closed_id):
+        assert not env["desk"].get(tid).automation_keys
