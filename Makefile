@@ -40,6 +40,9 @@ unit: $(STAMP)
 test: install lint ## everything CI runs: lint, unit, integration (real RT, SMTP, SMS), DAGs
 	$(BIN)/python -m pytest tests -q -p no:cacheprovider --timeout=600
 
+compose-check: install ## docker-compose.yml, Dockerfiles, .env.example checked without Docker
+	$(BIN)/python -m pytest tests/deploy/test_compose.py -q -p no:cacheprovider
+
 bench: desk
 	$(BIN)/python bench/bench_desk.py
 

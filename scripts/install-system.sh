@@ -5,6 +5,7 @@ set -euo pipefail
 PACKAGES=(
   request-tracker5 rt5-db-sqlite rt5-standalone   # the embedded desk (Request Tracker 5)
   fonts-wqy-microhei                              # Chinese labels in report charts
+  docker-compose postgresql redis-server          # tests/deploy: compose config, Celery run
 )
 missing=()
 for p in "${PACKAGES[@]}" ${EXTRA_PACKAGES:-}; do

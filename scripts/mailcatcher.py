@@ -93,14 +93,16 @@ def make_http(store: Store) -> type[BaseHTTPRequestHandler]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dir", default=".run/outbox")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (0.0.0.0 inside a container)")
     parser.add_argument("--smtp-port", type=int, default=1025)
     parser.add_argument("--http-port", type=int, default=8026)
     args = parser.parse_args()
     store = Store(Path(args.dir))
-    controller = Controller(SmtpHandler(store), hostname="127.0.0.1", port=args.smtp_port)
+    controller = Controller(SmtpHandler(store), hostname=args.host, port=args.smtp_port)
     controller.start()
-    server = ThreadingHTTPServer(("127.0.0.1", args.http_port), make_http(store))
-    print(f"SMTP 127.0.0.1:{args.smtp_port}, inbox http://127.0.0.1:{args.http_port}/",
+    server = ThreadingHTTPServer((args.host, args.http_port), make_http(store))
+    print(f"SMTP {args.host}:{args.smtp_port}, inbox http://{args.host}:{args.http_port}/",
           flush=True)
     try:
         server.serve_forever()

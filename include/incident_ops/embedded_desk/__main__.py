@@ -1,10 +1,11 @@
 """Command line of the embedded desk: ``python -m incident_ops.embedded_desk COMMAND``.
 
-Commands: ``install``, ``provision [--force]``, ``start [--port N] [--workers W]``,
-``stop``, ``status [--json]``, ``seed [--count 2000] [--seed 42] [--force]``.
-Environment: ``DESK_WORKDIR`` (default ``<repo>/.desk``), ``DESK_PORT`` (8480),
-``DESK_WORKERS`` (4). Exit status 0 on success (also when there was nothing to do),
-1 on a desk error with the reason on stderr.
+Commands: ``install``, ``provision [--force]``,
+``start [--host ADDR] [--port N] [--workers W]``, ``stop``, ``status [--json]``,
+``seed [--count 2000] [--seed 42] [--force]``.
+Environment: ``DESK_WORKDIR`` (default ``<repo>/.desk``), ``DESK_HOST`` (127.0.0.1; 0.0.0.0
+in a container), ``DESK_PORT`` (8480), ``DESK_WORKERS`` (4). Exit status 0 on success (also
+when there was nothing to do), 1 on a desk error with the reason on stderr.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("provision", help="create the desk database with the schema")
     p.add_argument("--force", action="store_true", help="rebuild even if up to date")
     p = sub.add_parser("start", help="start rt-server and wait until it answers")
-    p.add_argument("--port", type=int, help="port on 127.0.0.1 (env DESK_PORT, 8480)")
+    p.add_argument("--host", help="address to listen on (env DESK_HOST, 127.0.0.1; "
+                   "0.0.0.0 only inside a container or behind a firewall)")
+    p.add_argument("--port", type=int, help="port to listen on (env DESK_PORT, 8480)")
     p.add_argument("--workers", type=int, help="rt-server workers (env DESK_WORKERS, 4)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for RT")
     p = sub.add_parser("stop", help="stop rt-server (the whole process group)")
@@ -48,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(message)s", stream=sys.stderr)
     desk = EmbeddedDesk(args.workdir, port=getattr(args, "port", None),
-                        workers=getattr(args, "workers", None))
+                        workers=getattr(args, "workers", None),
+                        host=getattr(args, "host", None))
     try:
         if args.command == "install":
             desk.install()

@@ -46,6 +46,7 @@ DEBIAN_SITE_CONFIG_DIR = Path("/etc/request-tracker5/RT_SiteConfig.d")
 # sure the Starlet server rt-server runs on is there.
 APT_PACKAGES = ("request-tracker5", "rt5-db-sqlite", "rt5-standalone")
 
+DEFAULT_HOST = "127.0.0.1"  # loopback unless told otherwise (a container: 0.0.0.0)
 DEFAULT_PORT = 8480
 DEFAULT_WORKERS = 4
 ROOT_USER = "root"
@@ -176,11 +177,16 @@ def _run(cmd: list[str], *, env: dict[str, str] | None = None, timeout: float,
 
 
 class EmbeddedDesk:
-    """A private RT 5 on 127.0.0.1 backed by SQLite in ``workdir``."""
+    """A private RT 5 on 127.0.0.1 (or ``host``) backed by SQLite in ``workdir``."""
 
     def __init__(self, workdir: str | Path | None = None, port: int | None = None,
-                 workers: int | None = None, config_dir: Path | None = None) -> None:
+                 workers: int | None = None, config_dir: Path | None = None,
+                 host: str | None = None) -> None:
         self.workdir = Path(workdir).resolve() if workdir else default_workdir()
+        # The address rt-server listens on: loopback by default; 0.0.0.0 in a container so
+        # other containers reach it (env DESK_HOST). The URLs below always name an address
+        # this machine can connect to.
+        self.host = host or os.environ.get("DESK_HOST") or DEFAULT_HOST
         self.port = port if port is not None else _env_int("DESK_PORT", DEFAULT_PORT)
         self.workers = workers if workers is not None else _env_int("DESK_WORKERS",
                                                                      DEFAULT_WORKERS)
@@ -191,8 +197,13 @@ class EmbeddedDesk:
 
     # ------------------------------------------------------------------ paths
     @property
+    def connect_host(self) -> str:
+        """Where a client on this machine reaches the server (a wildcard means loopback)."""
+        return DEFAULT_HOST if self.host in ("0.0.0.0", "") else self.host
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.connect_host}:{self.port}"
 
     @property
     def rest_url(self) -> str:
@@ -458,6 +469,11 @@ class EmbeddedDesk:
                 raise DeskError(
                     f"the desk in {self.workdir} already runs on port {live.get('port')} "
                     f"(pid {live['pid']}), not {self.port}: stop it first")
+            live_host = live.get("host") or DEFAULT_HOST  # pid files before --host: loopback
+            if live_host != self.host:
+                raise DeskError(
+                    f"the desk in {self.workdir} already listens on {live_host} "
+                    f"(pid {live['pid']}), not {self.host}: stop it first")
             if not self.schema_current():
                 log.warning("the running desk was provisioned from an older schema: run "
                             "stop, then provision, then start")
@@ -465,16 +481,16 @@ class EmbeddedDesk:
             log.info("desk already running at %s (pid %s)", self.url, live["pid"])
             return False
         self.pid_file.unlink(missing_ok=True)
-        if port_in_use(self.port):
+        if port_in_use(self.port, self.host):
             raise DeskError(
-                f"port {self.port} on 127.0.0.1 is already in use by another process; "
+                f"port {self.port} on {self.host} is already in use by another process; "
                 f"stop it or choose another port (--port N or DESK_PORT)")
         if not self.rt_installed():
             raise DeskError(f"RT 5 is not installed ({RT_SERVER} missing): run the "
                             "`install` command first")
         self.provision()
         self.write_config()
-        cmd = [str(RT_SERVER), "--host", "127.0.0.1", "--port", str(self.port),
+        cmd = [str(RT_SERVER), "--host", self.host, "--port", str(self.port),
                "--max-workers", str(self.workers)]
         logfh = open(self.server_log, "ab")  # noqa: SIM115 - handed to the child
         try:
@@ -491,7 +507,8 @@ class EmbeddedDesk:
             logfh.close()
         pid = self._proc.pid
         self.pid_file.write_text(json.dumps({
-            "pid": pid, "pgid": pid, "port": self.port, "workers": self.workers,
+            "pid": pid, "pgid": pid, "host": self.host, "port": self.port,
+            "workers": self.workers,
             "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }))
         t0 = time.monotonic()
@@ -500,8 +517,8 @@ class EmbeddedDesk:
         except DeskError:
             self.stop()
             raise
-        log.info("desk started at %s in %.1f s (pid %s, %d workers)", self.url,
-                 time.monotonic() - t0, pid, self.workers)
+        log.info("desk started at %s in %.1f s (pid %s, %d workers, listening on %s)",
+                 self.url, time.monotonic() - t0, pid, self.workers, self.host)
         return True
 
     def _wait_ready(self, pid: int, deadline_s: float) -> None:
@@ -611,8 +628,10 @@ class EmbeddedDesk:
         if live:
             port = int(live.get("port", self.port))
             pgid = int(live.get("pgid", live["pid"]))
+            host = str(live.get("host") or DEFAULT_HOST)
+            connect = DEFAULT_HOST if host in ("0.0.0.0", "") else host
             return DeskStatus(
-                running=True, url=f"http://127.0.0.1:{port}", pid=live["pid"], port=port,
+                running=True, url=f"http://{connect}:{port}", pid=live["pid"], port=port,
                 workers=live.get("workers"), tickets=self.ticket_count(),
                 memory_mb=_pss_mb(_group_pids(pgid)), provisioned=provisioned,
                 schema_current=provisioned and self.schema_current(), seeded=seeded)
