@@ -2,18 +2,24 @@
 # make demo / make stop: the embedded desk with sample data, a mail catcher, Airflow standalone
 # with the project's DAGs. Everything runs on 127.0.0.1, in its own process group, with its
 # state under .run/ and .desk/ (both git-ignored).
-set -euo pipefail
+set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 BIN=$ROOT/.venv/bin
 RUN=$ROOT/.run
+# `airflow standalone` starts its components as plain `airflow ...` from PATH: the venv's.
+export PATH=$BIN:$PATH
 export AIRFLOW_HOME=$RUN/airflow
 export AIRFLOW__CORE__DAGS_FOLDER=$ROOT/dags
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__CORE__PARALLELISM=4
 export AIRFLOW__CORE__TEST_CONNECTION=Enabled
+# Simple auth manager (what standalone uses): user admin, its password from our own file.
+export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=admin:admin
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=$AIRFLOW_HOME/passwords.json
+export AIRFLOW__API__HOST=127.0.0.1  # loopback only (the default listens on 0.0.0.0)
 export AIRFLOW__API__PORT=8080
+AIRFLOW_URL=http://127.0.0.1:8080
 export INCIDENT_OPS_REPORTS_DIR=$ROOT/reports
 export AIRFLOW_CONN_SMTP_DEFAULT='smtp://127.0.0.1:1025?disable_ssl=true&disable_tls=true&from_email=incident-ops%40ops.example.cn'
 export AIRFLOW_CONN_SMS_DEFAULT='{"conn_type": "sms_gateway", "host": "http://127.0.0.1:8026/sms"}'
@@ -36,6 +42,35 @@ start_bg() {  # name command...: start in its own process group, remember the pi
   echo $! > "$RUN/$name.pid"
 }
 
+api() {  # METHOD PATH [JSON]: Airflow's REST API as admin (token from /auth/token)
+  "$BIN/python" - "$@" <<'PY'
+import json, sys, requests
+method, path = sys.argv[1], sys.argv[2]
+body = json.loads(sys.argv[3]) if len(sys.argv) > 3 else None
+base = "http://127.0.0.1:8080"
+token = requests.post(f"{base}/auth/token", json={"username": "admin", "password": "admin"},
+                      timeout=30).json()["access_token"]
+resp = requests.request(method, base + path, json=body, timeout=60,
+                        headers={"Authorization": f"Bearer {token}"})
+print(resp.text)
+sys.exit(0 if resp.ok else 1)
+PY
+}
+
+wait_dag() {  # dag deadline-seconds: until the dag-processor has parsed and stored it
+  local deadline=$((SECONDS + $2))
+  until api GET "/api/v2/dags/$1" > /dev/null 2>&1; do
+    if (( SECONDS > deadline )); then echo "error: DAG $1 not loaded within $2 s" >&2; return 1; fi
+    sleep 2
+  done
+}
+
+failed() {
+  echo "error: the demo did not start; see the logs in $RUN/ (airflow.log, mailcatcher.log)" \
+    "and .desk/rt-server.log. Stop what did start with: make stop" >&2
+  [[ -f $RUN/airflow.log ]] && tail -n 15 "$RUN/airflow.log" >&2
+}
+
 stop_bg() {  # name signal
   local name=$1 sig=${2:-TERM} pid
   [[ -f $RUN/$name.pid ]] || return 0
@@ -50,6 +85,7 @@ stop_bg() {  # name signal
 }
 
 start() {
+  trap failed ERR
   mkdir -p "$RUN" "$AIRFLOW_HOME"
   echo "== desk: Request Tracker 5 on $DESK_URL"
   "$BIN/python" -m incident_ops.embedded_desk provision
@@ -58,24 +94,25 @@ start() {
   echo "== mail catcher: SMTP 127.0.0.1:1025, inbox http://127.0.0.1:8026/"
   start_bg mailcatcher "$BIN/python" scripts/mailcatcher.py --dir "$RUN/outbox"
   echo "== Airflow standalone on http://127.0.0.1:8080 (first start ~1 min)"
-  [[ -f $AIRFLOW_HOME/passwords.json ]] || echo '{"admin": "admin"}' > "$AIRFLOW_HOME/passwords.json"
+  echo '{"admin": "admin"}' > "$AIRFLOW_HOME/passwords.json"
   "$BIN/airflow" db migrate > "$RUN/airflow-migrate.log" 2>&1
   "$BIN/airflow" pools set servicedesk 4 "Calls to the service desk" > /dev/null
   "$BIN/airflow" connections delete servicedesk_default > /dev/null 2>&1 || true
   "$BIN/airflow" connections add servicedesk_default --conn-json \
     "{\"conn_type\": \"servicedesk\", \"host\": \"$DESK_URL\", \"login\": \"root\", \"password\": \"password\", \"extra\": {\"backend\": \"rt5\"}}" > /dev/null
   start_bg airflow "$BIN/airflow" standalone
-  wait_http http://127.0.0.1:8080/api/v2/monitor/health 180 "Airflow"
-  "$BIN/airflow" dags reserialize > /dev/null 2>&1 || true
-  for dag in incident_closure; do
-    "$BIN/airflow" dags unpause "$dag" > /dev/null 2>&1 || true
-  done
-  "$BIN/airflow" dags trigger incident_closure > /dev/null 2>&1 || true
+  wait_http "$AIRFLOW_URL/api/v2/monitor/health" 180 "Airflow"
+  wait_dag incident_closure 180
+  # New DAGs start paused: unpause the closure DAG and run it once now.
+  api PATCH /api/v2/dags/incident_closure '{"is_paused": false}' > /dev/null
+  api POST /api/v2/dags/incident_closure/dagRuns '{"logical_date": null}' > /dev/null
+  trap - ERR
   cat <<MSG
 
 Demo running.
   Airflow UI    http://127.0.0.1:8080   user admin / admin
-                DAGs: incident_closure (unpaused, one run triggered; trigger again with dry_run)
+                DAGs: incident_closure unpaused (every 10 min; a run started now), the
+                others paused: trigger them from the UI (dry_run: decide and report only)
   Desk (RT 5)   $DESK_URL   user root / password   (queues: Incidents, Problems, ...)
   Mailbox       http://127.0.0.1:8026/  every mail and SMS the pipelines sent
   Plan pages    $ROOT/reports/incident_closure/<date>/<run>.html

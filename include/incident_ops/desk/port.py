@@ -72,6 +72,7 @@ class TicketQuery:
     field_before: dict[str, datetime] = field(default_factory=dict)
     ids: Sequence[str] = ()
     member_of: Sequence[str] = ()  # duplicates of any of these masters
+    exclude_ids: Sequence[str] = ()  # leave these out (already read): saves reading them
 
 
 class ServiceDesk(Protocol):

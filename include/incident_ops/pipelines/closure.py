@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 CHUNK = 50  # ids per link search: keeps each TicketSQL query short
 MAX_DEPTH = 20  # levels of duplicates followed; deeper chains are reported, not followed
+MAX_EXCLUDED = 200  # known duplicates left out of one link search by id
 
 
 @dataclass
@@ -48,10 +49,16 @@ def fetch_closure_batch(desk: ServiceDesk, since: datetime | None) -> ClosureBat
         resolved.setdefault(t.id, t)
     related: dict[str, Ticket] = {}
     known = set(resolved)
+    # Duplicates already read (a resolved duplicate is in ``resolved``) are left out of the
+    # searches below by id: reading a ticket costs the desk far more than a longer query.
+    members: dict[str, list[str]] = {}
+    for t in resolved.values():
+        if t.duplicate_of:
+            members.setdefault(t.duplicate_of, []).append(t.id)
     frontier = sorted(resolved)
     for _ in range(MAX_DEPTH):  # down: duplicates of duplicates
-        found = [t for ids in _chunks(frontier) for t in
-                 desk.search(TicketQuery(queue=None, member_of=ids))]
+        found = [t for ids in _chunks(frontier) for t in desk.search(TicketQuery(
+            queue=None, member_of=ids, exclude_ids=_known_members(ids, members)))]
         frontier = sorted({t.id for t in found} - known)
         for t in found:
             if t.id not in known:
@@ -73,6 +80,12 @@ def fetch_closure_batch(desk: ServiceDesk, since: datetime | None) -> ClosureBat
     log.info("fetched %d resolved tickets and %d related (duplicates and masters)",
              len(resolved), len(related))
     return ClosureBatch(resolved=list(resolved.values()), related=list(related.values()))
+
+
+def _known_members(masters: Sequence[str], members: dict[str, list[str]]) -> list[str]:
+    """Already-read duplicates of ``masters``, at most ``MAX_EXCLUDED`` (an optimisation:
+    any left out of the list are read again and dropped as known)."""
+    return [m for master in masters for m in members.get(master, ())][:MAX_EXCLUDED]
 
 
 def _chunks(ids: Sequence[str]) -> Iterable[list[str]]:

@@ -91,7 +91,8 @@ def due_times(ticket: Ticket, policy: SlaPolicy) -> dict[str, datetime]:
         if rung.major_impact and ticket.impact == "major":
             due[rung.name] = breach
         elif rung.at is not None:
-            due[rung.name] = policy.add(ticket, ticket.created, target * rung.at)
+            due[rung.name] = breach if rung.at == 1 else policy.add(ticket, ticket.created,
+                                                                    target * rung.at)
         elif rung.after_breach is not None:
             due[rung.name] = policy.add(ticket, breach, rung.after_breach)
     # The ladder is climbed in order: reaching a rung early (major impact) passes the ones
@@ -106,6 +107,7 @@ def decide_escalation(tickets: Iterable[Ticket], policy: SlaPolicy, vocab: Vocab
                       contacts: Contacts, now: datetime, run_id: str) -> Plan:
     """Fire every due rung not yet fired; keep each ticket's next due time up to date."""
     plan = Plan(pipeline="incident_queue_monitor", run_id=run_id)
+    run = _Run(vocab, contacts, run_id)
     for ticket in sorted(tickets, key=lambda t: id_order(t.id)):
         if not ticket.is_open:
             continue  # a resolved ticket stops climbing
@@ -113,16 +115,45 @@ def decide_escalation(tickets: Iterable[Ticket], policy: SlaPolicy, vocab: Vocab
             plan.findings.append(Finding(ticket.id, "priority",
                                           f"no SLA target for priority '{ticket.priority}'"))
             continue
-        action = _ladder_action(ticket, policy, vocab, contacts, now, run_id, plan)
+        action = _ladder_action(ticket, policy, run, now, plan)
         if action is not None:
             plan.actions.append(action)
     return plan
 
 
-def _ladder_action(ticket: Ticket, policy: SlaPolicy, vocab: Vocabulary, contacts: Contacts,
-                   now: datetime, run_id: str, plan: Plan) -> Action | None:
+class _Run:
+    """What a run looks up once and reuses for every ticket: labels and recipients.
+
+    A queue holds 100,000 tickets but a handful of systems, people and codes.
+    """
+
+    def __init__(self, vocab: Vocabulary, contacts: Contacts, run_id: str) -> None:
+        self.vocab = vocab
+        self.contacts = contacts
+        self.run_id = run_id
+        self._labels: dict[tuple[str, str | None], str] = {}
+        self._recipients: dict[tuple[Any, ...], tuple[tuple[str, ...], str]] = {}
+
+    def both(self, section: str, code: str | None) -> str:
+        key = (section, code)
+        label = self._labels.get(key)
+        if label is None:
+            label = self._labels[key] = self.vocab.both(section, code)
+        return label
+
+    def recipients(self, rung: Rung, ticket: Ticket) -> tuple[tuple[str, ...], str]:
+        key = (rung.notify, ticket.handler, ticket.handler_email, ticket.system)
+        found = self._recipients.get(key)
+        if found is None:
+            people, missing = _recipients(rung, ticket, self.contacts)
+            found = self._recipients[key] = (tuple(people), missing)
+        return found
+
+
+def _ladder_action(ticket: Ticket, policy: SlaPolicy, run: _Run, now: datetime,
+                   plan: Plan) -> Action | None:
     due = due_times(ticket, policy)
-    fired = list(ticket.escalation)
+    fired = ticket.escalation
     firing = [r for r in policy.ladder if r.name not in fired and due[r.name] <= now]
     pending = [due[r.name] for r in policy.ladder if r.name not in fired and due[r.name] > now]
     next_due = min(pending) if pending else None
@@ -133,19 +164,22 @@ def _ladder_action(ticket: Ticket, policy: SlaPolicy, vocab: Vocabulary, contact
                       reason=f"next rung due {_fmt(next_due)}",
                       key=action_key("due", ticket.id, next_due),
                       fields={"escalation_due": next_due}, expected_version=ticket.version)
+    when = {r.name: _fmt(due[r.name]) for r in firing}
+    base = _context(ticket, due, run)
     notices = []
     for rung in firing:
-        recipients, missing = _recipients(rung, ticket, contacts)
+        recipients, missing = run.recipients(rung, ticket)
         if missing:
             plan.findings.append(Finding(ticket.id, "system" if rung.notify in (
                 "experts", "management") else "handler", missing))
-        context = _context(ticket, rung, due, vocab, run_id)
         if recipients:
-            notices.append(Notice("escalation", tuple(recipients), context))
+            context = {**base, "rung": rung.name, "step": rung.step, "due": when[rung.name],
+                       "run_id": run.run_id}
+            notices.append(Notice("escalation", recipients, context))
     top = firing[-1]
     return Action(
         kind=ESCALATE, ticket_id=ticket.id, step=top.step, rule=f"sla.{top.name}",
-        reason="rungs due: " + ", ".join(f"{r.name} ({_fmt(due[r.name])})" for r in firing),
+        reason="rungs due: " + ", ".join(f"{r.name} ({when[r.name]})" for r in firing),
         key=action_key("escalate", ticket.id, *[r.name for r in firing]),
         fields={"escalation": (*fired, *[r.name for r in firing]), "escalation_due": next_due},
         notices=tuple(notices), expected_version=ticket.version)
@@ -169,16 +203,15 @@ def _recipients(rung: Rung, ticket: Ticket, contacts: Contacts) -> tuple[list[st
     return [p.email for p in people if p.email], ""
 
 
-def _context(ticket: Ticket, rung: Rung, due: dict[str, datetime], vocab: Vocabulary,
-             run_id: str) -> dict[str, Any]:
+def _context(ticket: Ticket, due: dict[str, datetime], run: _Run) -> dict[str, Any]:
+    """The message context every rung of ``ticket`` shares (the rung adds its own part)."""
     return {
-        "id": ticket.id, "subject": ticket.subject, "rung": rung.name, "step": rung.step,
-        "priority": vocab.both("priorities", ticket.priority),
-        "impact": vocab.both("impacts", ticket.impact),
-        "system": vocab.both("systems", ticket.system),
-        "handler": ticket.handler or "—", "status": vocab.both("statuses", ticket.status),
+        "id": ticket.id, "subject": ticket.subject,
+        "priority": run.both("priorities", ticket.priority),
+        "impact": run.both("impacts", ticket.impact),
+        "system": run.both("systems", ticket.system),
+        "handler": ticket.handler or "—", "status": run.both("statuses", ticket.status),
         "created": _fmt(ticket.created), "breach": _fmt(due.get("breached")),
-        "due": _fmt(due[rung.name]), "run_id": run_id,
     }
 
 

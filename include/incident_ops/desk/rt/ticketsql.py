@@ -147,6 +147,9 @@ def build(query: TicketQuery, priority_ranks: Mapping[str, int]) -> str:
         clauses.append(f"{cf_ref(name)} < {date_literal(moment)}")
     if query.member_of:
         clauses.append(any_of_numbers("MemberOf", (ticket_id(m) for m in query.member_of)))
+    if query.exclude_ids:
+        excluded = sorted({int(ticket_id(i)) for i in query.exclude_ids})
+        clauses.append("(" + " AND ".join(f"id != {i}" for i in excluded) + ")")
     return all_of(clauses) if clauses else "id > 0"
 
 

@@ -1,0 +1,337 @@
+"""Benchmark: one full closure pass (fetch → decide → apply) against its floor.
+
+    PYTHONPATH=include .venv/bin/python bench/bench_closure.py [--masters 300]
+        [--port N] [--workdir /tmp/bench-closure-...] [--keep] [--profile FILE]
+
+On a private embedded desk (its own workdir under /tmp and a free port, never the demo's):
+
+1. seeds data set A: ``--masters`` resolved monitoring alarms with complete records, each
+   with 2 duplicates (``MemberOf`` the master; the first resolved, the second still open).
+   Seeding goes through the embedded desk's Perl loader (RT's own API, in one process),
+   so it takes seconds; its time is printed but is not part of the measurement;
+2. measures one closure pass with the pipeline's real code, split as the DAG splits it:
+   the plan task (``fetch_closure_batch`` + ``decide_closure``, the plan through a JSON
+   round trip as through XCom) and the apply task (``Applier.apply``, a no-op notifier:
+   alarms send no mail), each with its own adapter as each Airflow task builds its own;
+3. seeds data set B, identical, and measures the floor: a bare loop of the minimal bulk
+   calls for the same updates with raw ``requests`` (one search for the ids to close, then
+   ``PUT /tickets/bulk`` in chunks of 100 with Status=closed and the Close Code);
+4. prints wall time, closures/s, desk requests per closed ticket, the floor and
+   ratio = pipeline time / floor time.
+
+Goals (issue): >= 25 closures/s, ratio <= 1.3. Numbers are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import os
+import pstats
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "include"))
+
+import requests  # noqa: E402
+
+from incident_ops.apply import Applier  # noqa: E402
+from incident_ops.config import load_contacts, load_vocabulary, load_yaml  # noqa: E402
+from incident_ops.desk.rt import RequestTrackerDesk, RTClient  # noqa: E402
+from incident_ops.embedded_desk import EmbeddedDesk  # noqa: E402
+from incident_ops.embedded_desk.desk import perl  # noqa: E402
+from incident_ops.embedded_desk.seeding import SEED_SCRIPT  # noqa: E402
+from incident_ops.model import CLOSED  # noqa: E402
+from incident_ops.pipelines.closure import fetch_closure_batch  # noqa: E402
+from incident_ops.policy.closure import ClosurePolicy, decide_closure  # noqa: E402
+from incident_ops.policy.plan import Plan  # noqa: E402
+
+DUPLICATES = 2
+CLOSE_CODE = "self-healed"
+
+
+class NoMail:
+    """Alarms send no mail; anything that tries is a bug in the benchmark's data."""
+
+    sent = 0
+
+    def send_email(self, email: Any) -> None:
+        self.sent += 1
+
+    def send_sms(self, sms: Any) -> None:
+        self.sent += 1
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def rt_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def records(tag: str, masters: int, now: datetime, rng: random.Random) -> list[dict[str, Any]]:
+    """Seed-loader records (``seed.pl`` input): masters first, then their duplicates."""
+    out: list[dict[str, Any]] = []
+    for m in range(masters):
+        created = now - timedelta(hours=rng.uniform(3, 48))
+        resolved = created + timedelta(minutes=rng.uniform(10, 90))
+        ci = f"{tag}-ci-{m:04d}"
+        base_cf = {"Source": "monitoring", "Category": "alarm", "System": "billing",
+                   "Impact": "medium", "Configuration Item": ci,
+                   "Dispatched By Help Desk": "no"}
+        key = f"{tag}-m{m}"
+        out.append({
+            "key": key, "queue": "Incidents", "subject": f"[{tag}] 告警 主单 {m}",
+            "description": f"监控告警 {ci}", "priority": 70, "created": rt_time(created),
+            "creator": "root", "status": "new", "requestor": None, "cf": base_cf,
+            "member_of": None, "refers_to": [],
+            "events": [{"at": rt_time(resolved), "actor": "liu.yang", "status": "resolved",
+                        "owner": "liu.yang", "comment": None,
+                        "cf": {"Resolver Role": "l2", "Handler Tier": "l2",
+                               "Solution": "重启计费进程 restarted", "Close Code": CLOSE_CODE,
+                               "Completed At": rt_time(resolved)}}],
+        })
+        for d in range(DUPLICATES):
+            at = created + timedelta(minutes=1 + d)
+            dup: dict[str, Any] = {
+                "key": f"{tag}-m{m}-d{d}", "queue": "Incidents",
+                "subject": f"[{tag}] 告警 重复 {m}.{d}", "description": f"重复告警 {ci}",
+                "priority": 70, "created": rt_time(at), "creator": "root", "status": "new",
+                "requestor": None, "cf": base_cf, "member_of": key, "refers_to": [],
+                "events": [],
+            }
+            if d % 2 == 0:  # the first duplicate resolved with the master, the second open
+                dup["events"] = [{"at": rt_time(resolved + timedelta(seconds=30)),
+                                  "actor": "liu.yang", "status": "resolved",
+                                  "owner": "liu.yang", "comment": None,
+                                  "cf": {"Close Code": "duplicate"}}]
+            out.append(dup)
+    return out
+
+
+def seed(desk: EmbeddedDesk, recs: list[dict[str, Any]]) -> tuple[float, dict[str, int]]:
+    """Load ``recs`` with the embedded desk's Perl loader; returns seconds and key -> id."""
+    payload = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs)
+    started = time.perf_counter()
+    proc = subprocess.run([perl(), str(SEED_SCRIPT)], input=payload.encode(),
+                          capture_output=True, env=desk.rt_env(), cwd=desk.workdir,
+                          timeout=900, check=False)
+    seconds = time.perf_counter() - started
+    ids = {row["key"]: int(row["id"]) for row in
+           (json.loads(x) for x in proc.stdout.decode().splitlines() if x.strip())}
+    if proc.returncode != 0 or len(ids) != len(recs):
+        raise SystemExit(f"seeding failed ({len(ids)} of {len(recs)}, exit {proc.returncode}):"
+                         f"\n{proc.stderr.decode(errors='replace')[-2000:]}")
+    return seconds, ids
+
+
+def statuses(desk: EmbeddedDesk, ids: list[int]) -> Counter[str]:
+    import sqlite3
+
+    with sqlite3.connect(f"file:{desk.db_path}?mode=ro", uri=True, timeout=30) as conn:
+        marks = ",".join("?" * len(ids))
+        rows = conn.execute(f"SELECT Status FROM Tickets WHERE id IN ({marks})", ids).fetchall()
+    return Counter(r[0] for r in rows)
+
+
+def new_desk(url: str, user: str, password: str) -> RequestTrackerDesk:
+    """The adapter as ``ServiceDeskHook`` builds it for the demo connection."""
+    client = RTClient(url, user=user, password=password, timeout=(10.0, 120.0),
+                      max_concurrency=4)
+    return RequestTrackerDesk(client, page_size=100)
+
+
+def pipeline_pass(url: str, user: str, password: str, now: datetime) -> dict[str, Any]:
+    policy = ClosurePolicy.from_dict(load_yaml("closure.yaml"))
+    vocab, contacts = load_vocabulary(), load_contacts()
+    run_id = f"bench__{uuid.uuid4().hex[:8]}"
+
+    t0 = time.perf_counter()
+    plan_desk = new_desk(url, user, password)  # the plan task
+    batch = fetch_closure_batch(plan_desk, None)
+    t_fetch = time.perf_counter()
+    plan = decide_closure(batch.resolved, batch.related, policy, vocab, contacts, now, run_id)
+    keys = {t.id: list(t.automation_keys) for t in batch.tickets.values()}
+    xcom = json.loads(json.dumps({"plan": plan.to_dict(), "keys": keys}, default=str))
+    plan_desk.close()
+    t_plan = time.perf_counter()
+
+    apply_desk = new_desk(url, user, password)  # the apply task
+    plan2 = Plan.from_dict(xcom["plan"])
+    notifier = NoMail()
+    outcomes = Applier(apply_desk, notifier, xcom["keys"], plan2.run_id,
+                       bulk_size=policy.bulk_size).apply(plan2)
+    apply_desk.close()
+    t_apply = time.perf_counter()
+    return {
+        "seconds": t_apply - t0, "fetch_s": t_fetch - t0, "decide_s": t_plan - t_fetch,
+        "apply_s": t_apply - t_plan,
+        "fetch_requests": plan_desk.client.requests_made,
+        "apply_requests": apply_desk.client.requests_made,
+        "retries": plan_desk.client.retries_made + apply_desk.client.retries_made,
+        "resolved": len(batch.resolved), "related": len(batch.related),
+        "plan": plan.by_kind(), "findings": len(plan.findings),
+        "outcomes": Counter(o.outcome for o in outcomes), "mails": notifier.sent,
+    }
+
+
+def floor_pass(url: str, user: str, password: str, tag: str,
+               audit: bool = False) -> dict[str, Any]:
+    """The least a client can do for the same updates: search ids, bulk PUT by 100.
+
+    ``audit``: also write the two audit fields every pipeline write carries (Automation,
+    Automation Keys), to tell the cost of those writes from the pipeline's own overhead.
+    """
+    api = url + "/REST/2.0"
+    session = requests.Session()
+    session.headers["Accept"] = "application/json"
+    session.auth = (user, password)
+    requests_made = 0
+    t0 = time.perf_counter()
+    # Log in once, as the adapter's client does: REST2 checks a password with bcrypt on
+    # every call, a session cookie in milliseconds. Without it the floor would be slower.
+    session.post(url + "/NoAuth/Login.html", data={"user": user, "pass": password},
+                 allow_redirects=False, timeout=60)
+    requests_made += 1
+    sql = (f"Queue = 'Incidents' AND Subject LIKE '[{tag}]' AND Status != 'closed' "
+           f"AND (Status = 'resolved' OR MemberOf IS NOT NULL)")
+    ids: list[int] = []
+    page = 1
+    while True:
+        data = session.get(api + "/tickets", params={
+            "query": sql, "fields": "id", "per_page": 100, "page": page,
+            "orderby": "id", "order": "ASC"}, timeout=120).json()
+        requests_made += 1
+        ids += [int(item["id"]) for item in data.get("items") or []]
+        if not data.get("next_page"):
+            break
+        page += 1
+    t_search = time.perf_counter()
+    for start in range(0, len(ids), 100):
+        fields: dict[str, Any] = {"Close Code": CLOSE_CODE}
+        if audit:
+            fields |= {"Automation": "100.7.1 close.auto-source · run bench__floor",
+                       "Automation Keys": [f"close:{tag}"]}
+        body = [{"id": i, "Status": "closed", "CustomFields": fields}
+                for i in ids[start:start + 100]]
+        resp = session.put(api + "/tickets/bulk", json=body, timeout=300)
+        requests_made += 1
+        resp.raise_for_status()  # per-ticket outcomes are checked on the desk afterwards
+    t_end = time.perf_counter()
+    session.close()
+    return {"seconds": t_end - t0, "search_s": t_search - t0, "put_s": t_end - t_search,
+            "ids": len(ids), "requests": requests_made}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--masters", type=int, default=300)
+    parser.add_argument("--port", type=int, default=0, help="default: a free port")
+    parser.add_argument("--workdir", default="", help="default: a fresh dir under /tmp")
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--keep", action="store_true", help="leave the desk running")
+    parser.add_argument("--profile", default="", help="cProfile the pipeline pass to FILE")
+    parser.add_argument("--no-audit-floor", action="store_true",
+                        help="skip the third data set (floor with the audit fields)")
+    args = parser.parse_args(argv)
+
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench-closure-", dir="/tmp"))
+    port = args.port or free_port()
+    if port == 8480:
+        raise SystemExit("8480 is the demo desk's port: choose another")
+    desk = EmbeddedDesk(workdir, port=port, workers=args.workers)
+    t = time.perf_counter()
+    desk.provision()
+    desk.start(stop_with_parent=True)
+    print(f"private desk {desk.url} in {workdir} ({args.workers} workers), ready in "
+          f"{time.perf_counter() - t:.1f} s", flush=True)
+    try:
+        return run(desk, args)
+    finally:
+        if not args.keep:
+            desk.stop()
+
+
+def run(desk: EmbeddedDesk, args: argparse.Namespace) -> int:
+    now = datetime.now(UTC).replace(microsecond=0)
+    rng = random.Random(7)
+    n = args.masters * (1 + DUPLICATES)
+    expected = args.masters * (1 + DUPLICATES)
+
+    tag_a = f"bcA{uuid.uuid4().hex[:6]}"
+    seed_a, ids_a = seed(desk, records(tag_a, args.masters, now, rng))
+    print(f"seeded set A: {n} tickets ({args.masters} masters + {args.masters * DUPLICATES} "
+          f"duplicates) in {seed_a:.1f} s ({n / seed_a:.0f} tickets/s); "
+          f"{dict(statuses(desk, list(ids_a.values())))}", flush=True)
+
+    profiler = cProfile.Profile() if args.profile else None
+    if profiler:
+        profiler.enable()
+    result = pipeline_pass(desk.url, desk.user, desk.password, now)
+    if profiler:
+        profiler.disable()
+        profiler.dump_stats(args.profile)
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
+    after_a = statuses(desk, list(ids_a.values()))
+    closed = after_a.get(CLOSED, 0)
+
+    tag_b = f"bcB{uuid.uuid4().hex[:6]}"
+    seed_b, ids_b = seed(desk, records(tag_b, args.masters, now, random.Random(7)))
+    print(f"seeded set B: {n} tickets in {seed_b:.1f} s", flush=True)
+    floor = floor_pass(desk.url, desk.user, desk.password, tag_b)
+    closed_b = statuses(desk, list(ids_b.values())).get(CLOSED, 0)
+
+    audit: dict[str, Any] | None = None
+    seed_c = 0.0
+    if not args.no_audit_floor:
+        tag_c = f"bcC{uuid.uuid4().hex[:6]}"
+        seed_c, ids_c = seed(desk, records(tag_c, args.masters, now, random.Random(7)))
+        print(f"seeded set C: {n} tickets in {seed_c:.1f} s", flush=True)
+        audit = floor_pass(desk.url, desk.user, desk.password, tag_c, audit=True)
+        audit["closed"] = statuses(desk, list(ids_c.values())).get(CLOSED, 0)
+
+    requests_total = result["fetch_requests"] + result["apply_requests"]
+    secs = result["seconds"]
+    print()
+    print(f"pipeline pass: {secs:.2f} s wall (fetch {result['fetch_s']:.2f} s, decide "
+          f"{result['decide_s']:.2f} s, apply {result['apply_s']:.2f} s)")
+    print(f"  read {result['resolved']} resolved + {result['related']} related; plan "
+          f"{result['plan']}; findings {result['findings']}; outcomes "
+          f"{dict(result['outcomes'])}; mails {result['mails']}")
+    print(f"  closed on the desk: {closed} of {expected} ({dict(after_a)})")
+    print(f"  closures/s: {closed / secs:.1f}   (goal >= 25)")
+    print(f"  desk requests: {requests_total} (fetch {result['fetch_requests']}, apply "
+          f"{result['apply_requests']}, retries {result['retries']}) = "
+          f"{requests_total / max(1, closed):.3f} per closed ticket")
+    print(f"floor (raw search + bulk PUT by 100): {floor['seconds']:.2f} s (search "
+          f"{floor['search_s']:.2f} s, PUTs {floor['put_s']:.2f} s), {floor['requests']} "
+          f"requests, {floor['ids']} ids, closed {closed_b} of {expected}, "
+          f"{closed_b / floor['seconds']:.1f} closures/s")
+    print(f"ratio pipeline/floor: {secs / floor['seconds']:.2f}   (goal <= 1.3)")
+    if audit is not None:
+        print(f"floor with the audit fields (Automation, Automation Keys) too: "
+              f"{audit['seconds']:.2f} s (PUTs {audit['put_s']:.2f} s), closed "
+              f"{audit['closed']} of {expected}; pipeline/this = "
+              f"{secs / audit['seconds']:.2f}, apply/these PUTs = "
+              f"{result['apply_s'] / audit['put_s']:.2f}")
+    sets = 2 if audit is None else 3
+    print(f"seeding (not measured): {seed_a + seed_b + seed_c:.1f} s for {sets * n} tickets")
+    return 0 if closed == expected and closed_b == expected else 1
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")
+    sys.exit(main())
