@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
 
 from incident_ops.desk.port import (
@@ -32,6 +32,8 @@ from incident_ops.notify.compose import render_email, render_sms
 from incident_ops.notify.messages import Email, Sms
 from incident_ops.policy.plan import (
     BREAK_LINK,
+    CASCADE_CLOSE,
+    CLOSE,
     REOPEN,
     Action,
     Notice,
@@ -41,6 +43,7 @@ from incident_ops.policy.plan import (
 log = logging.getLogger(__name__)
 
 KEYS_KEPT = 30  # the newest idempotency keys kept on a ticket; older actions are long final
+FINAL_KINDS = (CLOSE, CASCADE_CLOSE)
 
 
 class Notifier(Protocol):
@@ -65,12 +68,17 @@ class ActionOutcome:
 
 
 def audit_fields(action: Action, run_id: str, keys: Sequence[str]) -> dict[str, Any]:
-    """The fields every automated write carries: the rule, the run and the key."""
-    kept = [k for k in keys if k != action.key][-(KEYS_KEPT - 1):]
-    return {
-        "automation": f"{action.step} {action.rule} · run {run_id}",
-        "automation_keys": (*kept, action.key),
-    }
+    """The fields every automated write carries: the rule, the run and the key.
+
+    A close is final (no pipeline reads a closed ticket again and no one can reopen it), so
+    its key is not written: that halves the custom-field changes of a bulk close, the
+    pipeline's biggest write.
+    """
+    audit: dict[str, Any] = {"automation": f"{action.step} {action.rule} · run {run_id}"}
+    if action.kind not in FINAL_KINDS:
+        kept = [k for k in keys if k != action.key][-(KEYS_KEPT - 1):]
+        audit["automation_keys"] = (*kept, action.key)
+    return audit
 
 
 def _bulkable(action: Action) -> bool:
@@ -179,17 +187,28 @@ class Applier:
 
     def _reopen(self, action: Action) -> ActionOutcome:
         assert action.create is not None
-        # Create first (idempotent by key): a crash after it leaves the old ticket resolved
-        # and rejected, so the next run comes back here and finds the copy instead of
-        # making a second one. Closing first could lose the reopen forever.
-        new_id = self.desk.create(action.create)
-        self.desk.update(self._change(action))
-        moved = []
-        for notice in action.notices:
-            moved.extend(notice.context.get("moved", []))
+        # 1. Create the copy first (idempotent by key): a crash after it leaves the old
+        #    ticket resolved and rejected, so the next run comes back here and finds the copy
+        #    instead of making a second one. Closing first could lose the reopen for good.
+        #    The copy is created unlinked: linking it now would change the old ticket and
+        #    make our own conditional close below look like someone else's edit.
+        new_id = self.desk.create(replace(action.create, refers_to=()))
+        # 2. Close the old ticket, conditional on the version the plan saw.
+        closed_now = True
+        try:
+            self.desk.update(self._change(action))
+        except StaleTicket:
+            if action.key not in self.desk.get(action.ticket_id).automation_keys:
+                raise  # a person changed it: leave it (and the copy) for the next run
+            closed_now = False  # an earlier attempt of this action closed it
+        # 3. Link, and move the open duplicates to the copy (both idempotent).
+        for target in action.create.refers_to:
+            self.desk.add_reference(new_id, target)
+        moved = [d for n in action.notices for d in n.context.get("moved", [])]
         for dup in moved:
-            self.desk.unlink_duplicate(dup, action.ticket_id)
-            self.desk.link_duplicate(dup, new_id)
+            self.desk.link_duplicate(dup, new_id)  # replaces the link to the old ticket
+        if not closed_now:
+            return self._outcome(action, "skipped", f"already reopened as #{new_id}")
         notices = tuple(Notice(n.template, n.to, {**n.context, "new_id": new_id}, n.channel, n.cc)
                         for n in action.notices)
         outcome = self._notify(action, notices)

@@ -120,24 +120,30 @@ def test_rejected_confirmation_gives_exactly_one_reopened_ticket(env):
     old = make(env, "用户反映未解决", source="phone", dispatched_by_helpdesk=True,
                confirmation="rejected", category="request", close_code="solved",
                owner="li.na", handler_tier="l1", resolver_role="l1")
+    dup = make(env, "同一问题的重复单", status="new", source="phone", category="request")
+    env["desk"].link_duplicate(dup, old)
     run = run_dag("incident_closure")
     succeeded(run)
-    # The retry of apply re-applies the same plan: nothing happens twice.
+    (outcome,) = [o for o in xcom(run, "apply") if o["ticket_id"] == old]
+    assert outcome["outcome"] == "done", outcome  # in one run, not left stale by our own link
+    assert (ticket(env, old).status, ticket(env, old).close_code) == ("closed", "unsuccessful")
+    # A retry of apply re-applies the same plan, and the run is executed again: no new copy.
     from incident_ops.airflow.pipeline import apply_task
 
     again = apply_task(xcom(run, "plan"), dry_run=False)
-    assert {o["outcome"] for o in again if o["ticket_id"] == old} <= {"stale", "skipped"}
-    run_dag("incident_closure")
-    assert (ticket(env, old).status, ticket(env, old).close_code) == ("closed", "unsuccessful")
+    assert {o["outcome"] for o in again if o["ticket_id"] == old} == {"skipped"}
+    succeeded(run_dag("incident_closure"))
     key = action_key("reopen", old)
     copies = list(env["desk"].search(TicketQuery(queue=None, fields={"idempotency_key": key})))
-    assert len(copies) == 1
-    assert copies[0].subject.startswith(f"[重开 Reopened #{old}]")
-    new = copies[0]
+    assert [c.id for c in copies] == [outcome["created_id"]]
+    new = env["desk"].get(copies[0].id)
+    assert new.subject.startswith(f"[重开 Reopened #{old}]")
     assert (new.status, new.handler, new.handler_tier) == ("assigned-l1", "li.na", "l1")
+    assert ticket(env, dup).duplicate_of == new.id  # the open duplicate follows the copy
     mails = mails_about(env, old)
     assert len(mails) == 1 and "li.na@ops.example.cn" in str(mails[0]["To"])
     assert "helpdesk@ops.example.cn" in str(mails[0]["Cc"])
+    assert f"#{new.id}" in mails[0].get_body(("html",)).get_content()
 
 
 def test_dry_run_changes_nothing_and_publishes_the_plan(env):

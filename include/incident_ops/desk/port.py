@@ -110,6 +110,10 @@ class ServiceDesk(Protocol):
         """Record ``duplicate_id`` as a duplicate of ``master_id`` (idempotent)."""
         ...
 
+    def add_reference(self, ticket_id: str, target_id: str) -> None:
+        """Record that ``ticket_id`` refers to ``target_id`` (idempotent)."""
+        ...
+
     def unlink_duplicate(self, duplicate_id: str, master_id: str) -> None:
         """Remove the duplicate link (idempotent); used to break a duplicate cycle."""
         ...

@@ -215,6 +215,17 @@ class RequestTrackerDesk:
             raise RejectedChange(f"ticket {dup}: removing duplicate_of refused: {message}",
                                  ticket_id=dup, field="duplicate_of")
 
+    def add_reference(self, ticket_id: str, target_id: str) -> None:
+        tid, target = ticketsql.ticket_id(ticket_id), ticketsql.ticket_id(target_id)
+        body = {"AddRefersTo": int(target)}
+        resp = self.client.request("PUT", f"/ticket/{tid}", kind="write", json=body,
+                                   ticket_id=tid)
+        for _, message in mapping.rejections(resp.json(), body):
+            if "already exists" in message.lower():
+                continue  # a repeat is a no-op
+            raise RejectedChange(f"ticket {tid}: reference to #{target} refused: {message}",
+                                 ticket_id=tid, field="refers_to")
+
     def create(self, draft: TicketDraft) -> str:
         body = self._create_body(draft)
         found = self.find_by_key(draft.idempotency_key, draft.queue)
