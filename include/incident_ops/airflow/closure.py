@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from incident_ops.airflow.pipeline import planned, read_watermark
+from incident_ops.airflow.pipeline import fetch_clock, planned, read_watermark
 from incident_ops.airflow.runtime import run_info
 
 WATERMARK_VARIABLE = "incident_closure_watermark"
@@ -19,10 +19,11 @@ def plan_closure(context: Any, *, conn_id: str = "servicedesk_default") -> dict[
     info = run_info(context)
     since = read_watermark(WATERMARK_VARIABLE)
     policy = ClosurePolicy.from_dict(load_yaml("closure.yaml"))
+    started = fetch_clock()
     with ServiceDeskHook(conn_id) as hook:
         batch = fetch_closure_batch(hook.get_desk(), since)
     plan = decide_closure(batch.resolved, batch.related, policy, load_vocabulary(),
                           load_contacts(), info.now, info.run_id)
     return planned(plan, batch.tickets.values(), now=info.now, read=batch.resolved,
-                   watermark_variable=WATERMARK_VARIABLE, watermark=since,
+                   watermark_variable=WATERMARK_VARIABLE, watermark=since, fetch_started=started,
                    bulk_size=policy.bulk_size)

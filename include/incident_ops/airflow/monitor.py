@@ -6,7 +6,7 @@ import logging
 import os
 from typing import Any
 
-from incident_ops.airflow.pipeline import planned, read_watermark
+from incident_ops.airflow.pipeline import fetch_clock, planned, read_watermark
 from incident_ops.airflow.runtime import AirflowNotifier, run_info
 
 log = logging.getLogger(__name__)
@@ -48,12 +48,14 @@ def plan_monitor(context: Any, *, conn_id: str = "servicedesk_default") -> dict[
 
     info = run_info(context)
     since = read_watermark(MONITOR_WATERMARK)
+    started = fetch_clock()
     with ServiceDeskHook(conn_id) as hook:
         tickets = fetch_monitor_batch(hook.get_desk(), since, info.now)
     plan = decide_escalation(tickets, sla_policy(), load_vocabulary(), load_contacts(),
                              info.now, info.run_id)
     return planned(plan, tickets, now=info.now, read=tickets,
-                   watermark_variable=MONITOR_WATERMARK, watermark=since)
+                   watermark_variable=MONITOR_WATERMARK, watermark=since,
+                   fetch_started=started)
 
 
 def snapshot_task(context: Any, *, resend: bool = False,

@@ -10,8 +10,9 @@ done comes back ``stale`` (or ``skipped``) instead of being done twice.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from incident_ops.airflow.runtime import AirflowNotifier
@@ -28,9 +29,20 @@ def read_watermark(variable: str) -> datetime | None:
     return datetime.fromisoformat(raw) if raw else None
 
 
+def fetch_clock() -> datetime:
+    """When a fetch starts (the wall clock, not the run's time: the watermark is about
+    what the desk has shown us, and a replayed run still reads today's desk)."""
+    return datetime.now(UTC)
+
+
+def clock_skew() -> timedelta:
+    return timedelta(seconds=float(os.environ.get("INCIDENT_OPS_CLOCK_SKEW_SECONDS", "60")))
+
+
 def planned(plan: Plan, tickets: Iterable[Ticket], *, now: datetime,
             watermark_variable: str | None = None, watermark: datetime | None = None,
-            bulk_size: int = 100, read: Iterable[Ticket] = ()) -> dict[str, Any]:
+            fetch_started: datetime | None = None, bulk_size: int = 100,
+            read: Iterable[Ticket] = ()) -> dict[str, Any]:
     """What a plan task hands on. ``read``: the tickets the watermark is computed over."""
     tickets = list(tickets)
     log.info("plan %s: %s; %d findings, %d waiting", plan.run_id,
@@ -43,6 +55,7 @@ def planned(plan: Plan, tickets: Iterable[Ticket], *, now: datetime,
         "updated": {t.id: t.updated.isoformat() for t in read},
         "watermark_variable": watermark_variable,
         "watermark": watermark.isoformat() if watermark else None,
+        "fetch_started": fetch_started.isoformat() if fetch_started else None,
         "now": now.isoformat(),
         "bulk_size": bulk_size,
     }
@@ -92,12 +105,13 @@ def report_task(planned: dict[str, Any], applied: list[dict[str, Any]] | None, *
         result["outcomes"] = {o: sum(1 for x in outcomes if x.outcome == o)
                               for o in sorted({x.outcome for x in outcomes})}
     variable = planned.get("watermark_variable")
-    if variable and not dry_run and outcomes is not None:
+    if variable and planned.get("fetch_started") and not dry_run and outcomes is not None:
         previous = datetime.fromisoformat(planned["watermark"]) if planned["watermark"] else None
         updated = {k: datetime.fromisoformat(v) for k, v in planned["updated"].items()}
-        mark = next_watermark(previous, updated, outcomes)
-        if mark is not None and mark != previous:
+        mark = next_watermark(previous, datetime.fromisoformat(planned["fetch_started"]),
+                              updated, outcomes, clock_skew())
+        if mark != previous:
             Variable.set(variable, mark.isoformat())
-            log.info("watermark %s advanced to %s", variable, mark.isoformat())
-        result["watermark"] = mark.isoformat() if mark else None
+            log.info("watermark %s moved to %s", variable, mark.isoformat())
+        result["watermark"] = mark.isoformat()
     return result

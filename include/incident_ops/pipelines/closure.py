@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from incident_ops.desk.port import ServiceDesk, TicketQuery
 from incident_ops.model import CONFIRMATION_PENDING, RESOLVED, Ticket
@@ -39,10 +39,7 @@ class ClosureBatch:
 
 def fetch_closure_batch(desk: ServiceDesk, since: datetime | None) -> ClosureBatch:
     resolved: dict[str, Ticket] = {}
-    # RT stores times to the second: overlap by one so nothing updated in the same second
-    # as the last run is missed (re-reading a ticket is harmless, deciding is idempotent).
-    after = since - timedelta(seconds=1) if since else None
-    for t in desk.search(TicketQuery(statuses=[RESOLVED], updated_since=after)):
+    for t in desk.search(TicketQuery(statuses=[RESOLVED], updated_since=since)):
         resolved[t.id] = t
     for t in desk.search(TicketQuery(statuses=[RESOLVED],
                                      fields={"confirmation": CONFIRMATION_PENDING})):

@@ -10,7 +10,7 @@ The queue snapshot is the one full scan of open tickets, at its own slow cadence
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from incident_ops.desk.port import ServiceDesk, TicketQuery
 from incident_ops.model import Ticket
@@ -23,8 +23,7 @@ def fetch_unnotified_urgent(desk: ServiceDesk) -> list[Ticket]:
 
 def fetch_monitor_batch(desk: ServiceDesk, since: datetime | None, now: datetime) -> list[Ticket]:
     found: dict[str, Ticket] = {}
-    after = since - timedelta(seconds=1) if since else None
-    for ticket in desk.search(TicketQuery(open_only=True, updated_since=after)):
+    for ticket in desk.search(TicketQuery(open_only=True, updated_since=since)):
         found[ticket.id] = ticket
     if since is not None:  # the first run reads every open ticket above anyway
         for ticket in desk.search(TicketQuery(open_only=True,
