@@ -105,8 +105,9 @@ def test_a_full_query_reads_like_its_criteria(rt_parser: rt_sql.RTSqlParser) -> 
         " AND ((Priority >= 90)) AND LastUpdated >= '2026-01-02 03:04:05'"
         " AND CF.{Close Code} = 'solved' AND CF.{Completed At} IS NOT NULL"
         " AND CF.{Confirmation} IS NULL"
-        " AND CF.{Escalation Due} < '2026-01-02 03:04:05' AND (MemberOf = 7 OR MemberOf = 9)")
-    assert len(conditions(rt_parser, sql)) == 12
+        " AND CF.{Escalation Due} < '2026-01-02 03:04:05'"
+        " AND CF.{Escalation Due} > '1970-01-02 00:00:00' AND (MemberOf = 7 OR MemberOf = 9)")
+    assert len(conditions(rt_parser, sql)) == 13
 
 
 def test_excluded_ids_are_left_out_by_id(rt_parser: rt_sql.RTSqlParser) -> None:

@@ -47,6 +47,9 @@ def is_literal_safe(value: str) -> bool:
     return not _CF_LOOKALIKE.match(value)
 
 
+NOT_SET_CEILING = "1970-01-02 00:00:00"  # RT's "Not set" date is 1970-01-01 00:00:00
+
+
 def utc_text(moment: datetime) -> str:
     """An aware datetime as RT's 'YYYY-MM-DD HH:MM:SS' in UTC (RT stores whole seconds)."""
     if moment.tzinfo is None or moment.utcoffset() is None:
@@ -144,7 +147,10 @@ def build(query: TicketQuery, priority_ranks: Mapping[str, int]) -> str:
     for name in sorted(query.field_unset):
         clauses.append(f"{cf_ref(name)} IS NULL")
     for name, moment in sorted(query.field_before.items()):
+        # RT keeps a cleared date as "Not set" (the epoch), which is "before" everything:
+        # the lower bound keeps cleared fields out of due-time searches.
         clauses.append(f"{cf_ref(name)} < {date_literal(moment)}")
+        clauses.append(f"{cf_ref(name)} > {quote(NOT_SET_CEILING)}")
     if query.member_of:
         clauses.append(any_of_numbers("MemberOf", (ticket_id(m) for m in query.member_of)))
     if query.exclude_ids:
