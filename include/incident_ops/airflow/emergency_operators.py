@@ -87,6 +87,9 @@ class _Prepared:
         })
 
 
+# The four classes below repeat the same three methods on purpose: Airflow's operator
+# metaclass wraps the __init__ each operator class defines itself (apply_defaults checks
+# ``__init__.__wrapped__``), so an __init__ inherited from a plain mixin breaks at parse time.
 class PreparedQuestion(_Prepared, HITLOperator):
     def __init__(self, *, prepare: str, prepare_kwargs: dict[str, Any] | None = None,
                  **kwargs: Any) -> None:
