@@ -30,6 +30,7 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import Asset, Label, Param, TaskGroup, dag, get_current_context, task
 from airflow.sdk import TriggerRule as TR
 
+from incident_ops.airflow.dag_defaults import DESK_POOL
 from incident_ops.airflow.emergency_operators import (
     ANNOUNCE_LIFTED,
     COVERED,
@@ -51,7 +52,6 @@ from incident_ops.policy.emergency_flow import (
     SUBMIT,
 )
 
-DESK_POOL = "servicedesk"
 ROUNDS = max(1, int(os.environ.get("INCIDENT_OPS_EMERGENCY_ROUNDS", "3")))
 CLOSED = Asset("incident-ops://emergency/closed")
 

@@ -36,8 +36,8 @@ from datetime import timedelta
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.timetables.trigger import CronTriggerTimetable
 
-DESK_POOL = "servicedesk"
-TIMEZONE = os.environ.get("INCIDENT_OPS_TIMEZONE", "Asia/Shanghai")
+from incident_ops.airflow.dag_defaults import DESK_POOL, timezone
+
 SCHEDULES = {
     "daily": os.environ.get("INCIDENT_OPS_REPORT_DAILY_SCHEDULE", "30 7 * * *"),
     "weekly": os.environ.get("INCIDENT_OPS_REPORT_WEEKLY_SCHEDULE", "0 8 * * 1"),
@@ -48,7 +48,7 @@ SCHEDULES = {
 def report_dag(kind: str) -> None:
     @dag(
         dag_id=f"incident_report_{kind}",
-        schedule=CronTriggerTimetable(SCHEDULES[kind], timezone=TIMEZONE),
+        schedule=CronTriggerTimetable(SCHEDULES[kind], timezone=timezone()),
         catchup=False,
         max_active_runs=1,
         doc_md=__doc__,

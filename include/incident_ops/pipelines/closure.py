@@ -15,9 +15,6 @@ from datetime import datetime
 
 from incident_ops.desk.port import ServiceDesk, TicketQuery
 from incident_ops.model import CONFIRMATION_PENDING, RESOLVED, Ticket
-from incident_ops.pipelines.watermark import next_watermark
-
-__all__ = ["ClosureBatch", "fetch_closure_batch", "next_watermark"]
 
 log = logging.getLogger(__name__)
 

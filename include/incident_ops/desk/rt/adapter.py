@@ -195,10 +195,7 @@ class RequestTrackerDesk:
             raise RejectedChange(f"ticket {dup} cannot duplicate itself", ticket_id=dup,
                                  field="duplicate_of")
         # Setting MemberOf (not AddMemberOf) makes a repeat a no-op: RT answers [].
-        body = {"MemberOf": int(master)}
-        resp = self.client.request("PUT", f"/ticket/{dup}", kind="write", json=body,
-                                   ticket_id=dup)
-        for _, message in mapping.rejections(resp.json(), body):
+        for message in self._link_write(dup, {"MemberOf": int(master)}):
             if "resolve" in message.lower():
                 raise TicketNotFound(f"ticket {master} not found: {message}", ticket_id=master)
             raise RejectedChange(f"ticket {dup}: duplicate_of refused: {message}",
@@ -206,10 +203,7 @@ class RequestTrackerDesk:
 
     def unlink_duplicate(self, duplicate_id: str, master_id: str) -> None:
         dup, master = ticketsql.ticket_id(duplicate_id), ticketsql.ticket_id(master_id)
-        body = {"DeleteMemberOf": int(master)}
-        resp = self.client.request("PUT", f"/ticket/{dup}", kind="write", json=body,
-                                   ticket_id=dup)
-        for _, message in mapping.rejections(resp.json(), body):
+        for message in self._link_write(dup, {"DeleteMemberOf": int(master)}):
             if message.strip().rstrip(".").lower() == "link not found":
                 continue  # already gone: a repeat is a no-op
             raise RejectedChange(f"ticket {dup}: removing duplicate_of refused: {message}",
@@ -217,14 +211,17 @@ class RequestTrackerDesk:
 
     def add_reference(self, ticket_id: str, target_id: str) -> None:
         tid, target = ticketsql.ticket_id(ticket_id), ticketsql.ticket_id(target_id)
-        body = {"AddRefersTo": int(target)}
-        resp = self.client.request("PUT", f"/ticket/{tid}", kind="write", json=body,
-                                   ticket_id=tid)
-        for _, message in mapping.rejections(resp.json(), body):
+        for message in self._link_write(tid, {"AddRefersTo": int(target)}):
             if "already exists" in message.lower():
                 continue  # a repeat is a no-op
             raise RejectedChange(f"ticket {tid}: reference to #{target} refused: {message}",
                                  ticket_id=tid, field="refers_to")
+
+    def _link_write(self, tid: str, body: dict[str, Any]) -> list[str]:
+        """PUT one link change; RT's refusals, which the caller sorts into no-ops and errors."""
+        resp = self.client.request("PUT", f"/ticket/{tid}", kind="write", json=body,
+                                   ticket_id=tid)
+        return [message for _, message in mapping.rejections(resp.json(), body)]
 
     def create(self, draft: TicketDraft) -> str:
         body = self._create_body(draft)
