@@ -76,6 +76,10 @@ class Ticket:
     automation: str | None = None  # the last automated change: step, rule and DAG run
     idempotency_key: str | None = None  # the key a ticket was created under, if any
     version: str | None = None  # the desk's change marker (ETag / last-updated)
+    # Read without its custom fields (a light search, ``TicketQuery(custom_fields=False)``):
+    # the fields above that live in custom fields are unknown, not empty, so its record
+    # must not be judged (completeness, routing) until it is read in full.
+    partial: bool = False
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property

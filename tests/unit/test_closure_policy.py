@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import timedelta
 
 from factories import CONTACTS, NOW, VOCAB, complete
@@ -55,6 +56,15 @@ def test_chain_of_duplicates_closes_transitively():
 def test_already_closed_duplicate_is_left_alone():
     plan = decide([complete("30")], [complete("31", duplicate_of="30", status=CLOSED)])
     assert kinds(plan) == {(CLOSE, "30")}
+
+
+def test_a_ticket_read_without_its_record_is_never_judged():
+    # A light read (no custom fields) must not look like an incomplete or closable record.
+    master = replace(complete("35", close_code="self-healed"), partial=True)
+    dup = complete("36", duplicate_of="35", status="new")
+    plan = decide([master], [dup])
+    assert plan.actions == [] and not plan.findings
+    assert set(plan.waiting) == {"35", "36"}
 
 
 def test_duplicate_cycle_is_reported_and_broken_at_the_lowest_id():

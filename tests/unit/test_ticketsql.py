@@ -131,3 +131,15 @@ def test_keyset_paging_continues_after_the_last_ticket_seen() -> None:
         "(Status = 'new') AND (LastUpdated >= '2026-01-02 03:04:06' OR "
         "(LastUpdated >= '2026-01-02 03:04:05' AND LastUpdated < '2026-01-02 03:04:06' "
         "AND id > 42))")
+
+
+def test_duplicate_criteria_and_the_join_limit(rt_parser: rt_sql.RTSqlParser) -> None:
+    sql = ticketsql.build(TicketQuery(queue=None, ids=["3", "4"], has_duplicates=True), RANKS)
+    assert sql == "(id = 3 OR id = 4) AND HasMember IS NOT NULL"
+    assert len(conditions(rt_parser, sql)) == 3
+    assert ticketsql.build(TicketQuery(queue=None, has_duplicates=False), RANKS) == \
+        "HasMember IS NULL"
+    fifty = [str(i) for i in range(1, 51)]
+    assert ticketsql.build(TicketQuery(queue=None, member_of=fifty), RANKS).count("MemberOf") == 50
+    with pytest.raises(BadQuery, match="member_of"):  # RT would answer an empty page
+        ticketsql.build(TicketQuery(queue=None, member_of=[*fifty, "51"]), RANKS)

@@ -21,7 +21,8 @@ def plan_closure(context: Any, *, conn_id: str = "servicedesk_default") -> dict[
     policy = ClosurePolicy.from_dict(load_yaml("closure.yaml"))
     started = fetch_clock()
     with ServiceDeskHook(conn_id) as hook:
-        batch = fetch_closure_batch(hook.get_desk(), since)
+        batch = fetch_closure_batch(hook.get_desk(), since,
+                                    parallel=policy.read_parallelism)
     plan = decide_closure(batch.resolved, batch.related, policy, load_vocabulary(),
                           load_contacts(), info.now, info.run_id)
     return planned(plan, batch.tickets.values(), now=info.now, read=batch.resolved,

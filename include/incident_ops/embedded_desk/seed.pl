@@ -211,6 +211,19 @@ while (my $line = <STDIN>) {
     }
 }
 $RT::Handle->Commit;
+# RT stamps a ticket's LastUpdated after every transaction it writes on it, so LastUpdated is
+# never older than its newest transaction, and the adapter's read stamps rely on that. Loading
+# history ticket by ticket breaks it where one ticket's event lands on another at an earlier
+# time (a duplicate's link, recorded on its master too): restore it.
+$dbh->do(q{
+    UPDATE Tickets SET LastUpdated = (
+        SELECT MAX(Created) FROM Transactions
+         WHERE ObjectType = 'RT::Ticket' AND ObjectId = Tickets.id)
+     WHERE LastUpdated < (
+        SELECT MAX(Created) FROM Transactions
+         WHERE ObjectType = 'RT::Ticket' AND ObjectId = Tickets.id)
+});
+$dbh->commit unless $dbh->{AutoCommit};
 my $secs = CORE::time() - $started;
 print STDERR "seed: loaded " . ($count || 0) . " tickets in ${secs}s, " . ($errors || 0) . " errors\n";
 exit($errors ? 2 : 0);

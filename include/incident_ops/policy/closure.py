@@ -48,6 +48,7 @@ class ClosurePolicy:
     close_without_answer: bool = False
     close_without_answer_after: timedelta = timedelta(hours=72)
     bulk_size: int = 100
+    read_parallelism: int = 2
     schedule: str = "*/10 * * * *"
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -65,6 +66,7 @@ class ClosurePolicy:
                 close_without_answer_after=timedelta(
                     hours=float(conf.get("close_without_answer_after_hours", 72))),
                 bulk_size=int(data.get("bulk_size", 100)),
+                read_parallelism=max(1, int(data.get("read_parallelism", 2))),
                 schedule=str(data.get("schedule", "*/10 * * * *")),
             )
         except (TypeError, ValueError) as exc:
@@ -111,6 +113,10 @@ def _order(ticket: Ticket) -> tuple[int, str]:
 def _decide_master(ticket: Ticket, graph: DuplicateGraph, ctx: _Context, plan: Plan,
                    handled: set[str]) -> None:
     handled.add(ticket.id)
+    if ticket.partial:  # read without its record: nothing to judge it on (fetch prevents it)
+        plan.waiting[ticket.id] = "read without its custom fields; decided once read in full"
+        _wait_family(ticket, graph, plan, handled, "its master was read without its record")
+        return
     gaps = check_resolution(ticket, ctx.vocab, ctx.policy.completeness, ctx.now)
     if gaps:
         _add(plan, ticket, _bounce(ticket, gaps, ctx))

@@ -1,8 +1,9 @@
 """``RequestTrackerDesk``: the ``ServiceDesk`` port implemented on RT 5's REST2 API.
 
 Reads. A search is keyset-paged and fetches everything a ticket needs in the page query
-(custom fields, owner, requestor, queue), plus one query for the page's versions (RT's ETag,
-see ``reads.py``) and one for which of them are duplicates; ``get`` reads the ETag header.
+(custom fields, owner, requestor, queue), plus one cheap query for which of them are
+duplicates and one for those duplicates' links. Its versions are mostly read stamps, checked
+against RT's transactions when a write is made (``reads.py``); ``get`` reads the ETag header.
 
 Writes. RT applies what it can of a write and answers HTTP 200 with a message per part,
 refusals included; every write reads those messages (``mapping.rejections``) and raises
@@ -24,6 +25,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote as urlquote
 
 from incident_ops.desk.port import (
+    BadQuery,
     DeskError,
     RejectedChange,
     StaleTicket,
@@ -33,7 +35,13 @@ from incident_ops.desk.port import (
 )
 from incident_ops.desk.rt import mapping, schema, ticketsql
 from incident_ops.desk.rt.client import AmbiguousWrite, RTClient, after_unanswered_attempt
-from incident_ops.desk.rt.reads import MAX_PER_PAGE, SUBFIELDS, RTReads
+from incident_ops.desk.rt.reads import (
+    CORE_FIELDS,
+    MAX_PER_PAGE,
+    SEARCH_FIELDS,
+    SUBFIELDS,
+    RTReads,
+)
 from incident_ops.model import ChangeResult, Ticket, TicketChange, TicketDraft
 
 log = logging.getLogger(__name__)
@@ -77,18 +85,28 @@ class RequestTrackerDesk:
     # -- reading ---------------------------------------------------------------------------
 
     def search(self, query: TicketQuery) -> Iterator[Ticket]:
-        """Keyset-paged on (LastUpdated, id) so tickets edited meanwhile are never skipped."""
+        """Keyset-paged on (LastUpdated, id) so tickets edited meanwhile are never skipped.
+
+        Each ticket's version is its read stamp (``reads.py``); ``custom_fields=False``
+        reads core columns and the duplicate link only (``Ticket.partial``).
+        """
+        if not query.custom_fields and (query.fields or query.sources):
+            raise BadQuery("a search without custom fields cannot re-check custom-field "
+                           "criteria (fields, sources)")
+        fields = SEARCH_FIELDS if query.custom_fields else CORE_FIELDS
         sql = ticketsql.build(query, self.ranks)
         seen: set[str] = set()
         after: tuple[datetime, str] | None = None
         while True:
             page_sql = sql if after is None else ticketsql.after_keyset(sql, *after)
-            items, total = self.reads.tickets_page(page_sql, self.page_size)
+            page = self.reads.page(page_sql, self.page_size, fields=fields)
+            items, total = page.items, page.total
             self.reads.add_parent_links(items)
-            versions = self.reads.versions(items)
+            versions = self.reads.page_versions(page)
             for item in items:
                 ticket = mapping.ticket_from_rt(item, ranks=self.ranks,
-                                                version=versions.get(str(item.get("id"))))
+                                                version=versions.get(str(item.get("id"))),
+                                                partial=not query.custom_fields)
                 if ticket.id not in seen and _matches(ticket, query):
                     seen.add(ticket.id)
                     yield ticket
@@ -143,7 +161,12 @@ class RequestTrackerDesk:
         body = self._change_body(change)
         if not body:
             return
-        headers = {"If-Match": f'"{change.expected_version}"'} if change.expected_version else None
+        headers = None
+        if change.expected_version:
+            etag = self.reads.etag(tid, change.expected_version)
+            if etag is None:
+                raise StaleTicket(f"ticket {tid} changed since it was read", ticket_id=tid)
+            headers = {"If-Match": f'"{etag}"'}
         try:
             resp = self.client.request("PUT", f"/ticket/{tid}", kind="write", json=body,
                                        headers=headers, ticket_id=tid)

@@ -105,7 +105,8 @@ def parent_link(item: Mapping[str, Any]) -> str | None:
 
 
 def ticket_from_rt(item: Mapping[str, Any], *, ranks: Mapping[str, int],
-                   version: str | None) -> Ticket:
+                   version: str | None, partial: bool = False) -> Ticket:
+    """``partial``: the item was read without its custom fields (see ``Ticket.partial``)."""
     warnings: list[str] = []
 
     def when(label: str, text: Any) -> datetime | None:
@@ -165,6 +166,7 @@ def ticket_from_rt(item: Mapping[str, Any], *, ranks: Mapping[str, int],
         # RT keeps no close date; closed is final, so its last update is when it closed.
         closed_at=(updated if status == CLOSED else None),
         version=version,
+        partial=partial,
         extra=extra,
         **values,
     )

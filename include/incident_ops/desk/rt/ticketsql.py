@@ -47,6 +47,7 @@ def is_literal_safe(value: str) -> bool:
     return not _CF_LOOKALIKE.match(value)
 
 
+MAX_LINK_CLAUSES = 50  # MemberOf clauses per query (each one is a join: see ``build``)
 NOT_SET_CEILING = "1970-01-02 00:00:00"  # RT's "Not set" date is 1970-01-01 00:00:00
 
 
@@ -152,7 +153,14 @@ def build(query: TicketQuery, priority_ranks: Mapping[str, int]) -> str:
         clauses.append(f"{cf_ref(name)} < {date_literal(moment)}")
         clauses.append(f"{cf_ref(name)} > {quote(NOT_SET_CEILING)}")
     if query.member_of:
+        if len(set(query.member_of)) > MAX_LINK_CLAUSES:
+            # Each MemberOf clause is a join; past SQLite's 64-table join limit RT answers
+            # an empty result instead of an error, which would read as "no duplicates".
+            raise BadQuery(f"member_of: at most {MAX_LINK_CLAUSES} masters per search, got "
+                           f"{len(set(query.member_of))}", field="member_of")
         clauses.append(any_of_numbers("MemberOf", (ticket_id(m) for m in query.member_of)))
+    if query.has_duplicates is not None:
+        clauses.append(f"HasMember IS {'NOT ' if query.has_duplicates else ''}NULL")
     if query.exclude_ids:
         excluded = sorted({int(ticket_id(i)) for i in query.exclude_ids})
         clauses.append("(" + " AND ".join(f"id != {i}" for i in excluded) + ")")
