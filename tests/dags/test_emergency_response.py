@@ -14,6 +14,7 @@ import subprocess
 import sys
 import uuid
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +171,8 @@ def test_plan_route_follows_the_plan_and_closes_with_a_report(env):
     assert len(closed) == 1 and closed[0]["extra"]["incident_id"] == tid
     ticket = env["desk"].get(tid)
     assert ticket.status == "assigned-l2"  # the incident itself is closed by 100.7, not here
+    # The recovery time typed when lifting (Asia/Shanghai) is on the ticket, for 100.6.4.
+    assert ticket.recovered_at == datetime(2026, 11, 26, 2, 40, tzinfo=UTC)
     assert len([k for k in ticket.automation_keys if k.startswith("emergency-")]) >= 5
 
 

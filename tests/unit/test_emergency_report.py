@@ -171,3 +171,13 @@ def test_an_answer_without_a_time_sorts_last_in_the_timeline():
     early = flow.Answer("101.2", "q", ("y",), "b", at(1))
     events = flow.timeline(START, "ops", [late, early], [])
     assert [e.who for e in events] == ["ops", "b", "a"]
+
+
+@pytest.mark.parametrize(("typed", "expected"), [
+    ("2026-11-26 10:40", datetime(2026, 11, 26, 2, 40, tzinfo=UTC)),  # Shanghai, UTC+8
+    ("2026-11-26T10:40", datetime(2026, 11, 26, 2, 40, tzinfo=UTC)),
+    ("2026-11-26 10:40+00:00", datetime(2026, 11, 26, 10, 40, tzinfo=UTC)),
+    ("", None), ("  ", None), ("昨天晚上", None), ("26/11/2026 10:40", None),
+])
+def test_the_recovery_time_typed_when_lifting_is_read_in_the_deployment_zone(typed, expected):
+    assert flow.recovery_time(typed, "Asia/Shanghai") == expected

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -118,13 +118,16 @@ class Step:
         self.mark(key, comment, tid)
         return True
 
-    def mark(self, key: str, comment: str, ticket_id: str) -> None:
-        """Comment and key in one desk transaction; re-read and retry if someone wrote between."""
+    def mark(self, key: str, comment: str, ticket_id: str,
+             fields: Mapping[str, Any] | None = None) -> None:
+        """Comment and key (and ``fields``) in one desk transaction; re-read and retry if
+        someone wrote between."""
         for attempt in range(MARK_ATTEMPTS):
             ticket = self.desk.get(ticket_id)
             change = TicketChange(
                 ticket_id=ticket_id,
-                fields={"automation_keys": flow.merged_keys(ticket.automation_keys, key),
+                fields={**(fields or {}),
+                        "automation_keys": flow.merged_keys(ticket.automation_keys, key),
                         "automation": f"{self.step} emergency_response · run {self.info.run_id}"},
                 expected_version=ticket.version)
             try:

@@ -66,9 +66,33 @@ def announce_lifted_task(context: Any) -> dict[str, Any]:
         hq_keypoint(step, flow.HQ_LIFTED, f"应急已解除 / emergency lifted ({lifted.by}, "
                     f"{lifted.at:%Y-%m-%d %H:%M} UTC); 业务恢复 / business recovered: {recovered}"
                     if lifted.at else "应急已解除 / emergency lifted")
+        record_recovery(step, str(lifted.params.get("recovered_at") or ""))
     return {"lifted": lifted.to_dict(),
             "events": [event("101.5", "automation", "集团公司已获解除通报 / group HQ told it is "
                                                      "lifted")]}
+
+
+def record_recovery(step: Step, typed: str) -> None:
+    """The business recovery time from the lifted form goes onto the incident (100.6.4 asks
+    for it before a fault may close), once; a time already on the ticket is kept."""
+    k = flow.key(step.brief, "recovery-time")
+    if step.done(k):
+        return
+    moment = flow.recovery_time(typed, tz_name())
+    current = step.desk.get(step.incident_id).recovered_at
+    if moment is None:
+        step.mark(k, f"解除时未给出可识别的业务恢复时间（{typed or '空'}），请在工单上填写 / no "
+                     f"business recovery time understood from the lifted form ({typed!r}, "
+                     "expected YYYY-MM-DD HH:MM): set Business Recovery Time on the ticket",
+                  step.incident_id)
+    elif current is not None:
+        step.mark(k, f"工单已有业务恢复时间 {current:%Y-%m-%d %H:%M} UTC，保留；解除表单为 "
+                     f"{typed} / the ticket already holds a recovery time, kept; the lifted "
+                     f"form said {typed}", step.incident_id)
+    else:
+        step.mark(k, f"业务恢复时间已记录 / business recovery time recorded: {typed} "
+                     f"({moment:%Y-%m-%d %H:%M} UTC)", step.incident_id,
+                  fields={"recovered_at": moment})
 
 
 def report_task(context: Any) -> dict[str, Any]:

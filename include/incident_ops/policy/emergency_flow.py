@@ -16,8 +16,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from incident_ops.config import Contacts
 from incident_ops.model import OPEN_STATUSES, Ticket, TicketDraft
@@ -293,6 +294,21 @@ Q_APPROVE_LEADER = "领导审批 / Leader approval"
 def suggested_route(coverage: Mapping[str, Any], continuation: bool) -> str:
     """101.2's preselected answer: the plan when its start conditions are met."""
     return COVERED_PLAN if coverage.get("covered") and not continuation else COVERED_VENDORS
+
+
+def recovery_time(text: str, tz: str) -> datetime | None:
+    """The business recovery time an operator typed when lifting (``YYYY-MM-DD HH:MM``, the
+    deployment's time zone ``tz``, or ISO with an offset), as aware UTC; None if not one."""
+    value = text.strip()
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("T", " "))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo(tz))
+    return moment.astimezone(UTC)
 
 
 def lifted_answer(rounds: Sequence[Round]) -> Answer | None:
