@@ -212,7 +212,7 @@ while (my $line = <STDIN>) {
 }
 $RT::Handle->Commit;
 # RT stamps a ticket's LastUpdated after every transaction it writes on it, so LastUpdated is
-# never older than its newest transaction, and the adapter's read stamps rely on that. Loading
+# never older than its newest transaction ("updated since" searches rely on that). Loading
 # history ticket by ticket breaks it where one ticket's event lands on another at an earlier
 # time (a duplicate's link, recorded on its master too): restore it.
 $dbh->do(q{

@@ -2,8 +2,8 @@
 
 Reads. A search is keyset-paged and fetches everything a ticket needs in the page query
 (custom fields, owner, requestor, queue), plus one cheap query for which of them are
-duplicates and one for those duplicates' links. Its versions are mostly read stamps, checked
-against RT's transactions when a write is made (``reads.py``); ``get`` reads the ETag header.
+duplicates and one for those duplicates' links; its versions cost one tiny query per page
+(``reads.py``). ``get`` reads the ETag header.
 
 Writes. RT applies what it can of a write and answers HTTP 200 with a message per part,
 refusals included; every write reads those messages (``mapping.rejections``) and raises
@@ -87,8 +87,9 @@ class RequestTrackerDesk:
     def search(self, query: TicketQuery) -> Iterator[Ticket]:
         """Keyset-paged on (LastUpdated, id) so tickets edited meanwhile are never skipped.
 
-        Each ticket's version is its read stamp (``reads.py``); ``custom_fields=False``
-        reads core columns and the duplicate link only (``Ticket.partial``).
+        Each ticket's version is the desk's newest transaction before its page was read
+        (``reads.py``); ``custom_fields=False`` reads core columns and the duplicate link
+        only (``Ticket.partial``).
         """
         if not query.custom_fields and (query.fields or query.sources):
             raise BadQuery("a search without custom fields cannot re-check custom-field "
@@ -99,13 +100,11 @@ class RequestTrackerDesk:
         after: tuple[datetime, str] | None = None
         while True:
             page_sql = sql if after is None else ticketsql.after_keyset(sql, *after)
-            page = self.reads.page(page_sql, self.page_size, fields=fields)
-            items, total = page.items, page.total
+            version = self.reads.as_of()  # before the page: see reads.py
+            items, total = self.reads.tickets_page(page_sql, self.page_size, fields=fields)
             self.reads.add_parent_links(items)
-            versions = self.reads.page_versions(page)
             for item in items:
-                ticket = mapping.ticket_from_rt(item, ranks=self.ranks,
-                                                version=versions.get(str(item.get("id"))),
+                ticket = mapping.ticket_from_rt(item, ranks=self.ranks, version=version,
                                                 partial=not query.custom_fields)
                 if ticket.id not in seen and _matches(ticket, query):
                     seen.add(ticket.id)

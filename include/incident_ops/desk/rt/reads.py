@@ -1,29 +1,28 @@
-"""The RT queries behind the adapter: ticket pages, "moved since", current state.
+"""The RT queries behind the adapter: ticket pages, versions, "moved since", current state.
 
 Versions. RT's ETag for a ticket is the id of its newest transaction (REST2
 ``Record/WithETag.pm``), not its LastUpdated, so it cannot be read off a search result, and
-asking RT for it costs a ``/transactions`` query per page of tickets -- as much as reading
-the page itself when the page has no custom fields. So a search gives each ticket a *read
-stamp* instead, ``"@" + LastUpdated`` (UTC, whole seconds), whenever that is exact: RT
-stamps LastUpdated after every transaction it writes (``RT::Record::_NewTransaction``), so
-once the second of the LastUpdated we read is over before our read began, "a transaction
-created after the stamp" is exactly "changed since it was read". ``moved`` checks that for
-up to a hundred tickets in one query, and a single conditional write turns the stamp into
-the ETag (the newest transaction, if not newer than the stamp) for ``If-Match``. Tickets
-updated within a second or two of the read ("hot") get the ETag at read time instead
-(``versions``, one query for the page's hot tickets), which has no such blind spot. When
-the desk's clock is unknown (no ``Date`` header) every ticket counts as hot.
+asking RT for it costs a ``/transactions`` query per page as large as the page itself when
+the page has no custom fields. A search reads something cheaper just before each page: the
+desk's newest ticket transaction id, ``T`` (one tiny query). Transaction ids only grow, so
+every ticket of the page is "as of transaction ``T``": its version is ``"#T"``, and "changed
+since it was read" is exactly "has a transaction with an id above ``T``". ``moved`` checks
+that for up to a hundred tickets in one query (``id > T``, or ``id > ETag`` for a version
+read by ``get``); a single conditional write turns ``#T`` into the ticket's ETag (its newest
+transaction, if not above ``T``) for ``If-Match``. No clocks are involved. On SQLite writes
+are serial, so this is exact; on a desk database with concurrent writers a transaction that
+was being committed at the very moment of the read could carry an id below ``T`` and be
+missed, a window of milliseconds.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 from typing import Any
 
-from incident_ops.desk.rt import mapping, ticketsql
+from incident_ops.desk.rt import ticketsql
 from incident_ops.desk.rt.client import RTClient
 
 CORE_FIELDS = "Subject,Status,Priority,Created,LastUpdated,Resolved,Queue,Owner,Requestor"
@@ -33,69 +32,36 @@ SUBFIELDS = {"fields[Queue]": "Name", "fields[Owner]": "Name,EmailAddress",
              "fields[Requestor]": "EmailAddress"}
 MAX_PER_PAGE = 100  # REST2 caps per_page at 100
 LONG_QUERY = 1500  # longer TicketSQL goes in a POST body rather than the URL
-STAMP = "@"  # a read stamp version: "@YYYY-MM-DD HH:MM:SS" (LastUpdated, UTC)
-# LastUpdated is stamped right after each transaction; look this far back for the newest
-# one (scrips can delay the stamp past the second the transaction was written in).
-VERSION_WINDOW = timedelta(seconds=5)
-# A ticket updated this close to the start of the read gets its ETag read at once: its
-# LastUpdated second may not be over, so a later edit could share it.
-HOT = timedelta(seconds=2)
-
-
-@dataclass(frozen=True)
-class Page:
-    items: list[dict[str, Any]]
-    total: int | None  # RT's count of all that match the query
-    read_at: datetime | None  # the earliest the desk can have begun the read (its clock)
+AS_OF = "#"  # a search version: "#<the desk's newest transaction id before the read>"
 
 
 class RTReads:
     def __init__(self, client: RTClient) -> None:
         self.client = client
+        self._as_of = 0  # the newest transaction id seen by ``as_of``
+        self._lock = threading.Lock()
 
     def search(self, path: str, params: list[tuple[str, Any]]) -> dict[str, Any]:
-        data = self._search(path, params).json()
-        return data if isinstance(data, dict) else {}
-
-    def _search(self, path: str, params: list[tuple[str, Any]]) -> Any:
         if len(str(dict(params).get("query", ""))) > LONG_QUERY:
-            return self.client.request("POST", path, kind="search", data=params)
-        return self.client.request("GET", path, kind="search", params=params)
+            resp = self.client.request("POST", path, kind="search", data=params)
+        else:
+            resp = self.client.request("GET", path, kind="search", params=params)
+        data = resp.json()
+        return data if isinstance(data, dict) else {}
 
     def tickets_page(self, sql: str, per_page: int, *, fields: str = SEARCH_FIELDS,
                      order: str = "LastUpdated") -> tuple[list[dict[str, Any]], int | None]:
         """One page of tickets in (order, id) order and RT's count of all matching ``sql``."""
-        page = self.page(sql, per_page, fields=fields, order=order)
-        return page.items, page.total
-
-    def page(self, sql: str, per_page: int, *, fields: str = SEARCH_FIELDS,
-             order: str = "LastUpdated") -> Page:
         orders = list(dict.fromkeys((order, "id")))
         params: list[tuple[str, Any]] = [("query", sql), ("page", 1), ("per_page", per_page),
                                          ("fields", fields)]
         params += [("orderby", o) for o in orders] + [("order", "ASC")] * len(orders)
         if "Owner" in fields:
             params += list(SUBFIELDS.items())
-        resp = self._search("/tickets", params)
-        data = resp.json()
-        data = data if isinstance(data, dict) else {}
+        data = self.search("/tickets", params)
         total = data.get("total")
         items = [item for item in data.get("items") or [] if isinstance(item, dict)]
-        return Page(items, int(total) if total is not None and str(total).isdigit() else None,
-                    _read_at(resp))
-
-    def page_versions(self, page: Page) -> dict[str, str]:
-        """Each ticket's version: its read stamp, or its ETag when it is hot (module doc)."""
-        out: dict[str, str] = {}
-        hot: list[dict[str, Any]] = []
-        for item in page.items:
-            stamp = mapping.parse_rt_datetime(item.get("LastUpdated"))
-            if stamp is None or page.read_at is None or stamp >= page.read_at - HOT:
-                hot.append(item)
-            else:
-                out[str(item["id"])] = STAMP + ticketsql.utc_text(stamp)
-        out.update(self.versions(hot) if hot else {})
-        return out
+        return items, (int(total) if total is not None and str(total).isdigit() else None)
 
     def current(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """What a write can set, now, for up to 100 tickets: one query."""
@@ -107,20 +73,20 @@ class RTReads:
         return {str(item["id"]): item for item in items}
 
     def transactions(self, sql: str, stop: Callable[[set[str]], bool], *,
-                     fields: str = "ObjectId") -> Iterator[dict[str, Any]]:
+                     per_page: int = MAX_PER_PAGE) -> Iterator[dict[str, Any]]:
         """Ticket transactions matching ``sql``, newest first, until ``stop(ticket ids seen)``."""
         seen: set[str] = set()
         page = 1
         while True:
             data = self.search("/transactions", [
                 ("query", f"ObjectType = 'RT::Ticket' AND ({sql})"), ("page", page),
-                ("per_page", MAX_PER_PAGE), ("fields", fields), ("orderby", "id"),
+                ("per_page", per_page), ("fields", "ObjectId"), ("orderby", "id"),
                 ("order", "DESC")])
             items = data.get("items") or []
             for item in items:
                 seen.add(str(item.get("ObjectId")))
                 yield item
-            if stop(seen) or len(items) < MAX_PER_PAGE:
+            if stop(seen) or len(items) < per_page:
                 return
             page += 1
 
@@ -144,50 +110,34 @@ class RTReads:
             if str(item["id"]) in by_id:
                 item["_hyperlinks"] = by_id[str(item["id"])]
 
-    def versions(self, items: Sequence[Mapping[str, Any]]) -> dict[str, str]:
-        """Each ticket's ETag: its newest transaction up to the LastUpdated we read."""
-        by_second: dict[str, list[str]] = {}
-        for item in items:
-            stamp = mapping.parse_rt_datetime(item.get("LastUpdated"))
-            if stamp is not None:
-                by_second.setdefault(ticketsql.utc_text(stamp), []).append(str(item["id"]))
-        if not by_second:
-            return {}
-        clauses = []
-        for second, ids in by_second.items():
-            upper = datetime.fromisoformat(second).replace(tzinfo=UTC)
-            # ObjectId first: RT/SQLite then narrows by ticket before the date range, about
-            # three times faster for a page of tickets updated in different seconds.
-            clauses.append(
-                f"({ticketsql.any_of_numbers('ObjectId', ids)} AND Created >= "
-                f"{ticketsql.date_literal(upper - VERSION_WINDOW)} AND Created <= "
-                f"{ticketsql.date_literal(upper)})")
-        wanted = {i for ids in by_second.values() for i in ids}
-        found: dict[str, str] = {}
-        for txn in self.transactions(" OR ".join(clauses), lambda seen: wanted <= seen):
-            found.setdefault(str(txn.get("ObjectId")), str(txn.get("id")))
-        for missing in wanted - found.keys():  # LastUpdated moved without a transaction
-            for txn in self.transactions(f"ObjectId = {missing}", lambda seen: True):
-                found[missing] = str(txn.get("id"))
-                break
-        return found
+    def as_of(self) -> str:
+        """The version of every ticket read after this call: ``#`` + the desk's newest ticket
+        transaction id (module doc).
+
+        RT counts what a search matches, so the query only looks above the last id this
+        adapter saw: the first call per adapter counts the desk's transactions, later ones
+        only the new ones.
+        """
+        floor = self._as_of
+        for txn in self.transactions(f"id > {floor}", lambda seen: True, per_page=1):
+            floor = int(txn["id"])
+            break
+        with self._lock:
+            self._as_of = max(self._as_of, floor)
+        return f"{AS_OF}{floor}"
 
     def moved(self, expected: Mapping[str, str]) -> set[str]:
-        """Ids among ``expected`` (id -> version: ETag or read stamp) changed since: one query.
+        """Ids among ``expected`` (id -> version) with a newer transaction: one query.
 
-        A version that is neither (unknown form) counts as moved: never write blind.
+        A version of neither form (``#T`` or an ETag) counts as moved: never write blind.
         """
         clauses, moved = [], set()
         for tid, version in expected.items():
-            text = str(version)
-            stamp = stamp_time(text)
-            if text.isdigit():
-                clauses.append(f"(ObjectId = {ticketsql.ticket_id(tid)} AND id > {int(text)})")
-            elif stamp is not None:
-                clauses.append(f"(ObjectId = {ticketsql.ticket_id(tid)} AND Created > "
-                               f"{ticketsql.date_literal(stamp)})")
-            else:
+            after = _after(version)
+            if after is None:
                 moved.add(tid)
+            else:
+                clauses.append(f"(ObjectId = {ticketsql.ticket_id(tid)} AND id > {after})")
         if clauses:
             for txn in self.transactions(" OR ".join(clauses), lambda seen: False):
                 moved.add(str(txn.get("ObjectId")))
@@ -196,16 +146,16 @@ class RTReads:
     def etag(self, tid: str, version: str) -> str | None:
         """The ETag for a write conditional on ``version``; None when the ticket moved since.
 
-        An ETag is returned as it is; a read stamp becomes the newest transaction, provided
-        that is not newer than the stamp (one query).
+        An ETag is returned as it is; ``#T`` becomes the ticket's newest transaction, provided
+        it is not above ``T`` (one query).
         """
-        stamp = stamp_time(version)
-        if stamp is None:
+        if not version.startswith(AS_OF):
             return version if version.isdigit() else None
+        after = _after(version)
         for txn in self.transactions(f"ObjectId = {ticketsql.ticket_id(tid)}",
-                                     lambda seen: True, fields="ObjectId,Created"):
-            created = mapping.parse_rt_datetime(txn.get("Created"))
-            return str(txn.get("id")) if created is not None and created <= stamp else None
+                                     lambda seen: True, per_page=1):
+            newest = int(txn["id"])
+            return str(newest) if after is not None and newest <= after else None
         return None
 
     def description(self, tid: str) -> str:
@@ -230,24 +180,7 @@ class RTReads:
         return any(True for _ in self.transactions(sql, lambda seen: True)) or None
 
 
-def stamp_time(version: str) -> datetime | None:
-    """The moment of a read stamp version, None for anything else (an ETag)."""
-    if not version.startswith(STAMP):
-        return None
-    try:
-        return datetime.fromisoformat(version[len(STAMP):]).replace(tzinfo=UTC)
-    except ValueError:
-        return None
-
-
-def _read_at(resp: Any) -> datetime | None:
-    """The desk's clock when it began answering, at the earliest: its ``Date`` header (whole
-    seconds, rounded down) less the time the exchange took. None without a usable header."""
-    try:
-        date = parsedate_to_datetime(resp.headers.get("Date") or "")
-    except (TypeError, ValueError, IndexError):
-        return None
-    if date.tzinfo is None:
-        return None
-    elapsed = getattr(resp, "elapsed", None) or timedelta(0)
-    return date.astimezone(UTC) - elapsed
+def _after(version: str) -> int | None:
+    """The transaction id a version stands for (``#T`` or an ETag); None if neither."""
+    text = version.removeprefix(AS_OF)
+    return int(text) if text.isdigit() else None
