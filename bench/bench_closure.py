@@ -67,6 +67,8 @@ from incident_ops.policy.plan import Plan  # noqa: E402
 
 DUPLICATES = 2
 WARM_MASTERS = 20
+FLOOR_AGE = timedelta(days=10)  # the floor's set lies this far back ...
+WATERMARK_AGE = timedelta(days=5)  # ... behind the pipeline's watermark
 CLOSE_CODE = "self-healed"
 
 
@@ -180,14 +182,15 @@ def new_desk(url: str, user: str, password: str) -> RequestTrackerDesk:
     return RequestTrackerDesk(client, page_size=100)
 
 
-def pipeline_pass(url: str, user: str, password: str, now: datetime) -> dict[str, Any]:
+def pipeline_pass(url: str, user: str, password: str, now: datetime,
+                  since: datetime | None = None) -> dict[str, Any]:
     policy = ClosurePolicy.from_dict(load_yaml("closure.yaml"))
     vocab, contacts = load_vocabulary(), load_contacts()
     run_id = f"bench__{uuid.uuid4().hex[:8]}"
 
     t0 = time.perf_counter()
     plan_desk = new_desk(url, user, password)  # the plan task
-    batch = fetch_closure_batch(plan_desk, None, parallel=policy.read_parallelism)
+    batch = fetch_closure_batch(plan_desk, since, parallel=policy.read_parallelism)
     t_fetch = time.perf_counter()
     plan = decide_closure(batch.resolved, batch.related, policy, vocab, contacts, now, run_id)
     keys = {t.id: list(t.automation_keys) for t in batch.tickets.values()}
@@ -293,6 +296,29 @@ def main(argv: list[str] | None = None) -> int:
             desk.stop()
 
 
+def measure_pipeline(desk: EmbeddedDesk, now: datetime, profiler: cProfile.Profile | None,
+                     profile_path: str) -> tuple[dict[str, Any], float]:
+    """One pipeline pass with the DAG's watermark, and the CPU seconds it cost."""
+    if profiler:
+        profiler.enable()
+    cpu = cpu_seconds(desk)
+    result = pipeline_pass(desk.url, desk.user, desk.password, now, since=now - WATERMARK_AGE)
+    cpu = cpu_seconds(desk) - cpu
+    if profiler:
+        profiler.disable()
+        profiler.dump_stats(profile_path)
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
+    return result, cpu
+
+
+def measure_floor(desk: EmbeddedDesk, tag: str) -> tuple[dict[str, Any], float]:
+    """The floor over the set ``tag``: the same updates as the pipeline (status, close code
+    and the Automation field the issue requires on every changed ticket), fewest calls."""
+    cpu = cpu_seconds(desk)
+    floor = floor_pass(desk.url, desk.user, desk.password, tag, audit=True)
+    return floor, cpu_seconds(desk) - cpu
+
+
 def run(desk: EmbeddedDesk, args: argparse.Namespace) -> int:
     now = datetime.now(UTC).replace(microsecond=0)
     n = args.masters * (1 + DUPLICATES)
@@ -309,41 +335,37 @@ def run(desk: EmbeddedDesk, args: argparse.Namespace) -> int:
     ratios: list[float] = []
     cpu_ratios: list[float] = []
     for r in range(1, args.rounds + 1):
-        # The pipeline reads every resolved ticket of the queue, so its set is seeded and
-        # closed before the floor's set exists; each round seeds both afresh.
-        tag_a = f"bcA{uuid.uuid4().hex[:6]}"
+        # Both sets are seeded first, then measured back to back (the order alternating by
+        # round), so that the desk's speed has no minute to drift between the two. The
+        # pipeline runs with a watermark, as the DAG does after its first run: the floor's
+        # set lies ten days back, before it, so the pipeline never sees it.
+        tag_a, tag_b = f"bcA{uuid.uuid4().hex[:6]}", f"bcB{uuid.uuid4().hex[:6]}"
         seed_a, ids_a = seed(desk, records(tag_a, args.masters, now, random.Random(7)))
-        print(f"round {r}: seeded {n} tickets ({args.masters} masters + "
-              f"{args.masters * DUPLICATES} duplicates) in {seed_a:.1f} s; "
+        _, ids_b = seed(desk, records(tag_b, args.masters, now - FLOOR_AGE,
+                                      random.Random(7)))
+        print(f"round {r}: seeded 2 x {n} tickets ({args.masters} masters + "
+              f"{args.masters * DUPLICATES} duplicates each) in {seed_a:.1f} s + ...; "
               f"{dict(statuses(desk, list(ids_a.values())))}", flush=True)
         profiler = cProfile.Profile() if args.profile and r == 1 else None
-        if profiler:
-            profiler.enable()
-        cpu = cpu_seconds(desk)
-        result = pipeline_pass(desk.url, desk.user, desk.password, now)
-        cpu_pipeline = cpu_seconds(desk) - cpu
-        if profiler:
-            profiler.disable()
-            profiler.dump_stats(args.profile)
-            pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
+
+        if r % 2:
+            result, cpu_pipeline = measure_pipeline(desk, now, profiler, args.profile)
+            floor, cpu_floor = measure_floor(desk, tag_b)
+        else:
+            floor, cpu_floor = measure_floor(desk, tag_b)
+            result, cpu_pipeline = measure_pipeline(desk, now, profiler, args.profile)
         after_a = statuses(desk, list(ids_a.values()))
         closed = after_a.get(CLOSED, 0)
-        # The floor: the same updates as the pipeline (status, close code and the
-        # Automation field the issue requires on every changed ticket), fewest calls.
-        tag_b = f"bcB{uuid.uuid4().hex[:6]}"
-        _, ids_b = seed(desk, records(tag_b, args.masters, now, random.Random(7)))
-        cpu = cpu_seconds(desk)
-        floor = floor_pass(desk.url, desk.user, desk.password, tag_b, audit=True)
-        cpu_floor = cpu_seconds(desk) - cpu
-        cpu_ratios.append(cpu_pipeline / cpu_floor)
         closed_b = statuses(desk, list(ids_b.values())).get(CLOSED, 0)
-        ok = ok and closed == n and closed_b == n
+        ok = ok and closed == n and closed_b == n and result["resolved"] == 2 * args.masters
+        cpu_ratios.append(cpu_pipeline / cpu_floor)
 
         requests_total = result["fetch_requests"] + result["apply_requests"]
         secs = result["seconds"]
         ratios.append(secs / floor["seconds"])
-        print(f"round {r}: pipeline {secs:.2f} s (fetch {result['fetch_s']:.2f} s, decide "
-              f"{result['decide_s']:.2f} s, apply {result['apply_s']:.2f} s)")
+        first = "pipeline" if r % 2 else "floor"
+        print(f"round {r} ({first} first): pipeline {secs:.2f} s (fetch {result['fetch_s']:.2f} "
+              f"s, decide {result['decide_s']:.2f} s, apply {result['apply_s']:.2f} s)")
         print(f"  read {result['resolved']} resolved + {result['related']} related; plan "
               f"{result['plan']}; findings {result['findings']}; outcomes "
               f"{dict(result['outcomes'])}; mails {result['mails']}")

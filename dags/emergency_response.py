@@ -32,15 +32,12 @@ from airflow.sdk import TriggerRule as TR
 
 from incident_ops.airflow.dag_defaults import DESK_POOL
 from incident_ops.airflow.emergency_operators import (
-    ANNOUNCE_LIFTED,
-    COVERED,
-    ESCALATE,
     PreparedApproval,
     PreparedBranch,
     PreparedEntry,
     PreparedQuestion,
-    round_task,
 )
+from incident_ops.airflow.emergency_tasks import ANNOUNCE_LIFTED, COVERED, ESCALATE, round_task
 from incident_ops.policy.emergency import IMPACT_LABELS, IMPACTS, PLAN_SYSTEMS, SYSTEM_LABELS
 from incident_ops.policy.emergency_flow import (
     COVERED_PLAN,

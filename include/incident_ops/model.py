@@ -64,6 +64,8 @@ class Ticket:
     config_item: str | None = None
     completed_at: datetime | None = None  # actual completion time (100.6.8)
     duplicate_of: str | None = None  # id of the master ticket
+    # ids of its direct duplicates, when the search was asked for them (None: not read)
+    duplicates: tuple[str, ...] | None = None
     confirmation: str | None = None  # pending | confirmed | rejected
     confirmation_asked_at: datetime | None = None
     escalation: tuple[str, ...] = ()  # rungs already fired (100.8)

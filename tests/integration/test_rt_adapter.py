@@ -149,6 +149,10 @@ def test_a_light_search_reads_the_duplicate_link_but_no_custom_fields(
     assert not full[dup].partial and full[dup].system == marker
     assert sorted(light(has_duplicates=True)) == [master]
     assert sorted(light(has_duplicates=False), key=int) == [dup, alone]
+    # Links read on the masters instead: each ticket's duplicates, not whose duplicate it is.
+    both = light(with_duplicates=True, master_links=False)
+    assert {t: both[t].duplicates for t in both} == {master: (dup,), dup: (), alone: ()}
+    assert both[dup].duplicate_of is None and found[master].duplicates is None
     with pytest.raises(BadQuery):  # custom-field criteria need the custom fields
         list(rt_desk.search(TicketQuery(fields=mine.fields, custom_fields=False)))
     with pytest.raises(BadQuery):  # past 50 joins RT would answer "nothing", not an error

@@ -52,6 +52,20 @@ def test_a_search_item_becomes_a_canonical_ticket() -> None:
     assert ticket.extra["rt_custom_fields"]["Automation"] == ["close rule-7 · run r1"]
 
 
+def test_child_links_are_the_duplicates_read_only_when_asked() -> None:
+    links = [{"ref": "self", "id": 7, "type": "ticket"},
+             {"ref": "child", "id": "31", "type": "ticket"},
+             {"ref": "child", "id": "9", "type": "ticket"},
+             {"ref": "child", "id": "https://elsewhere/x", "type": "external"},
+             {"ref": "child", "id": "9", "type": "ticket"}]
+    item = rt_item(id="7", _hyperlinks=links)
+    ticket = mapping.ticket_from_rt(item, ranks=RANKS, version="1", with_duplicates=True)
+    assert ticket.duplicates == ("9", "31") and ticket.duplicate_of is None
+    assert mapping.ticket_from_rt(item, ranks=RANKS, version="1").duplicates is None
+    assert mapping.ticket_from_rt(rt_item(), ranks=RANKS, version="1",
+                                  with_duplicates=True).duplicates == ()
+
+
 def test_nobody_owns_an_unassigned_ticket_and_unset_dates_are_none() -> None:
     ticket = mapping.ticket_from_rt(
         rt_item(Owner={"id": "Nobody", "EmailAddress": ""}, Status="new",

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from incident_ops.airflow.emergency_operators import (
+from incident_ops.airflow.emergency_tasks import (
     ANSWER_KEY,
     COVERED,
     PLAN_FOLLOW,

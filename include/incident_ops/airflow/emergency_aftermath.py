@@ -27,7 +27,7 @@ from incident_ops.airflow.emergency import (
     now,
     tz_name,
 )
-from incident_ops.airflow.emergency_operators import round_task, rounds_in
+from incident_ops.airflow.emergency_tasks import round_task, rounds_in
 from incident_ops.notify.messages import Attachment
 from incident_ops.policy import emergency_flow as flow
 

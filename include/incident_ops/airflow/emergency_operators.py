@@ -1,4 +1,4 @@
-"""The emergency DAG's human-in-the-loop operators, and the task ids the helpers rely on.
+"""The emergency DAG's human-in-the-loop operators (their task ids: ``emergency_tasks``).
 
 Airflow's HITL operators take their question (subject, body as templates) and their
 preselected answer (``defaults``) and assignees when the DAG is parsed. The emergency's
@@ -26,35 +26,7 @@ from airflow.providers.standard.operators.hitl import (
     HITLOperator,
 )
 
-# Task ids shared by the DAG file and the helpers that read answers back (XCom).
-VALIDATE = "validate"
-COVERED = "covered"
-PLAN_GROUP = "plan"
-AFTERMATH_GROUP = "aftermath"
-ESCALATE = "escalate"
-ANNOUNCE_LIFTED = f"{AFTERMATH_GROUP}.announce_lifted"
-PLAN_FOLLOW = f"{PLAN_GROUP}.follow_plan"
-PLAN_LIFTED = f"{PLAN_GROUP}.lifted"
-ANSWER_KEY = "answer"
-ROUND_TASKS = ("engage_vendors", "propose_solution", "approve_team_lead", "approve_leader",
-               "carry_out", "approval_outcome", "lifted")
-
-
-def round_group(k: int) -> str:
-    return f"round_{k}"
-
-
-def round_task(k: int, name: str) -> str:
-    assert name in ROUND_TASKS, name
-    return f"{round_group(k)}.{name}"
-
-
-def rounds_in(task_ids: Any) -> int:
-    """How many rounds a DAG was built with (from its task ids)."""
-    k = 0
-    while round_task(k + 1, "lifted") in task_ids:
-        k += 1
-    return k
+from incident_ops.airflow.emergency_tasks import ANSWER_KEY
 
 
 class _Prepared:

@@ -16,7 +16,7 @@ from incident_ops.airflow.emergency import (
     collect_rounds,
     history_markdown,
 )
-from incident_ops.airflow.emergency_operators import round_task
+from incident_ops.airflow.emergency_tasks import round_task
 from incident_ops.policy import emergency_flow as flow
 from incident_ops.policy.emergency import ContingencyPlan
 

@@ -1,16 +1,17 @@
 """The closure pipeline's fetch and bookkeeping (decide lives in ``policy.closure``).
 
 Fetch reads only what changed: resolved tickets updated since the watermark, the tickets
-still awaiting a requester's answer, and the duplicate families around them (one search per
-level of duplicates, in chunks), so a run's cost follows the day's resolutions, not the
+still awaiting a requester's answer, and the duplicate families around them (a level of
+duplicates at a time, in pages), so a run's cost follows the day's resolutions, not the
 size of the desk.
 
 What it reads of each ticket follows what the decision needs of it. A duplicate is closed
 with its master's close code, never on its own record, so duplicates are read light (core
-columns and the link, ``custom_fields=False``; on RT the custom fields are ~90% of a
-search's cost); masters, and any duplicate that ends up a root (a self-link or a broken
-cycle), are read in full. Independent reads go to the desk ``parallel`` at a time (the
-desk client's own concurrency cap still holds).
+columns, ``custom_fields=False``; on RT the custom fields are ~90% of a search's cost);
+masters, and any duplicate that ends up a root (a self-link or a broken cycle), are read in
+full. Going down a family, the links are read on the masters (which duplicates each has),
+not on every duplicate: an alarm storm has many duplicates per master. Independent reads go
+to the desk ``parallel`` at a time (the desk client's own concurrency cap still holds).
 """
 
 from __future__ import annotations
@@ -18,19 +19,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from incident_ops.desk.port import ServiceDesk, TicketQuery
-from incident_ops.model import CONFIRMATION_PENDING, RESOLVED, Ticket
+from incident_ops.model import CONFIRMATION_PENDING, RESOLVED, Ticket, id_order
 from incident_ops.policy.duplicates import DuplicateGraph
 
 log = logging.getLogger(__name__)
 
-CHUNK = 50  # masters per duplicate search (a join each: RT's limit is 50)
 ID_CHUNK = 100  # ids per full read (one search page)
 MAX_DEPTH = 20  # levels of duplicates followed; deeper chains are reported, not followed
-MAX_EXCLUDED = 200  # known duplicates left out of one link search by id
 PARALLEL = 2  # independent reads in flight at once
 
 
@@ -108,28 +107,24 @@ class _Fetch:
         """The duplicates below the resolved tickets (light) and the masters above (full)."""
         related: dict[str, Ticket] = {}
         known = set(resolved)
-        # Duplicates already read (a resolved duplicate is in ``resolved``) are left out of
-        # the searches below by id: reading a ticket costs the desk more than a longer query.
-        members: dict[str, list[str]] = {}
-        for t in resolved.values():
-            if t.duplicate_of:
-                members.setdefault(t.duplicate_of, []).append(t.id)
         frontier = sorted(resolved)
         for _ in range(MAX_DEPTH):  # down: duplicates of duplicates
-            # Which of them have duplicates at all: a cheap query, where a duplicate search
-            # is a join per master (most resolved tickets have none).
-            parents = sorted(t.id for t in self.searches(
-                TicketQuery(queue=None, ids=ids, has_duplicates=True, custom_fields=False)
-                for ids in _chunks(frontier, ID_CHUNK)))
-            found = self.searches(
-                TicketQuery(queue=None, member_of=ids, custom_fields=False,
-                            exclude_ids=_known_members(ids, members))
-                for ids in _chunks(parents, CHUNK))
-            frontier = sorted({t.id for t in found} - known)
-            for t in found:
-                if t.id not in known:
-                    related[t.id] = t
-                    known.add(t.id)
+            # The links of the tickets that have duplicates (a cheap query finds them): one
+            # read per master, where reading each duplicate's own link is one per duplicate.
+            masters = self.searches(
+                TicketQuery(queue=None, ids=ids, has_duplicates=True, custom_fields=False,
+                            with_duplicates=True, master_links=False)
+                for ids in _chunks(frontier, ID_CHUNK))
+            master_of: dict[str, str] = {}
+            for master in sorted(masters, key=lambda t: id_order(t.id)):
+                for dup in master.duplicates or ():
+                    master_of.setdefault(dup, master.id)  # two masters: the lowest id
+            frontier = sorted(set(master_of) - known, key=id_order)
+            for t in self.searches(TicketQuery(queue=None, ids=ids, custom_fields=False,
+                                               master_links=False)
+                                   for ids in _chunks(frontier, ID_CHUNK)):
+                related[t.id] = replace(t, duplicate_of=master_of[t.id])
+                known.add(t.id)
             if not frontier:
                 break
         missing = {t.duplicate_of for t in [*resolved.values(), *related.values()]
@@ -137,10 +132,10 @@ class _Fetch:
         for _ in range(MAX_DEPTH):  # up: masters of resolved duplicates, in full
             if not missing:
                 break
-            masters = self.full(sorted(missing))
-            related.update(masters)
-            known.update(masters)
-            missing = {t.duplicate_of for t in masters.values()
+            found = self.full(sorted(missing))
+            related.update(found)
+            known.update(found)
+            missing = {t.duplicate_of for t in found.values()
                        if t.duplicate_of and t.duplicate_of not in known}
         return related
 
@@ -160,12 +155,6 @@ class _Fetch:
                 resolved[tid] = ticket
             else:
                 del resolved[tid]  # changed since the light read: the next run reads it
-
-
-def _known_members(masters: Sequence[str], members: dict[str, list[str]]) -> list[str]:
-    """Already-read duplicates of ``masters``, at most ``MAX_EXCLUDED`` (an optimisation:
-    any left out of the list are read again and dropped as known)."""
-    return [m for master in masters for m in members.get(master, ())][:MAX_EXCLUDED]
 
 
 def _chunks(ids: Sequence[str], size: int) -> Iterable[list[str]]:

@@ -102,10 +102,12 @@ class RequestTrackerDesk:
             page_sql = sql if after is None else ticketsql.after_keyset(sql, *after)
             version = self.reads.as_of()  # before the page: see reads.py
             items, total = self.reads.tickets_page(page_sql, self.page_size, fields=fields)
-            self.reads.add_parent_links(items)
+            self.reads.add_links(items, masters=query.master_links,
+                                 duplicates=query.with_duplicates)
             for item in items:
                 ticket = mapping.ticket_from_rt(item, ranks=self.ranks, version=version,
-                                                partial=not query.custom_fields)
+                                                partial=not query.custom_fields,
+                                                with_duplicates=query.with_duplicates)
                 if ticket.id not in seen and _matches(ticket, query):
                     seen.add(ticket.id)
                     yield ticket

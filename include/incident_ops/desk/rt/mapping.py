@@ -98,15 +98,26 @@ def custom_field_values(item: Mapping[str, Any]) -> dict[str, list[str]]:
 
 def parent_link(item: Mapping[str, Any]) -> str | None:
     """The MemberOf target (RT's "parent" hyperlink): a duplicate's master."""
-    for link in item.get("_hyperlinks") or []:
-        if isinstance(link, dict) and link.get("ref") == "parent" and link.get("type") == "ticket":
-            return str(link.get("id"))
-    return None
+    parents = _ticket_links(item, "parent")
+    return parents[0] if parents else None
+
+
+def child_links(item: Mapping[str, Any]) -> tuple[str, ...]:
+    """The tickets that are MemberOf this one (RT's "child" hyperlinks): its duplicates."""
+    return tuple(sorted(set(_ticket_links(item, "child")), key=int))
+
+
+def _ticket_links(item: Mapping[str, Any], ref: str) -> list[str]:
+    return [str(link.get("id")) for link in item.get("_hyperlinks") or []
+            if isinstance(link, dict) and link.get("ref") == ref
+            and link.get("type") == "ticket" and str(link.get("id")).isdigit()]
 
 
 def ticket_from_rt(item: Mapping[str, Any], *, ranks: Mapping[str, int],
-                   version: str | None, partial: bool = False) -> Ticket:
-    """``partial``: the item was read without its custom fields (see ``Ticket.partial``)."""
+                   version: str | None, partial: bool = False,
+                   with_duplicates: bool = False) -> Ticket:
+    """``partial``: the item was read without its custom fields (see ``Ticket.partial``);
+    ``with_duplicates``: its child links were read (``Ticket.duplicates``)."""
     warnings: list[str] = []
 
     def when(label: str, text: Any) -> datetime | None:
@@ -162,6 +173,7 @@ def ticket_from_rt(item: Mapping[str, Any], *, ranks: Mapping[str, int],
         handler=_user_name(owner),
         handler_email=_user_email(owner) if _user_name(owner) else None,
         duplicate_of=parent_link(item),
+        duplicates=child_links(item) if with_duplicates else None,
         resolved_at=resolved if inactive else None,
         # RT keeps no close date; closed is final, so its last update is when it closed.
         closed_at=(updated if status == CLOSED else None),
