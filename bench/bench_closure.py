@@ -8,24 +8,28 @@ On a private embedded desk (its own workdir under /tmp and a free port, never th
 0. warms the desk up with one unmeasured pass over a small set (a fresh RT server compiles
    its code paths on first use; without this the first measurement pays for it);
 1. seeds data set A: ``--masters`` resolved monitoring alarms with complete records, each
-   with 2 duplicates (``MemberOf`` the master; the first resolved, the second still open).
-   Seeding goes through the embedded desk's Perl loader (RT's own API, in one process),
-   so it takes seconds; its time is printed but is not part of the measurement;
-2. measures one closure pass with the pipeline's real code, split as the DAG splits it:
-   the plan task (``fetch_closure_batch`` + ``decide_closure``, the plan through a JSON
-   round trip as through XCom) and the apply task (``Applier.apply``, a no-op notifier:
-   alarms send no mail), each with its own adapter as each Airflow task builds its own;
-3. seeds data set B, identical, and measures the floor: a bare loop of the minimal bulk
-   calls for the same updates with raw ``requests`` (one search for the ids to close, then
-   ``PUT /tickets/bulk`` in chunks of 100 with Status=closed, the Close Code and the
-   Automation field the issue asks every changed ticket to carry);
-4. (unless ``--no-bare-floor``) seeds set C and measures the bare floor, the same without
-   the Automation field, to show what that audit record costs the desk;
-5. prints wall time, closures/s, desk requests per closed ticket, the floor and
-   ratio = pipeline time / floor time. Steps 1-3 repeat ``--rounds`` times (default 2) on
-   fresh data: this machine's speed drifts by tens of percent between minutes, so the
-   median ratio of pairs measured a minute apart is the figure to read, and beside it the
-   ratio of CPU seconds (desk server processes + this process), which drift does not move.
+   with 2 duplicates (``MemberOf`` the master; the first resolved, the second still open),
+   and data set B, identical but ten days older. Seeding goes through the embedded desk's
+   Perl loader (RT's own API, in one process); its time is printed, not measured;
+2. measures, back to back and in alternating order:
+   - one closure pass over A with the pipeline's real code, split as the DAG splits it: the
+     plan task (``fetch_closure_batch`` with a watermark five days back, as the DAG runs
+     after its first run, + ``decide_closure``, the plan through a JSON round trip as
+     through XCom) and the apply task (``Applier.apply``, a no-op notifier: alarms send no
+     mail), each with its own adapter as each Airflow task builds its own. B lies before
+     the watermark, so the pipeline never sees it;
+   - the floor over B: a bare loop of the minimal bulk calls for the same updates with raw
+     ``requests`` (one search for the ids to close, then ``PUT /tickets/bulk`` in chunks of
+     100 with Status=closed, the Close Code and the Automation field the issue asks every
+     changed ticket to carry);
+3. repeats 1-2 ``--rounds`` times (default 2) and prints, per round and as the median: wall
+   time, closures/s, desk requests per closed ticket, the floor, ratio = pipeline time /
+   floor time, and the ratio of CPU seconds (desk server processes + this process);
+4. (unless ``--no-bare-floor``) measures the bare floor, the same without the Automation
+   field, to show what that audit record costs the desk.
+
+This machine's speed drifts by tens of percent from one minute to the next: the pairs are
+measured seconds apart for that reason, and the median is the figure to read.
 
 Goals (issue): >= 25 closures/s, ratio <= 1.3. Numbers are printed, never asserted.
 """
