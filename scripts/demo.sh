@@ -90,13 +90,20 @@ start() {
   echo "== desk: Request Tracker 5 on $DESK_URL"
   "$BIN/python" -m incident_ops.embedded_desk provision
   "$BIN/python" -m incident_ops.embedded_desk start
-  "$BIN/python" -m incident_ops.embedded_desk seed --count "${DEMO_TICKETS:-2000}"
+  seeded=$("$BIN/python" -m incident_ops.embedded_desk seed --count "${DEMO_TICKETS:-2000}")
+  echo "$seeded"
   echo "== mail catcher: SMTP 127.0.0.1:1025, inbox http://127.0.0.1:8026/"
   start_bg mailcatcher "$BIN/python" scripts/mailcatcher.py --dir "$RUN/outbox"
   echo "== Airflow standalone on http://127.0.0.1:8080 (first start ~1 min)"
   echo '{"admin": "admin"}' > "$AIRFLOW_HOME/passwords.json"
   "$BIN/airflow" db migrate > "$RUN/airflow-migrate.log" 2>&1
   "$BIN/airflow" pools set servicedesk 4 "Calls to the service desk" > /dev/null
+  if [[ $seeded == *'"status": "seeded"'* ]]; then
+    # A new desk: how far the pipelines read the previous one means nothing for it.
+    for variable in incident_closure_watermark incident_queue_monitor_watermark; do
+      "$BIN/airflow" variables delete "$variable" > /dev/null 2>&1 || true
+    done
+  fi
   "$BIN/airflow" connections delete servicedesk_default > /dev/null 2>&1 || true
   "$BIN/airflow" connections add servicedesk_default --conn-json \
     "{\"conn_type\": \"servicedesk\", \"host\": \"$DESK_URL\", \"login\": \"root\", \"password\": \"password\", \"extra\": {\"backend\": \"rt5\"}}" > /dev/null
