@@ -110,15 +110,6 @@ def test_a_full_query_reads_like_its_criteria(rt_parser: rt_sql.RTSqlParser) -> 
     assert len(conditions(rt_parser, sql)) == 13
 
 
-def test_excluded_ids_are_left_out_by_id(rt_parser: rt_sql.RTSqlParser) -> None:
-    sql = ticketsql.build(TicketQuery(queue=None, member_of=["7"],
-                                      exclude_ids=["12", "9", "12"]), RANKS)
-    assert sql == "MemberOf = 7 AND (id != 9 AND id != 12)"
-    assert len(conditions(rt_parser, sql)) == 3
-    with pytest.raises(BadQuery):
-        ticketsql.build(TicketQuery(exclude_ids=["1 OR id > 0"]), RANKS)
-
-
 def test_priority_bands_follow_the_vocabulary_ranks() -> None:
     assert ticketsql.priority_clause(["high"], RANKS) == "((Priority >= 70 AND Priority < 90))"
     # the lowest band also holds everything below its rank, like priority_for_rank

@@ -78,7 +78,6 @@ class TicketQuery:
     # duplicate a ticket is; ``duplicate_of`` is then None unless read for the former.
     with_duplicates: bool = False
     master_links: bool = True
-    exclude_ids: Sequence[str] = ()  # leave these out (already read): saves reading them
     # False: core columns and the duplicate link only, tickets come back ``partial``.
     # Reading custom fields is most of a search's cost on RT (~8 ms a ticket); a duplicate
     # that is only closed with its master's code needs none of them.

@@ -468,8 +468,6 @@ def _matches(ticket: Ticket, query: TicketQuery) -> bool:
     """Exact re-check of equality criteria (RT may compare case-insensitively or widely)."""
     if query.queue and ticket.queue != query.queue:
         return False
-    if query.exclude_ids and ticket.id in query.exclude_ids:
-        return False
     if query.statuses and ticket.status not in query.statuses:
         return False
     if query.sources and ticket.source not in query.sources:

@@ -161,9 +161,6 @@ def build(query: TicketQuery, priority_ranks: Mapping[str, int]) -> str:
         clauses.append(any_of_numbers("MemberOf", (ticket_id(m) for m in query.member_of)))
     if query.has_duplicates is not None:
         clauses.append(f"HasMember IS {'NOT ' if query.has_duplicates else ''}NULL")
-    if query.exclude_ids:
-        excluded = sorted({int(ticket_id(i)) for i in query.exclude_ids})
-        clauses.append("(" + " AND ".join(f"id != {i}" for i in excluded) + ")")
     return all_of(clauses) if clauses else "id > 0"
 
 
