@@ -37,7 +37,6 @@ PARALLEL = 2  # independent reads in flight at once
 class ClosureBatch:
     resolved: list[Ticket]
     related: list[Ticket]
-    requests: int = 0
 
     @property
     def tickets(self) -> dict[str, Ticket]:
@@ -63,8 +62,8 @@ class _Fetch:
 
     def full(self, ids: Sequence[str]) -> dict[str, Ticket]:
         """``ids`` read in full (any queue and status), pages side by side."""
-        return {t.id: t for t in self.searches(
-            TicketQuery(queue=None, ids=chunk) for chunk in _chunks(sorted(set(ids)), ID_CHUNK))}
+        pages = self.pool.map(self.read_full, list(_chunks(sorted(set(ids)), ID_CHUNK)))
+        return {t.id: t for page in pages for t in page}
 
     def run(self, since: datetime | None) -> ClosureBatch:
         pending = self.pool.submit(lambda: list(self.desk.search(TicketQuery(
