@@ -77,7 +77,7 @@ class Ticket:
     automation_keys: tuple[str, ...] = ()  # idempotency keys of actions already applied
     automation: str | None = None  # the last automated change: step, rule and DAG run
     idempotency_key: str | None = None  # the key a ticket was created under, if any
-    version: str | None = None  # the desk's change marker (ETag / last-updated)
+    version: str | None = None  # the desk's change marker (an ETag, or what a search read as of)
     # Read without its custom fields (a light search, ``TicketQuery(custom_fields=False)``):
     # the fields above that live in custom fields are unknown, not empty, so its record
     # must not be judged (completeness, routing) until it is read in full.

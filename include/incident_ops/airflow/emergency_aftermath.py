@@ -76,10 +76,11 @@ def record_recovery(step: Step, typed: str) -> None:
     """The business recovery time from the lifted form goes onto the incident (100.6.4 asks
     for it before a fault may close), once; a time already on the ticket is kept."""
     k = flow.key(step.brief, "recovery-time")
-    if step.done(k):
+    ticket = step.desk.get(step.incident_id)  # one read for both: done already? time set?
+    if k in ticket.automation_keys:
         return
     moment = flow.recovery_time(typed, tz_name())
-    current = step.desk.get(step.incident_id).recovered_at
+    current = ticket.recovered_at
     if moment is None:
         step.mark(k, f"解除时未给出可识别的业务恢复时间（{typed or '空'}），请在工单上填写 / no "
                      f"business recovery time understood from the lifted form ({typed!r}, "

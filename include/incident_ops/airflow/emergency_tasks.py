@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-# Task ids shared by the DAG file and the helpers that read answers back (XCom).
 VALIDATE = "validate"
 COVERED = "covered"
 PLAN_GROUP = "plan"
