@@ -62,6 +62,20 @@ os.environ["AIRFLOW__LOGGING__BASE_LOG_FOLDER"] = str(AIRFLOW_HOME / "logs")
 os.environ["INCIDENT_OPS_RETRY_DELAY_SECONDS"] = "1"
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    """Which RT the suite runs against: Debian's updates change its behaviour."""
+    import subprocess
+
+    try:
+        version = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "request-tracker5"],
+                                 capture_output=True, text=True, timeout=10,
+                                 check=False).stdout.strip()
+    except OSError:
+        version = ""
+    return f"desk: {os.environ.get('DESK_URL') or 'embedded'}; Debian request-tracker5 " \
+           f"{version or 'not installed'}"
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     shutil.rmtree(AIRFLOW_HOME, ignore_errors=True)
 

@@ -1,14 +1,10 @@
 """incident_report_daily end to end: dag.test() against the real RT desk and the SMTP receiver.
 
 The report covers 2025-06-18 (Asia/Shanghai), a day reserved for this test: its tickets are
-imported into the desk with their creation and resolution dates in the past (RT's REST2
-create takes ``Created``/``Resolved``, as an import from another system would), once per
-desk, under idempotency keys. A ticket in that window that is not ours fails the test with
-a clear message instead of skewing the numbers.
-
-RT keeps no close date (the adapter reads the last update of a closed ticket as its close
-time), so closed tickets cannot be back-dated: closure outcomes are covered by the unit
-tests, and nothing here is closed.
+imported into the desk with their own past (created, assigned and resolved hours and days
+apart) through RT's own Perl API (``tests/support/past.py``; REST2 no longer takes
+``Created``), once per desk, under idempotency keys. A ticket in that window that is not
+ours fails the test with a clear message instead of skewing the numbers.
 """
 
 from __future__ import annotations
@@ -25,9 +21,9 @@ import pytest
 
 from incident_ops.config import load_vocabulary
 from incident_ops.desk.port import TicketQuery
-from incident_ops.desk.rt import mapping
 from incident_ops.reports.labels import Labels
 from tests.support.airflow_dags import ensure_pool, load_dag, run_dag, task_states, xcom
+from tests.support.past import Past, import_past
 
 pytestmark = [pytest.mark.integration, pytest.mark.dags]
 
@@ -86,18 +82,18 @@ SUBJECTS["H"] = f'{TAG} <script>alert("x")</script> 页面注入'
 
 
 @pytest.fixture
-def env(airflow_db, desk_url, mailbox, tmp_path, monkeypatch):
+def env(airflow_db, desk_url, embedded_desk, mailbox, tmp_path, monkeypatch):
     monkeypatch.setenv("INCIDENT_OPS_REPORTS_DIR", str(tmp_path / "reports"))
     monkeypatch.delenv("INCIDENT_OPS_REPORT_LANGUAGE", raising=False)
     ensure_pool()
     from incident_ops.airflow.hooks import ServiceDeskHook
 
     with ServiceDeskHook() as hook:
-        ids = ensure_fixture(hook.get_desk())
+        ids = ensure_fixture(hook.get_desk(), embedded_desk)
         yield {"ids": ids, "mail": mailbox, "reports": tmp_path / "reports"}
 
 
-def ensure_fixture(desk: Any) -> dict[str, str]:
+def ensure_fixture(desk: Any, embedded_desk: Any) -> dict[str, str]:
     """Import the fixture tickets that are not in the desk yet; return name -> id."""
     found: dict[str, str] = {}
     earliest = min(created for created, *_ in FIXTURE.values())
@@ -108,20 +104,22 @@ def ensure_fixture(desk: Any) -> dict[str, str]:
             pytest.fail(f"ticket #{t.id} ({t.subject!r}, key {key!r}) sits in the window "
                         f"reserved for this test ({DAY}); remove it from the test desk")
         found[key.removeprefix(KEY_PREFIX)] = t.id
-    for name, (created, resolved, status, priority, fields) in FIXTURE.items():
-        if name in found:
-            continue
-        values = {**fields, "priority": priority, "idempotency_key": KEY_PREFIX + name}
-        if resolved is not None:
-            values["completed_at"] = resolved
-        body = mapping.write_payload(values, desk.ranks)
-        body.update(Queue="Incidents", Subject=SUBJECTS[name], Status=status,
-                    Content=f"report test ticket {name}", Owner="li.na",
-                    Created=created.strftime("%Y-%m-%d %H:%M:%S"))
-        if resolved is not None:
-            body["Resolved"] = resolved.strftime("%Y-%m-%d %H:%M:%S")
-        found[name] = str(desk.client.json("POST", "/ticket", kind="write", json=body)["id"])
-    desk.link_duplicate(found["D"], found["B"])
+    missing = [
+        Past(key=KEY_PREFIX + name, subject=SUBJECTS[name], priority=priority,
+             created=created, status=status, resolved=resolved,
+             fields={**fields, **({"completed_at": resolved} if resolved else {})},
+             member_of=KEY_PREFIX + "B" if name == "D" else None)
+        for name, (created, resolved, status, priority, fields) in FIXTURE.items()
+        if name not in found]
+    imported = import_past(embedded_desk, missing)
+    found.update({key.removeprefix(KEY_PREFIX): tid for key, tid in imported.items()})
+    # The premise of every number below: the desk holds the fixture's own dates.
+    for name in ("A", "I"):
+        ticket = desk.get(found[name])
+        created, resolved = FIXTURE[name][0], FIXTURE[name][1]
+        assert (ticket.created, ticket.resolved_at) == (created, resolved), (
+            f"ticket {name} (#{ticket.id}) was imported with created {created} and resolved "
+            f"{resolved} but the desk holds {ticket.created} and {ticket.resolved_at}")
     return found
 
 

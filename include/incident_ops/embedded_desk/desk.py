@@ -28,12 +28,16 @@ import socket
 import sqlite3
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from incident_ops.embedded_desk import rtconfig
+
+if TYPE_CHECKING:
+    from incident_ops.embedded_desk.seed_data import SeedTicket
 
 log = logging.getLogger("incident_ops.embedded_desk")
 
@@ -647,6 +651,13 @@ class EmbeddedDesk:
         from incident_ops.embedded_desk.seeding import seed_desk
 
         return seed_desk(self, count=count, seed=seed, now=now, force=force)
+
+    def import_tickets(self, records: Sequence[SeedTicket]) -> dict[str, str]:
+        """Import tickets with their own past dates and history; see
+        ``seeding.import_records``. Returns record key -> ticket id."""
+        from incident_ops.embedded_desk.seeding import import_records
+
+        return import_records(self, records)
 
 
 def perl() -> str:

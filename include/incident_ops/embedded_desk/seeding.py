@@ -12,6 +12,7 @@ import json
 import logging
 import subprocess
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,7 +34,7 @@ def seed_desk(desk: EmbeddedDesk, *, count: int, seed: int, now: datetime | None
 
     ``force`` wipes the desk (re-provisions) first, restarting a server it stops.
     """
-    from incident_ops.embedded_desk.desk import DeskError, perl
+    from incident_ops.embedded_desk.desk import DeskError
 
     if desk.seeded_marker.exists() and not force:
         previous = json.loads(desk.seeded_marker.read_text())
@@ -71,20 +72,13 @@ def seed_desk(desk: EmbeddedDesk, *, count: int, seed: int, now: datetime | None
     gen_s = time.monotonic() - t0
 
     t1 = time.monotonic()
-    try:
-        proc = subprocess.run([perl(), str(SEED_SCRIPT)], input=payload.encode(),
-                              capture_output=True, env=desk.rt_env(), cwd=desk.workdir,
-                              timeout=timeout_s, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise DeskError(f"seeding did not finish within {timeout_s:.0f} s") from exc
+    ids, stderr, returncode = _run_loader(desk, payload, timeout_s)
     load_s = time.monotonic() - t1
-    stderr = proc.stderr.decode(errors="replace")
-    ids = [json.loads(line) for line in proc.stdout.decode().splitlines() if line.strip()]
     (desk.workdir / "seed-ids.jsonl").write_text(
         "".join(json.dumps(i) + "\n" for i in ids))
-    if proc.returncode not in (0, 2) or len(ids) != len(records):
+    if returncode not in (0, 2) or len(ids) != len(records):
         raise DeskError(f"seeding failed after {len(ids)} of {len(records)} tickets "
-                        f"(exit {proc.returncode}):\n{stderr[-3000:]}")
+                        f"(exit {returncode}):\n{stderr[-3000:]}")
     errors = [line for line in stderr.splitlines() if line.startswith("seed: ")
               and "loaded" not in line]
     result = {
@@ -104,3 +98,48 @@ def seed_desk(desk: EmbeddedDesk, *, count: int, seed: int, now: datetime | None
     if was_running:
         desk.start()
     return result
+
+
+def _run_loader(desk: EmbeddedDesk, payload: str,
+                timeout_s: float) -> tuple[list[dict[str, Any]], str, int]:
+    """Run ``seed.pl`` over JSON lines: ({key, id} per loaded ticket, its stderr, exit code)."""
+    from incident_ops.embedded_desk.desk import DeskError, perl
+
+    try:
+        proc = subprocess.run([perl(), str(SEED_SCRIPT)], input=payload.encode(),
+                              capture_output=True, env=desk.rt_env(), cwd=desk.workdir,
+                              timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise DeskError(f"loading tickets did not finish within {timeout_s:.0f} s") from exc
+    ids = [json.loads(line) for line in proc.stdout.decode().splitlines() if line.strip()]
+    return ids, proc.stderr.decode(errors="replace"), proc.returncode
+
+
+def import_records(desk: EmbeddedDesk, records: Sequence[seed_data.SeedTicket], *,
+                   timeout_s: float = 300.0) -> dict[str, str]:
+    """Import tickets with their own past (creation, history, resolution dates) through
+    RT's own Perl API, as a migration from another system would; returns key -> ticket id.
+
+    This is how back-dated tickets get into the desk: since Debian's RT security update
+    ``5.0.3+dfsg-3~deb12u7`` REST2 drops ``Created`` (and the other immutable fields) from
+    a create body, so a REST import would give every ticket today's creation date.
+    Works on a running desk. Any refusal (an unknown user, field or status) fails the
+    import, naming the record.
+    """
+    from incident_ops.embedded_desk.desk import DeskError
+
+    if not records:
+        return {}
+    vocabulary = load_yaml("vocabulary.yaml", desk.config_dir)
+    ranks = {code: int(attrs["rank"]) for code, attrs in vocabulary["priorities"].items()}
+    if not desk.is_running():
+        desk.write_config()
+    payload = "".join(json.dumps(r.to_json(ranks), ensure_ascii=False) + "\n"
+                      for r in records)
+    ids, stderr, returncode = _run_loader(desk, payload, timeout_s)
+    problems = [line for line in stderr.splitlines()
+                if line.startswith("seed: ") and "loaded" not in line]
+    if returncode != 0 or problems or len(ids) != len(records):
+        raise DeskError(f"import of {len(records)} tickets failed after {len(ids)} "
+                        f"(exit {returncode}):\n" + "\n".join(problems or [stderr[-3000:]]))
+    return {str(row["key"]): str(row["id"]) for row in ids}

@@ -1,0 +1,76 @@
+"""Tickets with a past: built from canonical fields, imported through RT's own Perl API.
+
+A test that needs durations (hours and days between creation, resolution and close) cannot
+create its tickets over REST2: since Debian's RT security update ``5.0.3+dfsg-3~deb12u7``,
+REST2 drops ``Created`` from a create body (``tests/integration/test_desk_contract.py``
+says so when it changes again). ``import_past`` loads them the way the embedded desk's
+seeder does, so RT itself writes every row with the event's own time: ``Created``, the
+status transactions, ``Resolved`` and ``LastUpdated``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from incident_ops.desk.rt import mapping
+
+# Canonical fields the desk holds as core columns, not custom fields.
+_CORE = {"priority"}
+
+
+@dataclass(frozen=True)
+class Past:
+    """One ticket's life: created, optionally resolved and closed, at given times (aware)."""
+
+    key: str
+    subject: str
+    priority: str
+    created: datetime
+    status: str = "new"  # its status now; "resolved"/"closed" need ``resolved``
+    resolved: datetime | None = None
+    closed: datetime | None = None
+    owner: str | None = "li.na"
+    requester: str | None = None
+    fields: Mapping[str, Any] = field(default_factory=dict)  # canonical name -> value
+    member_of: str | None = None  # key of its master, imported earlier in the same batch
+    queue: str = "Incidents"
+    description: str = ""
+
+
+def _rt_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    body = mapping.write_payload({k: v for k, v in fields.items() if k not in _CORE}, {})
+    return dict(body.get("CustomFields") or {})
+
+
+def as_seed(p: Past) -> Any:
+    from incident_ops.embedded_desk.seed_data import SeedEvent, SeedTicket
+
+    if p.status in ("resolved", "closed") and p.resolved is None:
+        raise ValueError(f"{p.key}: a {p.status} ticket needs its resolution time")
+    assigned = p.created + timedelta(minutes=1)
+    open_status = "in-progress" if p.status in ("resolved", "closed") else p.status
+    events = [SeedEvent(at=assigned, actor="root", owner=p.owner,
+                        status=open_status if open_status != "new" else None)]
+    if p.resolved is not None:
+        events.append(SeedEvent(at=p.resolved, actor=p.owner or "root", status="resolved"))
+    if p.closed is not None:
+        events.append(SeedEvent(at=p.closed, actor="root", status="closed"))
+    return SeedTicket(
+        key=p.key, scenario="test", queue=p.queue, subject=p.subject,
+        description=p.description or p.subject, priority=p.priority, created=p.created,
+        creator="root", requestor=p.requester,
+        fields={**_rt_fields(p.fields), "Idempotency Key": p.key},
+        events=tuple(events), member_of=p.member_of)
+
+
+def import_past(embedded_desk: Any, tickets: Sequence[Past]) -> dict[str, str]:
+    """Import ``tickets`` into the test session's embedded desk; key -> ticket id."""
+    if embedded_desk is None:
+        pytest.skip("back-dated tickets are imported through RT's Perl API, which only the "
+                    "embedded desk offers (REST2 drops Created since RT 5.0.3+dfsg-3~deb12u7)")
+    return dict(embedded_desk.import_tickets([as_seed(t) for t in tickets]))
