@@ -58,14 +58,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "include"))
 
 import requests  # noqa: E402
 
-from incident_ops.apply import Applier  # noqa: E402
 from incident_ops.config import load_contacts, load_vocabulary, load_yaml  # noqa: E402
 from incident_ops.desk.rt import RequestTrackerDesk, RTClient  # noqa: E402
 from incident_ops.embedded_desk import EmbeddedDesk  # noqa: E402
 from incident_ops.embedded_desk.desk import perl  # noqa: E402
 from incident_ops.embedded_desk.seeding import SEED_SCRIPT  # noqa: E402
+from incident_ops.engine import Applier, Lease, MemoryOutbox, holder_id  # noqa: E402
 from incident_ops.model import CLOSED  # noqa: E402
-from incident_ops.pipelines.closure import fetch_closure_batch  # noqa: E402
+from incident_ops.pipelines.resolved import fetch_closure_batch  # noqa: E402
 from incident_ops.policy.closure import ClosurePolicy, decide_closure  # noqa: E402
 from incident_ops.policy.plan import Plan  # noqa: E402
 
@@ -205,8 +205,10 @@ def pipeline_pass(url: str, user: str, password: str, now: datetime,
     apply_desk = new_desk(url, user, password)  # the apply task
     plan2 = Plan.from_dict(xcom["plan"])
     notifier = NoMail()
-    outcomes = Applier(apply_desk, notifier, xcom["keys"], plan2.run_id,
-                       bulk_size=policy.bulk_size).apply(plan2)
+    # As the apply task does it: under the pipeline's desk lease, with an outbox.
+    lease = Lease(apply_desk, "bench_closure", holder_id(plan2.run_id, "apply"))
+    outcomes = Applier(apply_desk, notifier, plan2.run_id, outbox=MemoryOutbox(), lease=lease,
+                       bulk_size=policy.bulk_size).apply(plan2, xcom["keys"]).outcomes
     apply_desk.close()
     t_apply = time.perf_counter()
     return {

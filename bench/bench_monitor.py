@@ -132,10 +132,10 @@ def monitor_run(url: str, since: datetime | None, now: datetime) -> dict[str, An
     """One scheduled run as the DAG does it: plan task (fetch + decide), apply task."""
     import logging
 
-    from incident_ops.apply import Applier
     from incident_ops.desk.rt import RequestTrackerDesk, RTClient
-    from incident_ops.pipelines.monitor import fetch_monitor_batch
-    from incident_ops.pipelines.watermark import next_watermark
+    from incident_ops.engine import Applier, Lease, MemoryOutbox, holder_id
+    from incident_ops.engine.watermark import Watermark, next_watermark
+    from incident_ops.pipelines.open_queue import fetch_monitor_batch
 
     queries: Counter[str] = Counter()
 
@@ -154,6 +154,7 @@ def monitor_run(url: str, since: datetime | None, now: datetime) -> dict[str, An
         fetch_started = datetime.now(UTC)
         desk = RequestTrackerDesk(RTClient(url, user="root", password="password",
                                            timeout=(10.0, 120.0)), page_size=100)
+        desk_mark = desk.history_mark()
         tickets = fetch_monitor_batch(desk, since, now)
         plan = decide_escalation(tickets, policy, load_vocabulary(), load_contacts(), now,
                                  f"bench__{uuid.uuid4().hex[:6]}")
@@ -164,8 +165,10 @@ def monitor_run(url: str, since: datetime | None, now: datetime) -> dict[str, An
         apply_desk = RequestTrackerDesk(RTClient(url, user="root", password="password",
                                                  timeout=(10.0, 120.0)), page_size=100)
         notifier = CountingNotifier()
-        outcomes = Applier(apply_desk, notifier, {t.id: t.automation_keys for t in tickets},
-                           plan.run_id).apply(plan) if plan.actions else []
+        lease = Lease(apply_desk, "bench_monitor", holder_id(plan.run_id, "apply"))
+        outcomes = Applier(apply_desk, notifier, plan.run_id, outbox=MemoryOutbox(),
+                           lease=lease).apply(plan, {t.id: t.automation_keys for t in tickets}
+                                              ).outcomes if plan.actions else []
         apply_desk.close()
         t2 = time.perf_counter()
     finally:
@@ -173,8 +176,8 @@ def monitor_run(url: str, since: datetime | None, now: datetime) -> dict[str, An
     # Scheduled runs are 5 minutes apart, well past the default 60 s clock-skew margin;
     # these runs follow each other within seconds on one host (one clock), so the margin
     # is scaled down with them.
-    mark = next_watermark(since, fetch_started, {t.id: t.updated for t in tickets}, outcomes,
-                          skew=SKEW)
+    mark = next_watermark(Watermark(since) if since else None, fetch_started, desk_mark,
+                          {t.id: t.updated for t in tickets}, outcomes, skew=SKEW).at
     return {"tickets": len(tickets), "actions": len(plan.actions),
             "plan_requests": plan_requests, "plan_queries": plan_queries,
             "apply_requests": apply_desk.client.requests_made,

@@ -26,6 +26,7 @@ from airflow.sdk import Param, dag
 from airflow.timetables.trigger import CronTriggerTimetable
 
 from incident_ops.airflow.dag_defaults import default_args, timezone
+from incident_ops.airflow.plans import plan_closure
 from incident_ops.airflow.wiring import plan_apply_report
 
 
@@ -43,7 +44,7 @@ from incident_ops.airflow.wiring import plan_apply_report
                              description="Plan and report only; change nothing in the desk.")},
 )
 def incident_closure():
-    plan_apply_report("incident_ops.airflow.closure:plan_closure")
+    plan_apply_report(plan_closure)
 
 
 incident_closure()

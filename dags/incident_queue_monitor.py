@@ -25,6 +25,7 @@ from airflow.sdk import Param, dag
 from airflow.timetables.trigger import CronTriggerTimetable
 
 from incident_ops.airflow.dag_defaults import default_args, timezone
+from incident_ops.airflow.plans import plan_monitor
 from incident_ops.airflow.wiring import plan_apply_report
 
 
@@ -39,7 +40,7 @@ from incident_ops.airflow.wiring import plan_apply_report
     params={"dry_run": Param(False, type="boolean", description="Decide and report only.")},
 )
 def incident_queue_monitor():
-    plan_apply_report("incident_ops.airflow.monitor:plan_monitor")
+    plan_apply_report(plan_monitor)
 
 
 incident_queue_monitor()

@@ -32,10 +32,11 @@ from incident_ops.airflow.dag_defaults import DESK_POOL, default_args, timezone
 def incident_queue_snapshot():
     @task(pool=DESK_POOL)
     def snapshot() -> dict:
-        from incident_ops.airflow.monitor import snapshot_task
+        from incident_ops.airflow.bootstrap import services
+        from incident_ops.airflow.snapshot import snapshot_task
 
-        context = get_current_context()
-        return snapshot_task(context, resend=context["params"]["resend"])
+        with services(get_current_context()) as s:
+            return snapshot_task(s)
 
     snapshot()
 

@@ -21,6 +21,7 @@ from airflow.sdk import Param, dag
 from airflow.timetables.trigger import CronTriggerTimetable
 
 from incident_ops.airflow.dag_defaults import default_args, timezone
+from incident_ops.airflow.plans import plan_urgent
 from incident_ops.airflow.wiring import plan_apply_report
 
 
@@ -35,7 +36,7 @@ from incident_ops.airflow.wiring import plan_apply_report
     params={"dry_run": Param(False, type="boolean", description="Decide and report only.")},
 )
 def urgent_incidents():
-    plan_apply_report("incident_ops.airflow.monitor:plan_urgent")
+    plan_apply_report(plan_urgent)
 
 
 urgent_incidents()

@@ -52,6 +52,18 @@ def ticket(env, ticket_id: str):
     return env["desk"].get(ticket_id)
 
 
+def retry_apply(env, run):
+    """What Airflow's retry of the apply task does: the same plan, through the engine, with
+    the pipeline's lease and outbox (the run's outbox Variable is read through the DB)."""
+    from incident_ops.engine import Applier, MemoryOutbox
+    from incident_ops.policy.plan import Plan
+    from tests.support.airflow_dags import NoopNotifier
+
+    planned = xcom(run, "plan")
+    return Applier(env["desk"], NoopNotifier(), run.run_id, outbox=MemoryOutbox()).apply(
+        Plan.from_dict(planned["plan"]), planned["keys"])
+
+
 def test_alarm_with_a_chain_of_duplicates_closes_all_with_the_masters_code(env):
     master = make(env, "告警风暴 主单")
     chain = [master]
@@ -95,19 +107,19 @@ def test_duplicate_cycle_is_refused_at_the_desk_and_the_family_still_closes(env)
 def test_ticket_edited_by_a_person_mid_run_is_left_for_the_next_run(env, monkeypatch):
     edited = make(env, "处理中被人工修改")
     untouched = make(env, "同批次未修改")
-    from incident_ops.apply import Applier
+    from incident_ops.engine import Applier
 
     real_apply = Applier.apply
 
-    def person_then_apply(self, plan):  # the person acts between fetch and apply
+    def person_then_apply(self, plan, known_keys=None):  # the person acts after fetch
         person_edits(env, edited, {"CustomFields": {"Solution": "人工补充的方案 edited by hand"}})
-        return real_apply(self, plan)
+        return real_apply(self, plan, known_keys)
 
     monkeypatch.setattr(Applier, "apply", person_then_apply)
     run = run_dag("incident_closure")
     monkeypatch.setattr(Applier, "apply", real_apply)
     succeeded(run)
-    outcomes = {o["ticket_id"]: o["outcome"] for o in xcom(run, "apply")}
+    outcomes = {o["ticket_id"]: o["outcome"] for o in xcom(run, "apply")["outcomes"]}
     assert outcomes[edited] == "stale" and outcomes[untouched] == "done"
     t = ticket(env, edited)
     assert t.status == "resolved" and t.solution == "人工补充的方案 edited by hand"
@@ -124,14 +136,12 @@ def test_rejected_confirmation_gives_exactly_one_reopened_ticket(env):
     env["desk"].link_duplicate(dup, old)
     run = run_dag("incident_closure")
     succeeded(run)
-    (outcome,) = [o for o in xcom(run, "apply") if o["ticket_id"] == old]
+    (outcome,) = [o for o in xcom(run, "apply")["outcomes"] if o["ticket_id"] == old]
     assert outcome["outcome"] == "done", outcome  # in one run, not left stale by our own link
     assert (ticket(env, old).status, ticket(env, old).close_code) == ("closed", "unsuccessful")
     # A retry of apply re-applies the same plan, and the run is executed again: no new copy.
-    from incident_ops.airflow.pipeline import apply_task
-
-    again = apply_task(xcom(run, "plan"), dry_run=False)
-    assert {o["outcome"] for o in again if o["ticket_id"] == old} == {"skipped"}
+    again = retry_apply(env, run)
+    assert {o.outcome for o in again.outcomes if o.ticket_id == old} == {"skipped"}
     succeeded(run_dag("incident_closure"))
     key = action_key("reopen", old)
     copies = list(env["desk"].search(TicketQuery(queue=None, fields={"idempotency_key": key})))
@@ -194,7 +204,7 @@ def test_ticket_support_handled_themselves_closes_under_100_7_4(env):
     tid = make(env, "二线自行处理", source="portal", category="request", close_code="solved")
     run = run_dag("incident_closure")
     succeeded(run)
-    (outcome,) = [o for o in xcom(run, "apply") if o["ticket_id"] == tid]
+    (outcome,) = [o for o in xcom(run, "apply")["outcomes"] if o["ticket_id"] == tid]
     assert (outcome["kind"], outcome["step"], outcome["outcome"]) == ("close", "100.7.4", "done")
     assert (ticket(env, tid).status, ticket(env, tid).close_code) == ("closed", "solved")
     assert mails_about(env, tid) == []

@@ -61,3 +61,16 @@ def ensure_pool(name: str = "servicedesk", slots: int = 4) -> None:
     from airflow.models.pool import Pool
 
     Pool.create_or_update_pool(name, slots, "calls to the service desk", include_deferred=False)
+
+
+class NoopNotifier:
+    """Counts what a test-side apply would send (the tests that use it assert on the desk)."""
+
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+
+    def send_email(self, email: Any) -> None:
+        self.sent.append(email)
+
+    def send_sms(self, sms: Any) -> None:
+        self.sent.append(sms)

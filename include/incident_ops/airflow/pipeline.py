@@ -2,9 +2,14 @@
 
 A pipeline's own plan task returns ``planned(...)``: the plan as JSON plus what apply and
 report need (the keys each ticket carried, update times for the watermark). It travels
-through XCom, so apply runs on any worker. Apply retried after a partial success re-applies
-the same plan: every write is conditional on the version the plan saw, so what was already
-done comes back ``stale`` (or ``skipped``) instead of being done twice.
+through XCom, so apply runs on any worker.
+
+Apply runs the plan through the engine (``engine.applier``) under the pipeline's desk lease
+and records what happened as the XCom ``applied``. When messages could not be delivered it
+records them and fails, so Airflow retries it (the retry first delivers what is owed) and
+the run shows red. Report runs whatever apply did (trigger rule ``all_done``): it writes the
+plan page with every outcome and what is still owed, moves the watermark, and fails the run
+when apply did not finish cleanly, naming why: failures reach a person, not a log.
 """
 
 from __future__ import annotations
@@ -15,18 +20,16 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from incident_ops.airflow.runtime import AirflowNotifier
 from incident_ops.model import Ticket
 from incident_ops.policy.plan import Plan
 
 log = logging.getLogger(__name__)
 
+APPLIED = "applied"  # XCom key of apply's record
 
-def read_watermark(variable: str) -> datetime | None:
-    from airflow.sdk import Variable
 
-    raw = Variable.get(variable, default=None)
-    return datetime.fromisoformat(raw) if raw else None
+class UndeliveredMessages(Exception):
+    """Apply finished but messages are still owed (they stay in the outbox)."""
 
 
 def fetch_clock() -> datetime:
@@ -40,10 +43,10 @@ def clock_skew() -> timedelta:
 
 
 def planned(plan: Plan, tickets: Iterable[Ticket], *, now: datetime,
-            watermark_variable: str | None = None, watermark: datetime | None = None,
-            fetch_started: datetime | None = None, bulk_size: int = 100,
+            watermark: dict[str, Any] | None = None, bulk_size: int = 100,
             read: Iterable[Ticket] = ()) -> dict[str, Any]:
-    """What a plan task hands on. ``read``: the tickets the watermark is computed over."""
+    """What a plan task hands on. ``read``: the tickets the watermark is computed over;
+    ``watermark``: {"previous", "fetch_started", "desk_mark"} of an incremental fetch."""
     tickets = list(tickets)
     log.info("plan %s: %s; %d findings, %d waiting", plan.run_id,
              plan.by_kind() or "nothing to do", len(plan.findings), len(plan.waiting))
@@ -53,65 +56,102 @@ def planned(plan: Plan, tickets: Iterable[Ticket], *, now: datetime,
         "plan": plan.to_dict(),
         "keys": {t.id: list(t.automation_keys) for t in tickets},
         "updated": {t.id: t.updated.isoformat() for t in read},
-        "watermark_variable": watermark_variable,
-        "watermark": watermark.isoformat() if watermark else None,
-        "fetch_started": fetch_started.isoformat() if fetch_started else None,
+        "watermark": watermark,
         "now": now.isoformat(),
         "bulk_size": bulk_size,
     }
 
 
-def apply_task(planned: dict[str, Any], *, dry_run: bool,
-               conn_id: str = "servicedesk_default") -> list[dict[str, Any]] | None:
-    if dry_run:
+def apply_task(planned: dict[str, Any], services: Any) -> dict[str, Any] | None:
+    """Apply the plan (nothing in a dry run); record and return what happened."""
+    if services.dry_run:
         log.info("dry run: %d planned actions not applied", len(planned["plan"]["actions"]))
         return None
-    from incident_ops.airflow.hooks import ServiceDeskHook
-    from incident_ops.apply import Applier
+    from incident_ops.airflow.state import VariableOutbox
 
     plan = Plan.from_dict(planned["plan"])
-    if not plan.actions:
-        return []
-    with ServiceDeskHook(conn_id) as hook:
-        applier = Applier(hook.get_desk(), AirflowNotifier(), planned["keys"], plan.run_id,
-                          bulk_size=int(planned.get("bulk_size", 100)))
-        outcomes = applier.apply(plan)
-    counts: dict[str, int] = {}
+    if not plan.actions and not VariableOutbox(plan.pipeline).load():
+        record: dict[str, Any] = {"outcomes": [], "replayed": [], "undelivered": []}
+    else:
+        applier = services.applier(plan.pipeline, bulk_size=int(planned.get("bulk_size", 100)))
+        applied = applier.apply(plan, planned["keys"])
+        record = {"outcomes": [o.to_dict() for o in applied.outcomes],
+                  "replayed": [o.to_dict() for o in applied.replayed],
+                  "undelivered": applied.undelivered}
+        for line in summary_lines(applied.outcomes, applied.replayed):
+            log.info("%s", line)
+        for o in [*applied.replayed, *applied.outcomes]:
+            if o.outcome in ("failed", "stale", "undelivered", "deferred", "waiting"):
+                log.warning("ticket %s: %s %s: %s", o.ticket_id, o.kind, o.outcome, o.message)
+    services.context["ti"].xcom_push(key=APPLIED, value=record)
+    if record["undelivered"]:
+        raise UndeliveredMessages(
+            f"{len(record['undelivered'])} message(s) not delivered; they stay owed in the "
+            f"outbox and go out on the next attempt or run: " + "; ".join(record["undelivered"]))
+    return record
+
+
+def summary_lines(outcomes: Iterable[Any], replayed: Iterable[Any] = ()) -> list[str]:
+    """One line per kind of action: how many of each outcome (the task log's summary)."""
+    by_kind: dict[str, dict[str, int]] = {}
     for o in outcomes:
+        counts = by_kind.setdefault(o.kind, {})
         counts[o.outcome] = counts.get(o.outcome, 0) + 1
-        if o.outcome in ("failed", "stale"):
-            log.warning("ticket %s: %s %s: %s", o.ticket_id, o.kind, o.outcome, o.message)
-    log.info("applied %d actions: %s", len(outcomes), counts or "none")
-    return [o.to_dict() for o in outcomes]
+    lines = [f"{kind:<16} " + ", ".join(f"{n} {outcome}" for outcome, n in sorted(c.items()))
+             for kind, c in sorted(by_kind.items())]
+    owed = list(replayed)
+    if owed:
+        done = sum(1 for o in owed if o.outcome == "done")
+        lines.append(f"{'owed earlier':<16} {len(owed)} carried on, {done} now complete")
+    return lines or ["nothing to apply"]
 
 
-def report_task(planned: dict[str, Any], applied: list[dict[str, Any]] | None, *,
-                dry_run: bool) -> dict[str, Any]:
-    from airflow.sdk import Variable
+def report_task(services: Any) -> dict[str, Any]:
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-    from incident_ops.apply import ActionOutcome
+    from incident_ops.airflow.state import read_watermark, write_watermark
     from incident_ops.config import reports_dir
-    from incident_ops.pipelines.watermark import next_watermark
+    from incident_ops.engine import ActionOutcome
+    from incident_ops.engine.watermark import next_watermark
     from incident_ops.reports.plan_report import write_plan_report
 
+    ti = services.context["ti"]
+    planned = ti.xcom_pull(task_ids="plan")
+    if not planned:
+        raise AirflowSkipException("no plan to report: the plan task did not finish")
     plan = Plan.from_dict(planned["plan"])
-    outcomes = [ActionOutcome(**o) for o in applied] if applied is not None else None
+    dry_run = services.dry_run
+    record = None if dry_run else ti.xcom_pull(task_ids="apply", key=APPLIED)
+    outcomes = [ActionOutcome(**o) for o in record["outcomes"]] if record else None
+    replayed = [ActionOutcome(**o) for o in record["replayed"]] if record else []
     now = datetime.fromisoformat(planned["now"])
-    paths = write_plan_report(plan, outcomes, reports_dir(), now=now, dry_run=dry_run)
+    paths = write_plan_report(plan, outcomes, reports_dir(), now=now, dry_run=dry_run,
+                              replayed=replayed,
+                              undelivered=record["undelivered"] if record else [])
     log.info("plan report: %s", paths["html"])
+    for line in summary_lines(outcomes or [], replayed):
+        log.info("%s", line)
     result: dict[str, Any] = {"report": paths, "summary": plan.by_kind(),
                               "findings": len(plan.findings)}
     if outcomes is not None:
         result["outcomes"] = {o: sum(1 for x in outcomes if x.outcome == o)
                               for o in sorted({x.outcome for x in outcomes})}
-    variable = planned.get("watermark_variable")
-    if variable and planned.get("fetch_started") and not dry_run and outcomes is not None:
-        previous = datetime.fromisoformat(planned["watermark"]) if planned["watermark"] else None
+    mark = planned.get("watermark")
+    if mark and outcomes is not None:
+        previous = read_watermark(plan.pipeline)
         updated = {k: datetime.fromisoformat(v) for k, v in planned["updated"].items()}
-        mark = next_watermark(previous, datetime.fromisoformat(planned["fetch_started"]),
-                              updated, outcomes, clock_skew())
-        if mark != previous:
-            Variable.set(variable, mark.isoformat())
-            log.info("watermark %s moved to %s", variable, mark.isoformat())
-        result["watermark"] = mark.isoformat()
+        new = next_watermark(previous, datetime.fromisoformat(mark["fetch_started"]),
+                             int(mark["desk_mark"]), updated, outcomes, clock_skew())
+        if new != previous:
+            write_watermark(plan.pipeline, new)
+            log.info("watermark of %s moved to %s", plan.pipeline, new.at.isoformat())
+        result["watermark"] = new.at.isoformat()
+    if not dry_run and record is None:
+        raise AirflowFailException(f"apply did not finish: nothing it did is recorded; what it "
+                                   f"committed is read off the desk by the next run. Plan: "
+                                   f"{paths['html']}")
+    if record and record["undelivered"]:
+        raise AirflowFailException(f"{len(record['undelivered'])} message(s) could not be "
+                                   f"delivered after every retry; they stay owed and go out "
+                                   f"with the next run. Listed in {paths['html']}")
     return result

@@ -50,6 +50,22 @@ class BadQuery(DeskError):
 
 
 @dataclass(frozen=True)
+class LeaseState:
+    """Who holds a lease after a claim, as the desk's own log orders the claims.
+
+    ``holder`` is None when nobody holds it; ``remaining`` is how long the holder's claim
+    still runs by the desk's clock (0 when nobody holds it).
+    """
+
+    scope: str
+    holder: str | None
+    remaining: float = 0.0
+
+    def held_by(self, holder: str) -> bool:
+        return self.holder == holder and self.remaining > 0
+
+
+@dataclass(frozen=True)
 class TicketQuery:
     """A search over tickets; every criterion given must hold (AND).
 
@@ -129,7 +145,8 @@ class ServiceDesk(Protocol):
 
     def attach(self, ticket_id: str, filename: str, content: bytes, mime_type: str,
                *, note: str = "") -> None:
-        """Attach a file to the ticket's history."""
+        """Attach a file to the ticket's history, once per file name: a ticket that already
+        holds a file of that name is left as it is (a retried attach adds nothing)."""
         ...
 
     def find_by_key(self, idempotency_key: str, queue: str | None = None) -> str | None:
@@ -142,4 +159,26 @@ class ServiceDesk(Protocol):
 
     def ping(self) -> tuple[bool, str]:
         """A cheap authenticated call: (ok, human-readable message)."""
+        ...
+
+    def history_mark(self) -> int:
+        """A number that only grows while this desk lives (RT: its newest transaction id).
+
+        One lower than a mark seen before means another desk (re-seeded, rebuilt, restored
+        from an older backup): what was read from the old one says nothing about it.
+        """
+        ...
+
+    def claim_lease(self, scope: str, holder: str, ttl_seconds: float) -> LeaseState:
+        """Claim (or renew) the lease on ``scope`` for ``holder`` for ``ttl_seconds``.
+
+        Every claim is appended to a log the desk orders itself; the holder is the first
+        claimant after the previous holder released or its claim ran out, so any number of
+        concurrent claimants agree on one holder. A claim that finds another holder leaves
+        the lease with it (check ``LeaseState.held_by``).
+        """
+        ...
+
+    def release_lease(self, scope: str, holder: str) -> None:
+        """Give the lease on ``scope`` up, if ``holder`` holds it (otherwise a no-op)."""
         ...

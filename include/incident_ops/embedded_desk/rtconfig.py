@@ -174,7 +174,7 @@ def build_schema(config_dir: Path | None = None) -> DeskSchema:
     users = desk_users(contacts)
 
     queues = []
-    for name in schema.ALL_QUEUES:
+    for name in schema.DESK_QUEUES:
         q: dict[str, Any] = {"Name": name, "Description": schema.QUEUES.get(name, "")}
         if name == schema.INCIDENTS:
             q["Lifecycle"] = schema.LIFECYCLE
@@ -189,7 +189,7 @@ def build_schema(config_dir: Path | None = None) -> DeskSchema:
                        "Members": {"Users": members}})
 
     acl: list[dict[str, Any]] = []
-    for queue in schema.ALL_QUEUES:
+    for queue in schema.DESK_QUEUES:
         acl.append({"Queue": queue, "Right": list(QUEUE_RIGHTS),
                     "GroupDomain": "UserDefined", "GroupId": STAFF_GROUP})
     acl.append({"Right": list(GLOBAL_RIGHTS), "GroupDomain": "UserDefined",

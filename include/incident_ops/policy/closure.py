@@ -297,7 +297,7 @@ def _reopen(ticket: Ticket, graph: DuplicateGraph, ctx: _Context) -> Action:
                f"{ticket.handler or 'the original handler'}",
         key=key, status=CLOSED, fields={"close_code": UNSUCCESSFUL}, create=draft,
         notices=(Notice("reopened", to, _context(ticket, ctx, moved=moved), cc=helpdesk),),
-        expected_version=ticket.version)
+        expected_version=ticket.version, move_duplicates=tuple(moved))
 
 
 def _handler_address(ticket: Ticket, contacts: Contacts) -> str | None:

@@ -23,8 +23,10 @@ ASK_CONFIRMATION = "ask_confirmation"  # 100.7.2
 REMIND_HELPDESK = "remind_helpdesk"  # 100.7.2, no answer in time
 REOPEN = "reopen"  # 100.7.3
 BREAK_LINK = "break_link"  # a duplicate cycle or self-link, broken at one edge
-NOTIFY = "notify"  # 100.5 / 100.8: messages only, recorded on the ticket
+NOTIFY = "notify"  # 100.5 / 100.8 / 101: messages, recorded on the ticket with a comment
 ESCALATE = "escalate"  # 100.8: a rung of the ladder
+RECORD = "record"  # 101: write fields onto a ticket (the business recovery time)
+CREATE = "create"  # 101: a new ticket (change request, major incident report, problem)
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,10 @@ class Action:
     expected_version: str | None = None
     master_id: str | None = None
     unlink_from: str | None = None  # BREAK_LINK: the master link to remove
+    # Files to attach once the action is committed (to the created ticket, else to the
+    # action's own): {"path", "name", "mime", "note"}.
+    attachments: tuple[dict[str, str], ...] = ()
+    move_duplicates: tuple[str, ...] = ()  # REOPEN: open duplicates that follow the copy
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, and complete: ``from_dict`` rebuilds the same action (XCom)."""
@@ -66,6 +72,8 @@ class Action:
         data["notices"] = tuple(
             Notice(**{**n, "to": tuple(n["to"]), "cc": tuple(n.get("cc", ()))})
             for n in data.get("notices") or ())
+        data["attachments"] = tuple(dict(a) for a in data.get("attachments") or ())
+        data["move_duplicates"] = tuple(data.get("move_duplicates") or ())
         if data.get("create"):
             draft = dict(data["create"])
             draft["refers_to"] = tuple(draft.get("refers_to", ()))

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from incident_ops.apply import ActionOutcome
+from incident_ops.engine.applier import ActionOutcome
 from incident_ops.notify.compose import environment
 from incident_ops.policy.plan import Plan
 
@@ -31,8 +31,15 @@ def safe_name(run_id: str) -> str:
 
 def write_plan_report(plan: Plan, outcomes: Sequence[ActionOutcome] | None, directory: Path,
                       *, now: datetime, dry_run: bool, desk_url: str | None = None,
-                      extra: dict[str, Any] | None = None) -> dict[str, str]:
-    """Write ``<run>.json`` and ``<run>.html``; return their paths."""
+                      extra: dict[str, Any] | None = None,
+                      replayed: Sequence[ActionOutcome] = (),
+                      undelivered: Sequence[str] = (), stem_suffix: str = ""
+                      ) -> dict[str, str]:
+    """Write ``<run>.json`` and ``<run>.html``; return their paths.
+
+    ``replayed``: what this apply finished of earlier attempts' and runs' debts;
+    ``undelivered``: messages still owed after it (they go out with the next run).
+    """
     by_key = {o.key: o for o in outcomes or ()}
     rows = []
     for action in plan.actions:
@@ -43,17 +50,21 @@ def write_plan_report(plan: Plan, outcomes: Sequence[ActionOutcome] | None, dire
             "outcome": outcome.outcome if outcome else "planned",
             "message": outcome.message if outcome else "",
             "created_id": outcome.created_id if outcome else None,
+            "undelivered": list(outcome.undelivered) if outcome else [],
         })
+    carried = [o.to_dict() for o in replayed]
     counts = dict(Counter(r["outcome"] for r in rows))
     out = directory / plan.pipeline / now.strftime("%Y-%m-%d")
     out.mkdir(parents=True, exist_ok=True)
-    stem = out / safe_name(plan.run_id)
+    stem = out / (safe_name(plan.run_id) + stem_suffix)
     document = {**plan.to_dict(), "dry_run": dry_run, "generated": now.isoformat(),
-                "outcomes": rows, "outcome_counts": counts, **(extra or {})}
+                "outcomes": rows, "outcome_counts": counts, "carried_over": carried,
+                "undelivered": list(undelivered), **(extra or {})}
     stem.with_suffix(".json").write_text(json.dumps(document, ensure_ascii=False, indent=1),
                                          encoding="utf-8")
     html = environment().get_template("reports/plan.html.j2").render(
         plan=plan, rows=rows, summary=plan.by_kind(), outcome_counts=counts, dry_run=dry_run,
+        carried=carried, undelivered=list(undelivered),
         generated=now.strftime("%Y-%m-%d %H:%M UTC"), desk_url=desk_url,
         title=TITLES.get(plan.pipeline, plan.pipeline))
     stem.with_suffix(".html").write_text(html, encoding="utf-8")

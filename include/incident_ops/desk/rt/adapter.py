@@ -27,6 +27,7 @@ from urllib.parse import quote as urlquote
 from incident_ops.desk.port import (
     BadQuery,
     DeskError,
+    LeaseState,
     RejectedChange,
     StaleTicket,
     TicketNotFound,
@@ -35,7 +36,9 @@ from incident_ops.desk.port import (
 )
 from incident_ops.desk.rt import mapping, schema, ticketsql
 from incident_ops.desk.rt.client import AmbiguousWrite, RTClient, after_unanswered_attempt
+from incident_ops.desk.rt.lease import RTLeases
 from incident_ops.desk.rt.reads import (
+    AS_OF,
     CORE_FIELDS,
     MAX_PER_PAGE,
     SEARCH_FIELDS,
@@ -78,6 +81,7 @@ class RequestTrackerDesk:
                                else client.timeout[1] + 2.0)
         self.create_attempts = max(1, create_attempts)
         self._emails: dict[str, str | None] = {}
+        self.leases = RTLeases(self)
 
     def close(self) -> None:
         self.client.close()
@@ -155,6 +159,17 @@ class RequestTrackerDesk:
         except Exception as exc:  # noqa: BLE001 - ping reports, it never raises
             return False, f"unexpected {type(exc).__name__}: {exc}"
 
+    def history_mark(self) -> int:
+        return int(self.reads.as_of().removeprefix(AS_OF))
+
+    # -- leases (see desk/rt/lease.py) -----------------------------------------------------
+
+    def claim_lease(self, scope: str, holder: str, ttl_seconds: float) -> LeaseState:
+        return self.leases.claim(scope, holder, ttl_seconds)
+
+    def release_lease(self, scope: str, holder: str) -> None:
+        self.leases.release(scope, holder)
+
     # -- writing ---------------------------------------------------------------------------
 
     def update(self, change: TicketChange) -> None:
@@ -206,6 +221,8 @@ class RequestTrackerDesk:
     def attach(self, ticket_id: str, filename: str, content: bytes, mime_type: str,
                *, note: str = "") -> None:
         tid = ticketsql.ticket_id(ticket_id)
+        if filename in self.reads.filenames(tid):
+            return  # attached by an earlier attempt: once per file name
         body: dict[str, Any] = {"Attachments": [{
             "FileName": filename, "FileType": mime_type,
             "FileContent": base64.b64encode(content).decode("ascii")}]}

@@ -183,6 +183,19 @@ class RTReads:
                 return str(item.get("Content") or "")
         return ""
 
+    def filenames(self, tid: str) -> set[str]:
+        """The names of the files attached to the ticket."""
+        names: set[str] = set()
+        page = 1
+        while True:
+            data = self.search(f"/ticket/{tid}/attachments", [
+                ("page", page), ("per_page", MAX_PER_PAGE), ("fields", "Filename")])
+            items = data.get("items") or []
+            names |= {str(i["Filename"]) for i in items if i.get("Filename")}
+            if len(items) < MAX_PER_PAGE:
+                return names
+            page += 1
+
     def message_since(self, tid: str, kind: str, since: datetime) -> bool | None:
         """Is there a ``kind`` (Comment) transaction by us on the ticket since ``since``?"""
         user = self.client.user

@@ -13,11 +13,13 @@ INCIDENTS = "Incidents"
 PROBLEMS = "Problems"
 MAJOR_REPORTS = "Major Incident Reports"
 CHANGES = "Change Requests"
+AUTOMATION = "Automation"
 QUEUES = {
     INCIDENTS: "事件 Incidents (ITIL incident process 100)",
     PROBLEMS: "问题 Problems (root-cause analysis, 101.6)",
     MAJOR_REPORTS: "重大事件报告 Major incident reports (101.6)",
     CHANGES: "紧急变更 Emergency change requests (101.4)",
+    AUTOMATION: "自动化租约 Automation leases (one ticket per pipeline; see docs/exactly-once.md)",
 }
 LIFECYCLE = "incident"
 
@@ -34,7 +36,8 @@ class CustomField:
     description: str = ""
 
 
-ALL_QUEUES = (INCIDENTS, PROBLEMS, MAJOR_REPORTS, CHANGES)
+ALL_QUEUES = (INCIDENTS, PROBLEMS, MAJOR_REPORTS, CHANGES)  # the process's own queues
+DESK_QUEUES = (*ALL_QUEUES, AUTOMATION)  # every queue the desk is provisioned with
 
 # Select fields reject unknown values at the desk; the fields that other systems feed
 # (category, system, close code, vendor) stay Freeform, as they are on real desks, so the
@@ -70,7 +73,7 @@ CUSTOM_FIELDS: tuple[CustomField, ...] = (
                 queues=ALL_QUEUES, description="已执行的自动化动作"),
     CustomField("automation", "Automation", "Freeform", queues=ALL_QUEUES,
                 description="最近一次自动化动作: 规则与 DAG 运行"),
-    CustomField("idempotency_key", "Idempotency Key", "Freeform", queues=ALL_QUEUES,
+    CustomField("idempotency_key", "Idempotency Key", "Freeform", queues=DESK_QUEUES,
                 description="创建幂等键"),
 )
 

@@ -1,0 +1,121 @@
+"""The composition root: the one place that binds the desk, the senders, the state kept in
+Airflow and the configuration to the code of every pipeline.
+
+A task body asks for ``services(context)`` and gets everything through it: ``desk`` (the
+``servicedesk_default`` connection's adapter, built on first use), ``notifier`` (SMTP and SMS
+connections), ``config`` (the YAML policy, each file read once per task), ``applier(scope)``
+(the apply engine holding the scope's desk lease and outbox), the run's identity and time.
+Nothing else in the Airflow layer builds a hook or reads a policy file, so what a pipeline
+talks to is visible here, and a test or a second deployment swaps one thing in one place.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from incident_ops.airflow.runtime import AirflowNotifier, RunInfo, run_info
+from incident_ops.desk.port import ServiceDesk
+
+DESK_CONN = "servicedesk_default"
+
+
+def lease_ttl() -> float:
+    """How long a run holds its scope's lease unless renewed: ``$INCIDENT_OPS_LEASE_SECONDS``."""
+    return max(3.0, float(os.environ.get("INCIDENT_OPS_LEASE_SECONDS", "120")))
+
+
+class Config:
+    """The policy files of ``include/config`` (or ``$INCIDENT_OPS_CONFIG_DIR``), each read once."""
+
+    @cached_property
+    def vocabulary(self) -> Any:
+        from incident_ops.config import load_vocabulary
+
+        return load_vocabulary()
+
+    @cached_property
+    def contacts(self) -> Any:
+        from incident_ops.config import load_contacts
+
+        return load_contacts()
+
+    @cached_property
+    def closure(self) -> Any:
+        from incident_ops.config import load_yaml
+        from incident_ops.policy.closure import ClosurePolicy
+
+        return ClosurePolicy.from_dict(load_yaml("closure.yaml"))
+
+    @cached_property
+    def sla(self) -> Any:
+        from incident_ops.config import load_yaml
+        from incident_ops.policy.escalation import SlaPolicy
+
+        return SlaPolicy.from_dict(load_yaml("sla.yaml"))
+
+    def yaml(self, name: str) -> dict[str, Any]:
+        from incident_ops.config import load_yaml
+
+        return load_yaml(name)
+
+
+@dataclass
+class Services:
+    context: Any
+    conn_id: str = DESK_CONN
+    config: Config = field(default_factory=Config)
+    notifier: AirflowNotifier = field(default_factory=AirflowNotifier)
+    _hook: Any = None
+
+    @cached_property
+    def info(self) -> RunInfo:
+        return run_info(self.context)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.context.get("params") or {})
+
+    @property
+    def dry_run(self) -> bool:
+        return bool(self.params.get("dry_run"))
+
+    @property
+    def desk(self) -> ServiceDesk:
+        if self._hook is None:
+            from incident_ops.airflow.hooks import ServiceDeskHook
+
+            self._hook = ServiceDeskHook(self.conn_id)
+        desk: ServiceDesk = self._hook.get_desk()
+        return desk
+
+    def applier(self, scope: str, *, bulk_size: int = 100) -> Any:
+        """The apply engine for ``scope``: its desk lease, its outbox, this run's id."""
+        from incident_ops.airflow.state import VariableOutbox
+        from incident_ops.engine import Applier, Lease, holder_id
+
+        ti = self.context.get("ti")
+        holder = holder_id(self.info.run_id, getattr(ti, "task_id", ""),
+                           getattr(ti, "try_number", ""))
+        return Applier(self.desk, self.notifier, self.info.run_id,
+                       outbox=VariableOutbox(scope),
+                       lease=Lease(self.desk, scope, holder, ttl=lease_ttl()),
+                       bulk_size=bulk_size)
+
+    def close(self) -> None:
+        hook, self._hook = self._hook, None
+        if hook is not None:
+            hook.close()
+
+
+@contextmanager
+def services(context: Any, *, conn_id: str = DESK_CONN) -> Iterator[Services]:
+    bound = Services(context, conn_id=conn_id)
+    try:
+        yield bound
+    finally:
+        bound.close()

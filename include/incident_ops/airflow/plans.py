@@ -1,0 +1,70 @@
+"""The plan tasks of the scheduled pipelines: fetch what changed, decide (pure policy).
+
+incident_closure (100.6-100.7), urgent_incidents (100.5), incident_queue_monitor (100.8).
+Each takes the run's ``Services`` (``bootstrap``) and returns ``pipeline.planned(...)``.
+Importing this module is cheap (DAG files import it when they are parsed): everything
+heavy is imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from incident_ops.airflow.pipeline import fetch_clock, planned
+
+CLOSURE = "incident_closure"
+URGENT = "urgent_incidents"
+MONITOR = "incident_queue_monitor"
+
+
+def airflow_url() -> str:
+    """Where ops reach Airflow, for the ready-made emergency commands in urgent mails."""
+    return os.environ.get("INCIDENT_OPS_AIRFLOW_URL", "http://127.0.0.1:8080").rstrip("/")
+
+
+def _incremental(s: Any, pipeline: str) -> tuple[Any, dict[str, Any]]:
+    """Where this run reads from, and what report needs to move the watermark after."""
+    from incident_ops.airflow.state import read_watermark
+    from incident_ops.engine.watermark import read_since
+
+    stored = read_watermark(pipeline)
+    started = fetch_clock()
+    desk_mark = s.desk.history_mark()
+    since = read_since(stored, desk_mark)
+    return since, {"fetch_started": started.isoformat(), "desk_mark": desk_mark,
+                   "since": since.isoformat() if since else None}
+
+
+def plan_closure(s: Any) -> dict[str, Any]:
+    from incident_ops.pipelines.resolved import fetch_closure_batch
+    from incident_ops.policy.closure import decide_closure
+
+    policy = s.config.closure
+    since, mark = _incremental(s, CLOSURE)
+    batch = fetch_closure_batch(s.desk, since, parallel=policy.read_parallelism)
+    plan = decide_closure(batch.resolved, batch.related, policy, s.config.vocabulary,
+                          s.config.contacts, s.info.now, s.info.run_id)
+    return planned(plan, batch.tickets.values(), now=s.info.now, read=batch.resolved,
+                   watermark=mark, bulk_size=policy.bulk_size)
+
+
+def plan_urgent(s: Any) -> dict[str, Any]:
+    from incident_ops.pipelines.open_queue import fetch_unnotified_urgent
+    from incident_ops.policy.urgent import decide_urgent
+
+    tickets = fetch_unnotified_urgent(s.desk)
+    plan = decide_urgent(tickets, s.config.vocabulary, s.config.contacts, s.info.now,
+                         s.info.run_id, airflow_url())
+    return planned(plan, tickets, now=s.info.now)
+
+
+def plan_monitor(s: Any) -> dict[str, Any]:
+    from incident_ops.pipelines.open_queue import fetch_monitor_batch
+    from incident_ops.policy.escalation import decide_escalation
+
+    since, mark = _incremental(s, MONITOR)
+    tickets = fetch_monitor_batch(s.desk, since, s.info.now)
+    plan = decide_escalation(tickets, s.config.sla, s.config.vocabulary, s.config.contacts,
+                             s.info.now, s.info.run_id)
+    return planned(plan, tickets, now=s.info.now, read=tickets, watermark=mark)

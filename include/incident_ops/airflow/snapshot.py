@@ -1,0 +1,49 @@
+"""incident_queue_snapshot's task (100.8.1): the open queue for the incident manager.
+
+The page is rewritten on every run; the mail goes out once per run (a ``.sent`` marker
+beside the page, unless ``resend``), while the scope's desk lease is held, so a retried or
+duplicated task never mails twice. A failed send leaves no marker: Airflow's retry sends it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+SCOPE = "incident_queue_snapshot"
+
+
+def snapshot_task(s: Any) -> dict[str, Any]:
+    from incident_ops.airflow.bootstrap import lease_ttl
+    from incident_ops.config import reports_dir
+    from incident_ops.engine import Lease, holder_id
+    from incident_ops.notify.messages import Email
+    from incident_ops.pipelines.open_queue import fetch_open
+    from incident_ops.reports.plan_report import safe_name
+    from incident_ops.reports.queue_snapshot import render_snapshot, take_snapshot
+
+    info = s.info
+    tickets = fetch_open(s.desk)
+    snap = take_snapshot(tickets, s.config.sla, s.config.vocabulary, info.now)
+    subject, html = render_snapshot(snap, info.run_id)
+    folder = reports_dir() / "queue_snapshot" / info.now.strftime("%Y-%m-%d")
+    folder.mkdir(parents=True, exist_ok=True)
+    page = folder / f"{safe_name(info.run_id)}.html"
+    page.write_text(html, encoding="utf-8")
+    log.info("snapshot: %d open, %d breached, %d at risk -> %s", snap.total,
+             len(snap.breached), len(snap.at_risk), page)
+    sent_marker = page.with_suffix(".sent")
+    roles = (s.config.yaml("sla.yaml").get("snapshot") or {}).get("to", ["incident_manager"])
+    to = tuple(p.email for role in roles for p in s.config.contacts.role(role) if p.email)
+    resend = bool(s.params.get("resend"))
+    with Lease(s.desk, SCOPE, holder_id(info.run_id, "snapshot"), ttl=lease_ttl()):
+        if sent_marker.exists() and not resend:
+            log.info("snapshot of this run already mailed (%s); not sending again", sent_marker)
+        elif to:
+            s.notifier.send_email(Email(to=to, subject=subject, html=html,
+                                        key=f"snapshot:{info.dag_id}:{info.run_id}"))
+            sent_marker.write_text(info.now.isoformat(), encoding="utf-8")
+    return {"page": str(page), "open": snap.total, "breached": len(snap.breached),
+            "at_risk": len(snap.at_risk), "mailed_to": list(to)}
