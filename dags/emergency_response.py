@@ -30,16 +30,18 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import Asset, Label, Param, TaskGroup, dag, get_current_context, task
 from airflow.sdk import TriggerRule as TR
 
+from incident_ops.airflow import emergency_questions as ask
+from incident_ops.airflow.bootstrap import services
 from incident_ops.airflow.dag_defaults import DESK_POOL
+from incident_ops.airflow.emergency_ids import ANNOUNCE_LIFTED, COVERED, ESCALATE, round_task
 from incident_ops.airflow.emergency_operators import (
     PreparedApproval,
     PreparedBranch,
     PreparedEntry,
     PreparedQuestion,
 )
-from incident_ops.airflow.emergency_tasks import ANNOUNCE_LIFTED, COVERED, ESCALATE, round_task
-from incident_ops.policy.emergency import IMPACT_LABELS, IMPACTS, PLAN_SYSTEMS, SYSTEM_LABELS
-from incident_ops.policy.emergency_flow import (
+from incident_ops.policy.contingency import IMPACT_LABELS, IMPACTS, PLAN_SYSTEMS, SYSTEM_LABELS
+from incident_ops.policy.emergency import (
     COVERED_PLAN,
     COVERED_VENDORS,
     LIFTED,
@@ -104,6 +106,10 @@ def solution_form() -> dict:
         "reporter": Param(type="string", pattern=r"^\S+$", title="报告人 / Reporter",
                           description="邮箱、通讯录键或服务台用户名 / E-mail, contacts key or "
                           "desk user"),
+        "dry_run": Param(False, type="boolean", title="演练 / Dry run",
+                         description="走完流程并提问，但不发送、不创建任何内容；每步的计划页显示将会做什么 / "
+                         "Walk the process and ask the questions, but send and create nothing: "
+                         "each step's plan page shows what it would do."),
         "continuation": Param(None, type=["null", "object"], section="续跑 / Continuation",
                               title="续跑（由流程自动填写）/ Continuation (set by the DAG)",
                               description="留空 / Leave empty: filled in when an emergency "
@@ -116,19 +122,21 @@ def emergency_response():
     # and aftermath tasks must see only the branches that lead to them.
     @task(pool=DESK_POOL, retries=3)
     def validate() -> dict:
-        from incident_ops.airflow.emergency import validate_task
+        from incident_ops.airflow.emergency_tasks import validate_task
 
-        return validate_task(get_current_context())
+        with services(get_current_context()) as s:
+            return validate_task(s)
 
     @task(pool=DESK_POOL)
     def notify_start() -> dict:
-        from incident_ops.airflow.emergency import notify_start_task
+        from incident_ops.airflow.emergency_tasks import notify_start_task
 
-        return notify_start_task(get_current_context())
+        with services(get_current_context()) as s:
+            return notify_start_task(s)
 
     @task.branch
     def start_route() -> str:
-        from incident_ops.airflow.emergency import start_route_task
+        from incident_ops.airflow.emergency_tasks import start_route_task
 
         return start_route_task(get_current_context(), round_task(1, "engage_vendors"))
 
@@ -136,7 +144,7 @@ def emergency_response():
     validate() >> notify_start() >> route
 
     covered = PreparedBranch(
-        task_id=COVERED, prepare="covered_question",
+        task_id=COVERED, prepare=ask.covered_question,
         subject="101.2 预案是否覆盖 / Covered by the contingency plan?",
         options=[COVERED_PLAN, COVERED_VENDORS],
         options_mapping={COVERED_PLAN: "plan.announce_route",
@@ -146,17 +154,18 @@ def emergency_response():
     with TaskGroup("plan", tooltip="101.3 按预案处置 / follow the contingency plan"):
         @task(pool=DESK_POOL)
         def announce_route() -> dict:
-            from incident_ops.airflow.emergency import announce_plan_task
+            from incident_ops.airflow.emergency_tasks import announce_plan_task
 
-            return announce_plan_task(get_current_context())
+            with services(get_current_context()) as s:
+                return announce_plan_task(s)
 
         follow = PreparedQuestion(
-            task_id="follow_plan", prepare="plan_steps_question",
+            task_id="follow_plan", prepare=ask.plan_steps_question,
             subject="101.3 按预案处置 / Carry out the plan's steps",
             options=[STEPS_DONE, STEPS_PARTLY],
             params={"notes": Param("", type="string", title="备注 / Notes", format="multiline")})
         plan_lifted = PreparedBranch(
-            task_id="lifted", prepare="lifted_question",
+            task_id="lifted", prepare=ask.lifted_question,
             subject="101.5 应急是否解除 / Emergency lifted?",
             options=[LIFTED, NOT_LIFTED], params=lifted_form(),
             options_mapping={LIFTED: ANNOUNCE_LIFTED,
@@ -170,40 +179,42 @@ def emergency_response():
         with TaskGroup(f"round_{k}", tooltip=f"101.4–101.5 第 {k} 轮 / round {k}"):
             @task(pool=DESK_POOL, trigger_rule=TR.NONE_FAILED_MIN_ONE_SUCCESS)
             def engage_vendors(k: int = k) -> dict:
-                from incident_ops.airflow.emergency import engage_vendors_task
+                from incident_ops.airflow.emergency_tasks import engage_vendors_task
 
-                return engage_vendors_task(get_current_context(), k)
+                with services(get_current_context()) as s:
+                    return engage_vendors_task(s, k)
 
             propose = PreparedEntry(
-                task_id="propose_solution", prepare="solution_entry",
+                task_id="propose_solution", prepare=ask.solution_entry,
                 prepare_kwargs={"round": k}, subject=f"101.4 方案 / Solution, round {k}",
                 options=[SUBMIT], defaults=[SUBMIT], params=solution_form())
             lead = PreparedApproval(
-                task_id="approve_team_lead", prepare="approval_question",
+                task_id="approve_team_lead", prepare=ask.approval_question,
                 prepare_kwargs={"round": k, "role": "team_lead"},
                 subject=f"101.4 组长审批 / Team lead approval, round {k}")
             leader = PreparedApproval(
-                task_id="approve_leader", prepare="approval_question",
+                task_id="approve_leader", prepare=ask.approval_question,
                 prepare_kwargs={"round": k, "role": "leader"},
                 subject=f"101.4 领导审批 / Leader approval, round {k}")
 
             @task(pool=DESK_POOL)
             def carry_out(k: int = k) -> dict:
-                from incident_ops.airflow.emergency import carry_out_task
+                from incident_ops.airflow.emergency_tasks import carry_out_task
 
-                return carry_out_task(get_current_context(), k)
+                with services(get_current_context()) as s:
+                    return carry_out_task(s, k)
 
             # Runs after an approval and after a rejection (a Reject skips what follows the
             # approval), never in a round that did not start: it needs one upstream success.
             @task.branch(trigger_rule=TR.NONE_FAILED_MIN_ONE_SUCCESS)
             def approval_outcome(k: int = k, next_task: str = next_task) -> str:
-                from incident_ops.airflow.emergency import approval_outcome_task
+                from incident_ops.airflow.emergency_tasks import approval_outcome_task
 
                 return approval_outcome_task(get_current_context(), k,
                                              round_task(k, "lifted"), next_task)
 
             lifted = PreparedBranch(
-                task_id="lifted", prepare="lifted_question", prepare_kwargs={"round": k},
+                task_id="lifted", prepare=ask.lifted_question, prepare_kwargs={"round": k},
                 subject=f"101.5 应急是否解除 / Emergency lifted? (round {k})",
                 options=[LIFTED, NOT_LIFTED], params=lifted_form(),
                 options_mapping={LIFTED: ANNOUNCE_LIFTED, NOT_LIFTED: next_task})
@@ -217,9 +228,10 @@ def emergency_response():
 
     @task(task_id=ESCALATE, pool=DESK_POOL, trigger_rule=TR.NONE_FAILED_MIN_ONE_SUCCESS)
     def escalate() -> dict:
-        from incident_ops.airflow.emergency import escalate_task
+        from incident_ops.airflow.emergency_tasks import escalate_task
 
-        return escalate_task(get_current_context())
+        with services(get_current_context()) as s:
+            return escalate_task(s)
 
     escalated = escalate()
     previous >> escalated
@@ -231,31 +243,35 @@ def emergency_response():
     with TaskGroup("aftermath", tooltip="101.6 善后与报告 / aftermath and reporting"):
         @task(pool=DESK_POOL, trigger_rule=TR.NONE_FAILED_MIN_ONE_SUCCESS)
         def announce_lifted() -> dict:
-            from incident_ops.airflow.emergency_aftermath import announce_lifted_task
+            from incident_ops.airflow.emergency_tasks import announce_lifted_task
 
-            return announce_lifted_task(get_current_context())
+            with services(get_current_context()) as s:
+                return announce_lifted_task(s)
 
         @task(pool=DESK_POOL)
         def report() -> dict:
-            from incident_ops.airflow.emergency_aftermath import report_task
+            from incident_ops.airflow.emergency_tasks import report_task
 
-            return report_task(get_current_context())
+            with services(get_current_context()) as s:
+                return report_task(s)
 
         @task(pool=DESK_POOL)
         def major_incident_report(report: dict) -> str | None:
-            from incident_ops.airflow.emergency_aftermath import major_report_task
+            from incident_ops.airflow.emergency_tasks import major_report_task
 
-            return major_report_task(get_current_context(), report)
+            with services(get_current_context()) as s:
+                return major_report_task(s, report)
 
         @task(pool=DESK_POOL)
-        def problem_ticket(report: dict) -> str:
-            from incident_ops.airflow.emergency_aftermath import problem_task
+        def problem_ticket(report: dict) -> str | None:
+            from incident_ops.airflow.emergency_tasks import problem_task
 
-            return problem_task(get_current_context(), report)
+            with services(get_current_context()) as s:
+                return problem_task(s, report)
 
         @task(outlets=[CLOSED])
-        def announce_closed(report: dict, problem: str, major: str | None) -> dict:
-            from incident_ops.airflow.emergency_aftermath import closed_task
+        def announce_closed(report: dict, problem: str | None, major: str | None) -> dict:
+            from incident_ops.airflow.emergency_tasks import closed_task
 
             return closed_task(get_current_context(), report, problem, major)
 

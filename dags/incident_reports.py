@@ -68,25 +68,25 @@ def report_dag(kind: str) -> None:
     def incident_report() -> None:
         @task(pool=DESK_POOL)
         def fetch() -> dict:
-            from incident_ops.airflow.reports import fetch_task
+            from incident_ops.airflow.report_tasks import fetch_task
 
             return fetch_task(kind, get_current_context())
 
         @task
         def compute(fetched: dict) -> dict:
-            from incident_ops.airflow.reports import compute_task
+            from incident_ops.airflow.report_tasks import compute_task
 
             return compute_task(fetched)
 
         @task
         def render(computed: dict) -> dict:
-            from incident_ops.airflow.reports import render_task
+            from incident_ops.airflow.report_tasks import render_task
 
             return render_task(computed, get_current_context())
 
         @task
         def send(rendered: dict) -> dict:
-            from incident_ops.airflow.reports import send_task
+            from incident_ops.airflow.report_tasks import send_task
 
             return send_task(rendered, get_current_context())
 

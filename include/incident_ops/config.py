@@ -8,15 +8,12 @@ and the offending key (``ConfigError``), never as a bare ``KeyError`` deep in a 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A policy file is missing, unreadable or has a bad value; names file and key."""
+from incident_ops.reference import ConfigError, Contacts, Person, Vocabulary
 
 
 def config_dir() -> Path:
@@ -39,49 +36,6 @@ def load_yaml(name: str, directory: Path | None = None) -> dict[str, Any]:
     return data
 
 
-@dataclass(frozen=True)
-class Vocabulary:
-    """Every coded value with its zh/en labels and attributes (vocabulary.yaml)."""
-
-    sections: dict[str, dict[str, dict[str, Any]]]
-
-    def knows(self, section: str, code: str | None) -> bool:
-        return code is not None and code in self.sections.get(section, {})
-
-    def attr(self, section: str, code: str | None, name: str, default: Any = None) -> Any:
-        if code is None:
-            return default
-        return self.sections.get(section, {}).get(code, {}).get(name, default)
-
-    def label(self, section: str, code: str | None, lang: str = "zh") -> str:
-        """The label of a code; an unknown code is shown as itself, never hidden."""
-        if code is None:
-            return "—"
-        return str(self.attr(section, code, lang, code))
-
-    def both(self, section: str, code: str | None) -> str:
-        """"中文 / English" for bilingual messages."""
-        zh, en = self.label(section, code, "zh"), self.label(section, code, "en")
-        return zh if zh == en else f"{zh} / {en}"
-
-    def codes(self, section: str) -> list[str]:
-        return list(self.sections.get(section, {}))
-
-    def priority_for_rank(self, rank: int) -> str:
-        """The priority code whose band contains an RT-style numeric priority."""
-        bands = sorted(
-            ((int(v.get("rank", 0)), k) for k, v in self.sections["priorities"].items()),
-            reverse=True,
-        )
-        for floor, code in bands:
-            if rank >= floor:
-                return code
-        return bands[-1][1]
-
-    def rank_for_priority(self, code: str) -> int:
-        return int(self.attr("priorities", code, "rank", 0))
-
-
 REQUIRED_SECTIONS = (
     "statuses", "priorities", "impacts", "sources", "categories", "systems", "close_codes",
     "resolver_roles", "tiers", "confirmations",
@@ -100,36 +54,6 @@ def load_vocabulary(directory: Path | None = None) -> Vocabulary:
                     f"vocabulary.yaml: {section}.{code} needs both a 'zh' and an 'en' label"
                 )
     return Vocabulary(sections=data)
-
-
-@dataclass(frozen=True)
-class Person:
-    key: str
-    name: str
-    email: str | None = None
-    phone: str | None = None
-    desk_user: str | None = None
-    role: str | None = None
-
-
-@dataclass(frozen=True)
-class Contacts:
-    people: dict[str, Person]
-    roles: dict[str, tuple[str, ...]]
-    systems: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
-
-    def role(self, role: str) -> list[Person]:
-        return [self.people[k] for k in self.roles.get(role, ())]
-
-    def for_system(self, system: str | None, group: str) -> list[Person]:
-        keys = self.systems.get(system or "", {}).get(group, ())
-        return [self.people[k] for k in keys]
-
-    def by_desk_user(self, user: str | None) -> Person | None:
-        for person in self.people.values():
-            if user and person.desk_user == user:
-                return person
-        return None
 
 
 def load_contacts(directory: Path | None = None) -> Contacts:
@@ -164,3 +88,35 @@ def reports_dir() -> Path:
     if env:
         return Path(env)
     return Path(__file__).resolve().parent.parent.parent / "reports"
+
+
+def load_plans(contacts: Contacts, directory: Path | None = None) -> Any:
+    """Every usable contingency plan (``plans/*.yaml``), validated; broken ones are reported
+    by file and field in the book's ``problems`` and left out."""
+    from incident_ops.policy.contingency import (
+        PLAN_SYSTEMS,
+        PLANS_DIR,
+        PlanBook,
+        PlanProblem,
+        parse_plan,
+    )
+
+    book = PlanBook()
+    for path in sorted(((directory or config_dir()) / PLANS_DIR).glob("*.yaml")):
+        file = f"{PLANS_DIR}/{path.name}"
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            book.problems.append(PlanProblem(file, "", f"cannot read: {exc}"))
+            continue
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"line {mark.line + 1}" if mark is not None else ""
+            book.problems.append(PlanProblem(file, where, f"not valid YAML: "
+                                             f"{getattr(exc, 'problem', exc)}"))
+            continue
+        plan, problems = parse_plan(data, file, contacts, PLAN_SYSTEMS)
+        book.problems += problems
+        if plan is not None:
+            book.plans[plan.system] = plan
+    return book

@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from incident_ops.model import TicketDraft
-from incident_ops.policy import emergency_flow as flow
+from incident_ops.policy import emergency as flow
 from tests.support.airflow_dags import ensure_pool
 
 pytestmark = [pytest.mark.integration, pytest.mark.dags]
@@ -332,3 +332,41 @@ def test_bad_params_are_refused_before_anything_is_sent(env):
     assert len(env["mail"]) == 0 and not env["sms"].delivered
     for tid in (open_id, closed_id):
         assert not env["desk"].get(tid).automation_keys
+
+
+def test_a_dry_run_walks_the_process_and_sends_or_creates_nothing(env):
+    tid = incident(env, "演练：缴费网关", system="billing", impact="major")
+    before = env["desk"].get(tid)
+    answers = {"covered": {"chosen": [flow.COVERED_VENDORS]},
+               "round_1.propose_solution": solution("切换备用通道", interrupts_business=True,
+                                                    group_support_needed=True,
+                                                    group_request="请集团支持"),
+               **approve(1), **lifted("round_1.lifted", True)}
+    [result] = run(env, {"conf": {**conf(tid, "全省缴费失败", system="billing", impact="major"),
+                                  "dry_run": True}, "answers": answers})
+    succeeded(result)
+    # Nothing left the building and nothing changed in the desk.
+    assert len(env["mail"]) == 0 and not env["sms"].delivered
+    after = env["desk"].get(tid)
+    assert (after.version, after.automation_keys, after.recovered_at) == (
+        before.version, before.automation_keys, before.recovered_at)
+    assert referring(env, tid) == {}
+    assert result["xcom"]["round_1.carry_out"]["change_request"] is None
+    assert result["xcom"]["aftermath.major_incident_report"] is None
+    # The people were asked, told it is a rehearsal.
+    assert all(q["subject"].startswith("[演练 DRY RUN]") for q in result["asked"].values())
+    # Each step's plan page shows what it would have sent and created.
+    pages = sorted((env["tmp"] / "reports" / "emergency_response").rglob("*.json"))
+    plans = {d["step"]: d for d in (json.loads(p.read_text(encoding="utf-8")) for p in pages)
+             if "step" in d}
+    assert {"notify_start", "round_1.carry_out", "announce_lifted", "report",
+            "major_incident_report", "problem_ticket"} <= set(plans)
+    for plan in plans.values():
+        assert plan["dry_run"] is True
+        assert {o["outcome"] for o in plan["outcomes"]} <= {"planned"}
+    carried = {a["rule"] for a in plans["round_1.carry_out"]["actions"]}
+    assert carried == {"emergency.hq-approved", "emergency.change-request",
+                       "emergency.group-support"}
+    assert [a["kind"] for a in plans["major_incident_report"]["actions"]] == ["create"]
+    report = json.loads(Path(result["xcom"]["aftermath.report"]["paths"]["json"]).read_text())
+    assert report["title_zh"] == "重大事件报告"  # the report itself is still written, locally

@@ -191,7 +191,7 @@ def test_daily_report_is_mailed_once_with_inline_charts_and_a_matching_workbook(
 def test_a_desk_outage_fails_the_fetch_and_nothing_is_written_or_sent(env, monkeypatch):
     import json
 
-    from incident_ops.airflow.reports import fetch_task
+    from incident_ops.airflow.report_tasks import fetch_task
     from incident_ops.desk.port import DeskError
     from incident_ops.reports.archive import IncompleteReport, ReportArchive
     from incident_ops.reports.periods import Period

@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from incident_ops.desk.rt import schema
-from incident_ops.embedded_desk import DeskError, EmbeddedDesk
+from incident_ops.embedded_desk import EmbeddedDesk, EmbeddedDeskError
 from incident_ops.embedded_desk.desk import _group_pids
 from incident_ops.embedded_desk.rtconfig import load_yaml
 from incident_ops.embedded_desk.seed_data import generate
@@ -82,7 +82,7 @@ def test_port_in_use_is_refused_with_the_port_named(tmp_path: Path) -> None:
         blocker.bind(("127.0.0.1", 0))
         blocker.listen()
         port = blocker.getsockname()[1]
-        with pytest.raises(DeskError, match=f"port {port}"):
+        with pytest.raises(EmbeddedDeskError, match=f"port {port}"):
             EmbeddedDesk(tmp_path / "w", port=port).start()
         result = _cli("--workdir", str(tmp_path / "w"), "start", "--port", str(port))
     assert result.returncode != 0

@@ -9,10 +9,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from incident_ops.config import config_dir, load_contacts
+from incident_ops.config import load_contacts, load_plans
 from incident_ops.model import Ticket
-from incident_ops.policy import emergency_flow as flow
-from incident_ops.policy.emergency import PLANS_DIR, assess_coverage, load_plans
+from incident_ops.policy import emergency as flow
+from incident_ops.policy.contingency import assess_coverage
+from incident_ops.policy.emergency_records import Event
 
 START = datetime(2026, 11, 26, 1, 5, tzinfo=UTC)  # 09:05 in Shanghai
 
@@ -22,20 +23,19 @@ def at(minutes: int) -> datetime:
 
 
 def brief(impact: str = "major", symptoms: str = "全省缴费失败率 30%，充值失败，营业厅无法收费"
-          ) -> dict[str, Any]:
+          ) -> flow.Brief:
     contacts = load_contacts()
-    plan = load_plans(config_dir() / PLANS_DIR, contacts).get("billing")
+    plan = load_plans(contacts).get("billing")
     ticket = Ticket(id="4711", subject="全省缴费失败率突增 / province-wide payment failures",
                     status="assigned-l2", priority="urgent", created=at(-20), updated=at(-5),
                     system="billing", impact=impact, handler="chen.jing")
     params = {"ticket_id": "4711", "system": "billing", "impact": impact,
               "symptoms": symptoms, "reporter": "wang.fang"}
-    data = flow.make_brief(ticket, params, plan, assess_coverage(plan, symptoms, impact),
+    return flow.make_brief(ticket, params, plan, assess_coverage(plan, symptoms, impact),
                            contacts, reporter_email="wang.fang@ops.example.cn",
                            emergency_id="manual__2026-11-26T01:05:00+00:00",
-                           run_id="manual__2026-11-26T01:05:00+00:00", now=START)
-    data["started_by"] = "sun.min"
-    return data
+                           run_id="manual__2026-11-26T01:05:00+00:00", now=START,
+                           started_by="sun.min")
 
 
 def answer(step: str, question: str, chosen: str, by: str, minutes: int,
@@ -43,7 +43,7 @@ def answer(step: str, question: str, chosen: str, by: str, minutes: int,
     return flow.Answer(step, question, (chosen,), by, at(minutes), dict(params))
 
 
-def rounds() -> tuple[list[flow.Round], list[flow.Answer], list[flow.Event]]:
+def rounds() -> tuple[list[flow.Round], list[flow.Answer], list[Event]]:
     """Plan first (not lifted), a rejected round, then a lifted one with an emergency change."""
     covered = answer("101.2", flow.Q_COVERED, flow.COVERED_PLAN, "陈静", 6)
     steps = answer("101.3", flow.Q_STEPS, flow.STEPS_PARTLY, "陈静", 31,
@@ -71,7 +71,7 @@ def rounds() -> tuple[list[flow.Round], list[flow.Answer], list[flow.Event]]:
                    "4712", False, lifted),
     ]
     decisions = [covered, steps, plan_lifted, p1, a1, r1, p2, a2, l2, lifted]
-    notes = [flow.Event(at(2), "101.1", "automation", "首报已发送 / initial report sent to 9 "
+    notes = [Event(at(2), "101.1", "automation", "首报已发送 / initial report sent to 9 "
                                                        "addresses, SMS to 6 team members"),
-             flow.Event(at(77), "101.4", "automation", "紧急变更 / emergency change #4712 raised")]
+             Event(at(77), "101.4", "automation", "紧急变更 / emergency change #4712 raised")]
     return rounds, decisions, notes

@@ -9,8 +9,8 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from incident_ops.config import config_dir, load_contacts, load_vocabulary
-from incident_ops.policy.emergency import (
+from incident_ops.config import config_dir, load_contacts, load_plans, load_vocabulary
+from incident_ops.policy.contingency import (
     IMPACTS,
     PLAN_SYSTEMS,
     PLANS_DIR,
@@ -19,13 +19,12 @@ from incident_ops.policy.emergency import (
     ContingencyPlan,
     PlanUnavailable,
     assess_coverage,
-    load_plans,
     parse_plan,
 )
 
 PLANS = config_dir() / PLANS_DIR
 CONTACTS = load_contacts()
-BOOK = load_plans(PLANS, CONTACTS)
+BOOK = load_plans(CONTACTS)
 
 
 def plan_data(system: str = "crm") -> dict:
@@ -62,14 +61,16 @@ def test_a_person_key_takes_name_and_contacts_from_contacts_yaml():
 
 
 def test_a_broken_plan_is_reported_by_file_and_field_and_the_others_keep_working(tmp_path):
+    plans = tmp_path / PLANS_DIR
+    plans.mkdir()
     for name in ("crm.yaml", "billing.yaml", "boss.yaml"):
-        shutil.copy(PLANS / name, tmp_path / name)
+        shutil.copy(PLANS / name, plans / name)
     billing = plan_data("billing")
     del billing["safeguards"]["drills"]
     billing["team"]["members"][1] = {"person": "nobody"}
-    (tmp_path / "billing.yaml").write_text(yaml.safe_dump(billing, allow_unicode=True))
-    (tmp_path / "boss.yaml").write_text("system: boss\nsteps: [unclosed\n")
-    book = load_plans(tmp_path, CONTACTS)
+    (plans / "billing.yaml").write_text(yaml.safe_dump(billing, allow_unicode=True))
+    (plans / "boss.yaml").write_text("system: boss\nsteps: [unclosed\n")
+    book = load_plans(CONTACTS, tmp_path)
     assert sorted(book.plans) == ["crm"]
     problems = {(p.file, p.field) for p in book.problems}
     assert ("plans/billing.yaml", "safeguards") in problems

@@ -12,7 +12,9 @@ from emergency_sample import START, at, brief, rounds
 from factories import CONTACTS
 
 from incident_ops.model import Ticket
-from incident_ops.policy import emergency_flow as flow
+from incident_ops.policy import emergency as flow
+from incident_ops.policy import emergency_records as records
+from incident_ops.policy.contingency import Coverage
 from incident_ops.reports.emergency_report import render_report, report_context, write_report
 
 GENERATED = datetime(2026, 11, 26, 3, 30, tzinfo=UTC)
@@ -95,15 +97,15 @@ def test_keys_are_deterministic_and_name_what_they_guard():
     b = brief()
     assert flow.key(b, "hq-approved", 2) == flow.key(b, "hq-approved", 2)
     assert flow.key(b, "hq-approved", 2) != flow.key(b, "hq-approved", 3)
-    other = {**b, "emergency_id": "another run"}
+    other = replace(b, emergency_id="another run")
     assert flow.key(b, "problem") != flow.key(other, "problem")
     assert flow.key(b, "problem").startswith("emergency-problem:")
 
 
-def test_merged_keys_keep_the_newest_and_never_duplicate():
-    keys = tuple(f"k{i}" for i in range(100))
-    merged = flow.merged_keys(keys, "k99")
-    assert merged[-1] == "k99" and len(merged) == flow.KEYS_KEPT and merged.count("k99") == 1
+def test_the_brief_survives_the_trip_through_xcom():
+    b = brief()
+    assert flow.Brief.from_dict(json.loads(json.dumps(b.to_dict()))) == replace(
+        b, incident=replace(b.incident, updated=b.incident.created, system=None, impact=None))
 
 
 def test_an_emergency_runs_on_an_open_incident_only():
@@ -141,7 +143,7 @@ def test_the_change_request_refers_to_the_incident_and_carries_the_approvals():
     rs, _, _ = rounds()
     second = rs[2]
     assert second.solution is not None
-    draft = flow.change_request_draft(brief(), 2, second.solution, second.approvals)
+    draft = records.change_request_draft(brief(), 2, second.solution, second.approvals)
     assert draft.queue == "Change Requests" and draft.refers_to == ("4711",)
     assert "pay-gw-cluster" in draft.description and "郑刚" in draft.description
     assert draft.idempotency_key == flow.key(brief(), "change", 2)
@@ -149,7 +151,7 @@ def test_the_change_request_refers_to_the_incident_and_carries_the_approvals():
 
 def test_the_problem_goes_to_the_problem_manager_with_the_handling_details():
     rs, _, _ = rounds()
-    draft = flow.problem_draft(brief(), rs, flow.lifted_answer(rs))
+    draft = records.problem_draft(brief(), rs, flow.lifted_answer(rs))
     assert (draft.queue, draft.owner, draft.refers_to) == ("Problems", "zhou.qiang", ("4711",))
     assert "round 1" in draft.description and "rejected" in draft.description
     assert "99.6%" in draft.description
@@ -161,15 +163,16 @@ def test_rounds_travel_through_xcom_unchanged():
 
 
 def test_the_suggested_route_follows_the_coverage_but_never_for_a_continuation():
-    assert flow.suggested_route({"covered": True}, continuation=False) == flow.COVERED_PLAN
-    assert flow.suggested_route({"covered": True}, continuation=True) == flow.COVERED_VENDORS
-    assert flow.suggested_route({"covered": False}, continuation=False) == flow.COVERED_VENDORS
+    yes, no = Coverage(True, (), "met"), Coverage(False, (), "not met")
+    assert flow.suggested_route(yes, continuation=False) == flow.COVERED_PLAN
+    assert flow.suggested_route(yes, continuation=True) == flow.COVERED_VENDORS
+    assert flow.suggested_route(no, continuation=False) == flow.COVERED_VENDORS
 
 
 def test_an_answer_without_a_time_sorts_last_in_the_timeline():
     late = flow.Answer("101.5", "q", ("x",), "a", None)
     early = flow.Answer("101.2", "q", ("y",), "b", at(1))
-    events = flow.timeline(START, "ops", [late, early], [])
+    events = records.timeline(START, "ops", [late, early], [])
     assert [e.who for e in events] == ["ops", "b", "a"]
 
 

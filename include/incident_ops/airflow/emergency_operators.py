@@ -3,11 +3,10 @@
 Airflow's HITL operators take their question (subject, body as templates) and their
 preselected answer (``defaults``) and assignees when the DAG is parsed. The emergency's
 questions depend on the run: the contingency plan of the system the ops chose, what the
-vendors proposed in this round. Each operator here therefore names a *prepare* function
-of ``incident_ops.airflow.emergency_questions`` that, just before the question is asked, returns the
-subject, body, defaults and assignees for this run. The DAG file stays cheap to parse: this
-module imports only Airflow's standard provider; the prepare functions are imported when
-the task runs.
+vendors proposed in this round. Each operator here therefore takes a *prepare* function
+(``emergency_questions``) that, just before the question is asked, returns the subject,
+body, defaults and assignees for this run. The DAG file stays cheap to parse: these modules
+import only Airflow's standard provider and our light task helpers.
 
 Each operator also keeps the whole response (who, when, what, form fields) under the XCom
 key ``answer``: a branch operator's own return value is only the task ids it follows, and
@@ -16,6 +15,7 @@ the aftermath report needs who decided what and when.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -26,20 +26,20 @@ from airflow.providers.standard.operators.hitl import (
     HITLOperator,
 )
 
-from incident_ops.airflow.emergency_tasks import ANSWER_KEY
+from incident_ops.airflow.emergency_ids import ANSWER_KEY
+
+Prepare = Callable[..., dict[str, Any]]
 
 
 class _Prepared:
     """Mixin: fill subject/body/defaults/assigned_users from a prepare function at run time."""
 
-    prepare: str
+    prepare: Prepare
     prepare_kwargs: dict[str, Any]
     defaults: list[str] | None
 
     def _prepare(self, context: Any) -> None:
-        from incident_ops.airflow import emergency_questions as questions
-
-        spec = getattr(questions, self.prepare)(context, **self.prepare_kwargs)
+        spec = self.prepare(context, **self.prepare_kwargs)
         for name in ("subject", "body", "assigned_users"):
             if name in spec:
                 setattr(self, name, spec[name])
@@ -63,7 +63,7 @@ class _Prepared:
 # metaclass wraps the __init__ each operator class defines itself (apply_defaults checks
 # ``__init__.__wrapped__``), so an __init__ inherited from a plain mixin breaks at parse time.
 class PreparedQuestion(_Prepared, HITLOperator):
-    def __init__(self, *, prepare: str, prepare_kwargs: dict[str, Any] | None = None,
+    def __init__(self, *, prepare: Prepare, prepare_kwargs: dict[str, Any] | None = None,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.prepare, self.prepare_kwargs = prepare, dict(prepare_kwargs or {})
@@ -78,7 +78,7 @@ class PreparedQuestion(_Prepared, HITLOperator):
 
 
 class PreparedBranch(_Prepared, HITLBranchOperator):
-    def __init__(self, *, prepare: str, prepare_kwargs: dict[str, Any] | None = None,
+    def __init__(self, *, prepare: Prepare, prepare_kwargs: dict[str, Any] | None = None,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.prepare, self.prepare_kwargs = prepare, dict(prepare_kwargs or {})
@@ -93,7 +93,7 @@ class PreparedBranch(_Prepared, HITLBranchOperator):
 
 
 class PreparedEntry(_Prepared, HITLEntryOperator):
-    def __init__(self, *, prepare: str, prepare_kwargs: dict[str, Any] | None = None,
+    def __init__(self, *, prepare: Prepare, prepare_kwargs: dict[str, Any] | None = None,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.prepare, self.prepare_kwargs = prepare, dict(prepare_kwargs or {})
@@ -108,7 +108,7 @@ class PreparedEntry(_Prepared, HITLEntryOperator):
 
 
 class PreparedApproval(_Prepared, ApprovalOperator):
-    def __init__(self, *, prepare: str, prepare_kwargs: dict[str, Any] | None = None,
+    def __init__(self, *, prepare: Prepare, prepare_kwargs: dict[str, Any] | None = None,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.prepare, self.prepare_kwargs = prepare, dict(prepare_kwargs or {})

@@ -1,7 +1,7 @@
 """The emergency's questions to people (HITL): subject, body, preselected answer, assignees.
 
-Each function is a *prepare* of an operator in ``emergency_operators``, called just before
-the question is asked, with the task's context. Bodies are Markdown (the Airflow UI renders
+Each function is the ``prepare`` of an operator in ``emergency_operators``, called just
+before the question is asked, with the task's context. Bodies are Markdown (the Airflow UI renders
 them) and bilingual, and carry what the person needs to decide without leaving the page:
 the plan's conditions and steps, the symptoms, the rounds so far, the proposed solution.
 """
@@ -10,28 +10,30 @@ from __future__ import annotations
 
 from typing import Any
 
-from incident_ops.airflow.emergency import (
+from incident_ops.airflow.emergency_ids import round_task
+from incident_ops.airflow.emergency_tasks import (
     answer_of,
     brief_of,
     collect_rounds,
     history_markdown,
 )
-from incident_ops.airflow.emergency_tasks import round_task
-from incident_ops.policy import emergency_flow as flow
-from incident_ops.policy.emergency import ContingencyPlan
+from incident_ops.policy import emergency as flow
 
 
-def _head(brief: dict[str, Any]) -> str:
-    inc = brief["incident"]
-    return (f"### 事件 / Incident #{inc['id']} {inc['subject']}\n\n"
-            f"- 系统 / System: **{brief['system_label']}**\n"
-            f"- 影响度 / Impact: **{brief['impact_label']}**\n"
-            f"- 症状 / Symptoms: {brief['params']['symptoms']}\n"
-            f"- 报告人 / Reporter: {brief['params']['reporter']}\n")
+def _head(brief: flow.Brief) -> str:
+    inc = brief.incident
+    drill = ("\n> **演练 / DRY RUN** — 不会发送或创建任何内容 / nothing is sent or created\n"
+             if brief.dry_run else "")
+    return (f"### 事件 / Incident #{inc.id} {inc.subject}\n{drill}\n"
+            f"- 系统 / System: **{brief.system_label}**\n"
+            f"- 影响度 / Impact: **{brief.impact_label}**\n"
+            f"- 症状 / Symptoms: {brief.symptoms}\n"
+            f"- 报告人 / Reporter: {brief.reporter}\n")
 
 
-def _subject(brief: dict[str, Any], text: str) -> str:
-    return f"[#{brief['incident']['id']}] {text}"
+def _subject(brief: flow.Brief, text: str) -> str:
+    drill = "[演练 DRY RUN] " if brief.dry_run else ""
+    return f"{drill}[#{brief.incident_id}] {text}"
 
 
 def _users(people: Any) -> list[dict[str, str]] | None:
@@ -43,8 +45,8 @@ def _users(people: Any) -> list[dict[str, str]] | None:
 def covered_question(context: Any) -> dict[str, Any]:
     """101.2, preselected from the plan's start conditions against the symptoms."""
     brief = brief_of(context)
-    plan = ContingencyPlan.from_dict(brief["plan"])
-    matched = {m["id"]: m for m in brief["coverage"]["matched"]}
+    plan = brief.plan
+    matched = {m["id"]: m for m in brief.coverage.matched}
     lines = []
     for c in plan.start_conditions:
         if c.id in matched:
@@ -54,17 +56,17 @@ def covered_question(context: Any) -> dict[str, Any]:
             lines.append(f"- ▫️ {c.id}: {c.text.both()}")
     body = (f"{_head(brief)}\n**{plan.title.both()}** (v{plan.version}, `{plan.file}`)\n\n"
             "启动条件 / Start conditions:\n" + "\n".join(lines) +
-            f"\n\n**建议 / Suggested**: {brief['coverage']['reason']}\n\n"
+            f"\n\n**建议 / Suggested**: {brief.coverage.reason}\n\n"
             "应急小组与厂商根据现象和影响判断 (101.2)。/ The team and the vendors judge from "
             "the symptoms and the impact (101.2).")
     return {"subject": _subject(brief, f"101.2 {flow.Q_COVERED}"), "body": body,
-            "defaults": flow.suggested_route(brief["coverage"], bool(brief["round_offset"]))}
+            "defaults": flow.suggested_route(brief.coverage, bool(brief.round_offset))}
 
 
 def plan_steps_question(context: Any) -> dict[str, Any]:
     """101.3: the plan's steps; the team confirms them carried out."""
     brief = brief_of(context)
-    plan = ContingencyPlan.from_dict(brief["plan"])
+    plan = brief.plan
     steps = []
     for i, s in enumerate(plan.steps, 1):
         when = f" (≤ {s.minutes} min)" if s.minutes is not None else ""
@@ -104,9 +106,9 @@ def lifted_question(context: Any, round: int | None = None) -> dict[str, Any]:
 def solution_entry(context: Any, round: int) -> dict[str, Any]:
     """101.4: what the team and the vendors propose in this round."""
     brief = brief_of(context)
-    plan = ContingencyPlan.from_dict(brief["plan"])
+    plan = brief.plan
     rounds, _ = collect_rounds(context, brief)
-    n = int(brief["round_offset"]) + round
+    n = brief.round_offset + round
     vendors = ", ".join(f"{v.name} ({v.phone or v.email})" for v in plan.vendors) or "—"
     body = (f"{_head(brief)}\n厂商 / Vendors: {vendors}\n\n历史 / Rounds so far:\n"
             f"{history_markdown(rounds)}\n\n"
@@ -121,8 +123,8 @@ def solution_entry(context: Any, round: int) -> dict[str, Any]:
 def approval_question(context: Any, round: int, role: str) -> dict[str, Any]:
     """101.4: the solution is approved by the team lead and by a leader before it is done."""
     brief = brief_of(context)
-    plan = ContingencyPlan.from_dict(brief["plan"])
-    n = int(brief["round_offset"]) + round
+    plan = brief.plan
+    n = brief.round_offset + round
     proposed = answer_of(context, round_task(round, "propose_solution"), "101.4", flow.Q_SOLUTION)
     s = flow.Solution.from_params(proposed.params if proposed else {})
     flags = [f for f, on in (("⚠️ 中断业务 / interrupts the business", s.interrupts_business),

@@ -8,11 +8,11 @@ from incident_ops.embedded_desk.desk import (
     DEFAULT_PORT,
     ROOT_PASSWORD,
     ROOT_USER,
-    DeskError,
     DeskStatus,
     EmbeddedDesk,
+    EmbeddedDeskError,
     port_in_use,
 )
 
-__all__ = ["DEFAULT_PORT", "ROOT_PASSWORD", "ROOT_USER", "DeskError", "DeskStatus",
+__all__ = ["DEFAULT_PORT", "ROOT_PASSWORD", "ROOT_USER", "EmbeddedDeskError", "DeskStatus",
            "EmbeddedDesk", "port_in_use"]

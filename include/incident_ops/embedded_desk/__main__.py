@@ -17,7 +17,7 @@ import logging
 import sys
 import time
 
-from incident_ops.embedded_desk.desk import DeskError, EmbeddedDesk
+from incident_ops.embedded_desk.desk import EmbeddedDesk, EmbeddedDeskError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "seed":
             result = desk.seed(count=args.count, seed=args.seed, force=args.force)
             print(json.dumps(result, ensure_ascii=False))
-    except DeskError as exc:
+    except EmbeddedDeskError as exc:
         print(f"embedded desk: {exc}", file=sys.stderr)
         return 1
     return 0

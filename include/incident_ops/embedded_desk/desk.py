@@ -64,7 +64,7 @@ REPO_ROOT = _CANDIDATE_ROOT if (_CANDIDATE_ROOT / "pyproject.toml").exists() els
 OUR_SITE_CONFIG = "90-embedded-desk.pm"
 
 
-class DeskError(RuntimeError):
+class EmbeddedDeskError(RuntimeError):
     """The embedded desk could not do what was asked; the message says why and what to do."""
 
 
@@ -92,7 +92,7 @@ def _env_int(name: str, default: int) -> int:
     try:
         return int(value) if value else default
     except ValueError as exc:
-        raise DeskError(f"{name}={value!r} is not a number") from exc
+        raise EmbeddedDeskError(f"{name}={value!r} is not a number") from exc
 
 
 def _pid_alive(pid: int) -> bool:
@@ -173,10 +173,10 @@ def _run(cmd: list[str], *, env: dict[str, str] | None = None, timeout: float,
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout,
                               check=False)
     except subprocess.TimeoutExpired as exc:
-        raise DeskError(f"{what} did not finish within {timeout:.0f} s") from exc
+        raise EmbeddedDeskError(f"{what} did not finish within {timeout:.0f} s") from exc
     if proc.returncode != 0:
         tail = (proc.stdout + proc.stderr).strip()[-3000:]
-        raise DeskError(f"{what} failed (exit {proc.returncode}):\n{tail}")
+        raise EmbeddedDeskError(f"{what} failed (exit {proc.returncode}):\n{tail}")
     return proc
 
 
@@ -269,7 +269,7 @@ class EmbeddedDesk:
             log.info("RT 5 already installed (%s)", RT_SERVER)
             return False
         if os.geteuid() != 0:
-            raise DeskError("RT 5 is not installed and installing it needs root: run "
+            raise EmbeddedDeskError("RT 5 is not installed and installing it needs root: run "
                             f"apt-get install -y {' '.join(APT_PACKAGES)}")
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
         log.info("installing %s (takes about a minute)", " ".join(APT_PACKAGES))
@@ -277,7 +277,7 @@ class EmbeddedDesk:
         _run(["apt-get", "install", "-y", "--no-install-recommends", *APT_PACKAGES], env=env,
              timeout=1800, what="apt-get install")
         if not self.rt_installed():
-            raise DeskError(f"installed {APT_PACKAGES} but {RT_SERVER} is still missing")
+            raise EmbeddedDeskError(f"installed {APT_PACKAGES} but {RT_SERVER} is still missing")
         return True
 
     # -------------------------------------------------------------- provision
@@ -332,10 +332,10 @@ class EmbeddedDesk:
                         "its tickets are kept in rt.db.previous only", info.get("digest",
                         "?")[:12], desk_schema.digest[:12], self.workdir)
         if self.is_running():
-            raise DeskError(f"the desk in {self.workdir} is running (pid "
+            raise EmbeddedDeskError(f"the desk in {self.workdir} is running (pid "
                             f"{self._read_pid().get('pid')}); stop it before provisioning")
         if not self.rt_installed():
-            raise DeskError(f"RT 5 is not installed ({RT_SERVER} missing): run the "
+            raise EmbeddedDeskError(f"RT 5 is not installed ({RT_SERVER} missing): run the "
                             "`install` command first")
         started = time.monotonic()
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -424,7 +424,7 @@ class EmbeddedDesk:
                    + [c["Name"] for c in data["CustomFields"] if c["Name"] not in cfs]
                    + [u["Name"] for u in data["Users"] if u["Name"] not in users])
         if missing:
-            raise DeskError(f"provisioning did not create: {', '.join(missing)}")
+            raise EmbeddedDeskError(f"provisioning did not create: {', '.join(missing)}")
 
     # ------------------------------------------------------------ start/stop
     def _read_pid(self) -> dict[str, Any]:
@@ -464,18 +464,18 @@ class EmbeddedDesk:
         dies (even by SIGKILL), so a killed test session leaves no desk behind; the CLI
         leaves it off, its desk outlives the command.
 
-        Raises ``DeskError`` if the port is taken by something else or RT does not answer
+        Raises ``EmbeddedDeskError`` if the port is taken by something else or RT does not answer
         within the deadline.
         """
         live = self._live_pid()
         if live:
             if live.get("port") != self.port:
-                raise DeskError(
+                raise EmbeddedDeskError(
                     f"the desk in {self.workdir} already runs on port {live.get('port')} "
                     f"(pid {live['pid']}), not {self.port}: stop it first")
             live_host = live.get("host") or DEFAULT_HOST  # pid files before --host: loopback
             if live_host != self.host:
-                raise DeskError(
+                raise EmbeddedDeskError(
                     f"the desk in {self.workdir} already listens on {live_host} "
                     f"(pid {live['pid']}), not {self.host}: stop it first")
             if not self.schema_current():
@@ -486,11 +486,11 @@ class EmbeddedDesk:
             return False
         self.pid_file.unlink(missing_ok=True)
         if port_in_use(self.port, self.host):
-            raise DeskError(
+            raise EmbeddedDeskError(
                 f"port {self.port} on {self.host} is already in use by another process; "
                 f"stop it or choose another port (--port N or DESK_PORT)")
         if not self.rt_installed():
-            raise DeskError(f"RT 5 is not installed ({RT_SERVER} missing): run the "
+            raise EmbeddedDeskError(f"RT 5 is not installed ({RT_SERVER} missing): run the "
                             "`install` command first")
         self.provision()
         self.write_config()
@@ -518,7 +518,7 @@ class EmbeddedDesk:
         t0 = time.monotonic()
         try:
             self._wait_ready(pid, deadline_s)
-        except DeskError:
+        except EmbeddedDeskError:
             self.stop()
             raise
         log.info("desk started at %s in %.1f s (pid %s, %d workers, listening on %s)",
@@ -532,12 +532,12 @@ class EmbeddedDesk:
             if self._proc is not None and self._proc.pid == pid:
                 self._proc.poll()
             if not _pid_alive(pid):
-                raise DeskError(f"rt-server exited during start-up; see {self.server_log}:\n"
-                                + self._log_tail())
+                raise EmbeddedDeskError(f"rt-server exited during start-up; see "
+                                        f"{self.server_log}:\n" + self._log_tail())
             if self.is_ready(timeout=min(5.0, max(0.5, deadline - time.monotonic()))):
                 return
             if time.monotonic() >= deadline:
-                raise DeskError(f"RT did not answer {READY_PATH} on {self.url} within "
+                raise EmbeddedDeskError(f"RT did not answer {READY_PATH} on {self.url} within "
                                 f"{deadline_s:.0f} s; see {self.server_log}:\n"
                                 + self._log_tail())
             time.sleep(delay)
@@ -572,7 +572,7 @@ class EmbeddedDesk:
                         deadline_s)
             self._signal_group(pgid, signal.SIGKILL)
             if not self._wait_group_gone(pgid, 5.0):
-                raise DeskError(f"could not stop rt-server process group {pgid}")
+                raise EmbeddedDeskError(f"could not stop rt-server process group {pgid}")
         self.pid_file.unlink(missing_ok=True)
         log.info("desk stopped (pid %s)", pid)
         return True

@@ -34,7 +34,7 @@ def seed_desk(desk: EmbeddedDesk, *, count: int, seed: int, now: datetime | None
 
     ``force`` wipes the desk (re-provisions) first, restarting a server it stops.
     """
-    from incident_ops.embedded_desk.desk import DeskError
+    from incident_ops.embedded_desk.desk import EmbeddedDeskError
 
     if desk.seeded_marker.exists() and not force:
         previous = json.loads(desk.seeded_marker.read_text())
@@ -51,7 +51,7 @@ def seed_desk(desk: EmbeddedDesk, *, count: int, seed: int, now: datetime | None
         desk.provision(force=True)
     else:
         if not desk.is_provisioned() and desk.is_running():
-            raise DeskError("the running desk has no provisioning marker; stop it and "
+            raise EmbeddedDeskError("the running desk has no provisioning marker; stop it and "
                             "provision first")
         if not desk.is_running():
             desk.provision()
@@ -77,7 +77,7 @@ def seed_desk(desk: EmbeddedDesk, *, count: int, seed: int, now: datetime | None
     (desk.workdir / "seed-ids.jsonl").write_text(
         "".join(json.dumps(i) + "\n" for i in ids))
     if returncode not in (0, 2) or len(ids) != len(records):
-        raise DeskError(f"seeding failed after {len(ids)} of {len(records)} tickets "
+        raise EmbeddedDeskError(f"seeding failed after {len(ids)} of {len(records)} tickets "
                         f"(exit {returncode}):\n{stderr[-3000:]}")
     errors = [line for line in stderr.splitlines() if line.startswith("seed: ")
               and "loaded" not in line]
@@ -103,14 +103,14 @@ def seed_desk(desk: EmbeddedDesk, *, count: int, seed: int, now: datetime | None
 def _run_loader(desk: EmbeddedDesk, payload: str,
                 timeout_s: float) -> tuple[list[dict[str, Any]], str, int]:
     """Run ``seed.pl`` over JSON lines: ({key, id} per loaded ticket, its stderr, exit code)."""
-    from incident_ops.embedded_desk.desk import DeskError, perl
+    from incident_ops.embedded_desk.desk import EmbeddedDeskError, perl
 
     try:
         proc = subprocess.run([perl(), str(SEED_SCRIPT)], input=payload.encode(),
                               capture_output=True, env=desk.rt_env(), cwd=desk.workdir,
                               timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired as exc:
-        raise DeskError(f"loading tickets did not finish within {timeout_s:.0f} s") from exc
+        raise EmbeddedDeskError(f"loading tickets did not finish within {timeout_s:.0f} s") from exc
     ids = [json.loads(line) for line in proc.stdout.decode().splitlines() if line.strip()]
     return ids, proc.stderr.decode(errors="replace"), proc.returncode
 
@@ -126,7 +126,7 @@ def import_records(desk: EmbeddedDesk, records: Sequence[seed_data.SeedTicket], 
     Works on a running desk. Any refusal (an unknown user, field or status) fails the
     import, naming the record.
     """
-    from incident_ops.embedded_desk.desk import DeskError
+    from incident_ops.embedded_desk.desk import EmbeddedDeskError
 
     if not records:
         return {}
@@ -140,6 +140,6 @@ def import_records(desk: EmbeddedDesk, records: Sequence[seed_data.SeedTicket], 
     problems = [line for line in stderr.splitlines()
                 if line.startswith("seed: ") and "loaded" not in line]
     if returncode != 0 or problems or len(ids) != len(records):
-        raise DeskError(f"import of {len(records)} tickets failed after {len(ids)} "
+        raise EmbeddedDeskError(f"import of {len(records)} tickets failed after {len(ids)} "
                         f"(exit {returncode}):\n" + "\n".join(problems or [stderr[-3000:]]))
     return {str(row["key"]): str(row["id"]) for row in ids}

@@ -45,7 +45,7 @@ from incident_ops.engine.lease import Lease, LeaseBusy, LeaseLost
 from incident_ops.engine.outbox import MemoryOutbox, Outbox, Pending
 from incident_ops.model import TicketChange
 from incident_ops.notify.compose import render_email, render_sms
-from incident_ops.notify.messages import Email, Sms
+from incident_ops.notify.messages import Attachment, Email, Sms
 from incident_ops.policy.plan import (
     BREAK_LINK,
     CASCADE_CLOSE,
@@ -456,8 +456,9 @@ class Applier:
                              spec.get("mime", "application/octet-stream"),
                              note=spec.get("note", ""))
         elif kind == "note":
-            note = replace(action, kind="record", comment=str(action.comment).format(
-                created_id=results.get("created_id", "")), expected_version=None)
+            note = replace(action, kind="record", expected_version=None,
+                           comment=str(action.comment).replace(
+                               "{created_id}", str(results.get("created_id", ""))))
             try:
                 self._commit(note)
             except _AlreadyDone:
@@ -482,8 +483,14 @@ class Applier:
             raise ValueError(f"no address for {notice.to}")
         if notice.channel == "sms":
             self.notifier.send_sms(render_sms(notice.template, to, notice.context, key))
-        else:
-            self.notifier.send_email(render_email(notice.template, to, notice.context, key, cc))
+            return
+        email = render_email(notice.template, to, notice.context, key, cc)
+        if notice.attachments:
+            email = replace(email, attachments=tuple(
+                Attachment(a["name"], Path(a["path"]).read_bytes(),
+                           a.get("mime", "application/octet-stream"))
+                for a in notice.attachments))
+        self.notifier.send_email(email)
 
     def _desk_user_address(self, address: str) -> str | None:
         if address.startswith("desk-user:"):

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from incident_ops.config import ConfigError, Contacts, Vocabulary
 from incident_ops.model import (
     CLOSED,
     CONFIRMATION_CONFIRMED,
@@ -39,6 +38,7 @@ from incident_ops.policy.plan import (
     Plan,
     action_key,
 )
+from incident_ops.reference import ConfigError, Contacts, Vocabulary
 
 
 @dataclass(frozen=True)

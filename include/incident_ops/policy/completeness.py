@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from incident_ops.config import Vocabulary
 from incident_ops.model import Ticket
+from incident_ops.reference import Vocabulary
 
 
 @dataclass(frozen=True)

@@ -1,401 +1,586 @@
-"""Contingency plans (应急预案) for the emergency sub-process 101: schema, loader, coverage.
+"""The emergency sub-process 101 as pure decisions: the brief, the answers, the rounds, and
+each step's ``Plan`` of side effects.
 
-One YAML file per system under ``include/config/plans/``. 101's principles list what every
-plan must hold, and the schema below demands exactly that: the conditions that start it,
-the emergency team's leader and members with their contacts, the handling steps, who is
-informed, the aftermath, and the safeguards (people, training, drills, premises).
+``Brief`` is everything the run's later steps need, checked once by the first task and
+parsed once per task from its JSON (XCom). The ``decide_*`` functions take it, the human
+decisions (``Answer``, as Airflow's HITL operators return them) and the time, and return a
+``Plan`` that the one apply engine carries out like any other pipeline's: mails and SMS to
+the team, leaders and group headquarters, the emergency change request, the Major Incident
+Report and the problem ticket, the recovery time on the incident. No I/O here.
 
-Plans are validated when loaded. A broken plan is reported by file and field
-(``PlanProblem``) and left out; the other plans keep working, so a typo in ``dw.yaml``
-never stops an emergency on ``crm``.
-
-``PLAN_SYSTEMS`` is the static list behind the DAG's "affected system" drop-down: the DAG
-file must not read seven YAML files on every parse, so the list lives here and a unit test
-keeps it equal to the files on disk.
+Idempotency. Every action's key is made from the incident, the emergency (the first run's
+id, carried into continuation runs) and what it is (``hq-start``, ``approved`` of round 2,
+...). The engine records it on the incident (planned without a version: written on a fresh
+read, skipped when there), so a retried task or a continuation run never repeats one.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from incident_ops.config import Contacts, Person
+from incident_ops.model import OPEN_STATUSES, Ticket
+from incident_ops.policy.contingency import (
+    IMPACT_LABELS,
+    SYSTEM_LABELS,
+    ContingencyPlan,
+    Coverage,
+)
+from incident_ops.policy.plan import CREATE, NOTIFY, RECORD, Action, Notice, Plan, action_key
+from incident_ops.reference import Contacts
 
-PLANS_DIR = "plans"
-PLAN_SYSTEMS: tuple[str, ...] = ("crm", "billing", "boss", "sms-gw", "portal", "oss", "dw")
-# Labels for the trigger form (parse time, no file reads); a test keeps them equal to the
-# vocabulary's.
-SYSTEM_LABELS: dict[str, str] = {
-    "crm": "客户关系管理系统 / CRM",
-    "billing": "计费账务系统 / Billing",
-    "boss": "业务支撑系统BOSS / BOSS business support",
-    "sms-gw": "短信网关 / SMS gateway",
-    "portal": "网上营业厅 / Online service portal",
-    "oss": "运营支撑系统 / OSS operations support",
-    "dw": "经营分析系统 / Data warehouse / BI",
-}
-IMPACTS: tuple[str, ...] = ("major", "high", "medium", "low")
-IMPACT_LABELS: dict[str, str] = {"major": "重大 / Major", "high": "高 / High",
-                                 "medium": "中 / Medium", "low": "低 / Low"}
-SAFEGUARDS = ("people", "training", "drills", "premises")
-INFORM_ROLES = ("incident_manager", "problem_manager", "management", "leaders", "group_hq",
-                "helpdesk")
+PIPELINE = "emergency_response"
+
+# The key points at which the group headquarters is told (101 principles).
+HQ_START, HQ_ROUTE, HQ_APPROVED, HQ_LIFTED = "start", "route", "approved", "lifted"
+ROUTE_PLAN, ROUTE_VENDORS = "plan", "vendors"
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
-class PlanUnavailable(LookupError):
-    """No usable plan for a system: none shipped, or its file is broken (problems say how)."""
+class EmergencyParamError(ValueError):
+    """A trigger parameter is wrong; ``field`` names it for the person who triggered."""
 
-    def __init__(self, system: str, problems: Sequence[PlanProblem] = ()):
-        detail = "; ".join(str(p) for p in problems) or "no plan file for it"
-        super().__init__(f"no usable contingency plan for system '{system}': {detail}")
-        self.system = system
-        self.problems = tuple(problems)
+    def __init__(self, field_name: str, message: str):
+        super().__init__(f"param '{field_name}': {message}")
+        self.field = field_name
 
 
+# ------------------------------------------------------------------ params (101 entry)
+def check_ticket(ticket: Ticket, incident_queue: str = "Incidents") -> None:
+    """An emergency runs on an open incident (it is what 101.1 reports on)."""
+    if ticket.queue != incident_queue:
+        raise EmergencyParamError("ticket_id", f"ticket {ticket.id} is in queue "
+                                  f"'{ticket.queue}', not an incident")
+    if ticket.status not in OPEN_STATUSES:
+        raise EmergencyParamError("ticket_id", f"incident {ticket.id} is {ticket.status}, not "
+                                  "open: an emergency runs on an open incident")
+
+
+def reporter_address(reporter: str, contacts: Contacts,
+                     desk_user_email: str | None = None) -> str:
+    """The reporter's e-mail: given as such, or a contacts key / desk user resolved to one."""
+    value = reporter.strip()
+    if _EMAIL.match(value):
+        return value
+    person = contacts.people.get(value) or contacts.by_desk_user(value)
+    if person is not None and person.email:
+        return person.email
+    if desk_user_email:
+        return desk_user_email
+    raise EmergencyParamError("reporter", f"'{reporter}' is neither an e-mail address nor a "
+                              "known person or desk user with one")
+
+
+def emails(people: Sequence[Any]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(p.email for p in people if getattr(p, "email", None)))
+
+
+def phones(people: Sequence[Any]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(p.phone for p in people if getattr(p, "phone", None)))
+
+
+# ------------------------------------------------------------------- the HITL answers
 @dataclass(frozen=True)
-class PlanProblem:
-    """What is wrong with one plan file, by file and field (``team.members[2].email``)."""
+class Answer:
+    """One human decision as Airflow's HITL operators return it (their XCom)."""
 
-    file: str
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}: {self.field or '(top level)'}: {self.message}"
-
-
-@dataclass(frozen=True)
-class Text:
-    """A bilingual line: the plans are written for Chinese readers with English beside."""
-
-    zh: str
-    en: str
-
-    def both(self) -> str:
-        return self.zh if self.zh == self.en else f"{self.zh} / {self.en}"
-
-
-@dataclass(frozen=True)
-class Contact:
-    name: str
-    email: str | None = None
-    phone: str | None = None
-    duty: str = ""  # what this person does in the team
-    person: str | None = None  # key in contacts.yaml when referenced from there
-    airflow_user: str | None = None  # who may answer the approval in Airflow, if restricted
-
-
-@dataclass(frozen=True)
-class StartCondition:
-    """A condition that starts the plan; ``keywords`` are matched against the symptoms."""
-
-    id: str
-    text: Text
-    keywords: tuple[str, ...]
-    impacts: tuple[str, ...] = IMPACTS  # impact levels at which it applies
-
-
-@dataclass(frozen=True)
-class Step:
-    text: Text
-    owner: str = ""  # who carries it out (duty or name)
-    minutes: int | None = None  # target time from the start of the emergency
-
-
-@dataclass(frozen=True)
-class ContingencyPlan:
-    system: str
-    title: Text
-    version: str
-    file: str
-    start_conditions: tuple[StartCondition, ...]
-    leader: Contact
-    members: tuple[Contact, ...]
-    vendors: tuple[Contact, ...]
-    steps: tuple[Step, ...]
-    inform: tuple[Contact, ...]
-    inform_note: Text
-    aftermath: tuple[Text, ...]
-    safeguards: dict[str, Text]
-    group_support: tuple[Contact, ...] = ()  # who at the group centre to ask for help (101.4)
-
-    @property
-    def team(self) -> tuple[Contact, ...]:
-        return (self.leader, *self.members)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    step: str
+    question: str
+    chosen: tuple[str, ...]
+    by: str
+    at: datetime | None
+    params: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ContingencyPlan:
-        """The inverse of ``to_dict`` (the plan travels between tasks through XCom)."""
-        def text(d: Mapping[str, Any]) -> Text:
-            return Text(d["zh"], d["en"])
+    def from_xcom(cls, step: str, question: str, payload: Mapping[str, Any] | None
+                  ) -> Answer | None:
+        if not payload:
+            return None
+        user = payload.get("responded_by_user") or {}
+        at = payload.get("responded_at")
+        if isinstance(at, str):
+            at = datetime.fromisoformat(at)
+        return cls(step=step, question=question, chosen=tuple(payload.get("chosen_options") or ()),
+                   by=str(user.get("name") or user.get("id") or "—"), at=at,
+                   params=dict(payload.get("params_input") or {}))
 
-        def contacts(items: Sequence[Mapping[str, Any]]) -> tuple[Contact, ...]:
-            return tuple(Contact(**c) for c in items)
+    @property
+    def first(self) -> str:
+        return self.chosen[0] if self.chosen else ""
 
-        return cls(
-            system=data["system"], title=text(data["title"]), version=data["version"],
-            file=data["file"],
-            start_conditions=tuple(
-                StartCondition(c["id"], text(c["text"]), tuple(c["keywords"]),
-                               tuple(c["impacts"])) for c in data["start_conditions"]),
-            leader=Contact(**data["leader"]), members=contacts(data["members"]),
-            vendors=contacts(data["vendors"]),
-            steps=tuple(Step(text(s["text"]), s.get("owner", ""), s.get("minutes"))
-                        for s in data["steps"]),
-            inform=contacts(data["inform"]), inform_note=text(data["inform_note"]),
-            aftermath=tuple(text(a) for a in data["aftermath"]),
-            safeguards={k: text(v) for k, v in data["safeguards"].items()},
-            group_support=contacts(data.get("group_support", ())),
-        )
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "chosen": list(self.chosen),
+                "at": self.at.isoformat() if self.at else None}
 
-
-# ------------------------------------------------------------------------ the schema
-_TEXT = {"type": "object", "required": ["zh", "en"], "additionalProperties": False,
-         "properties": {"zh": {"type": "string", "minLength": 1},
-                        "en": {"type": "string", "minLength": 1}}}
-_CONTACT = {
-    "oneOf": [
-        {"type": "string", "minLength": 1},  # a key of contacts.yaml people
-        {"type": "object", "additionalProperties": False,
-         "properties": {"person": {"type": "string"}, "name": {"type": "string", "minLength": 1},
-                        "email": {"type": "string", "pattern": r"^[^@\s]+@[^@\s]+$"},
-                        "phone": {"type": "string", "pattern": r"^\+?[0-9 -]{5,20}$"},
-                        "duty": {"type": "string"}, "airflow_user": {"type": "string"}},
-         "anyOf": [{"required": ["person"]}, {"required": ["name"]}]},
-    ]
-}
-_NONEMPTY = {"type": "array", "minItems": 1}
-PLAN_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["system", "title", "version", "start_conditions", "team", "steps", "inform",
-                 "aftermath", "safeguards"],
-    "properties": {
-        "system": {"type": "string"},
-        "title": _TEXT,
-        "version": {"type": ["string", "number"]},
-        "start_conditions": {**_NONEMPTY, "items": {
-            "type": "object", "additionalProperties": False,
-            "required": ["id", "zh", "en", "keywords"],
-            "properties": {"id": {"type": "string", "pattern": r"^[a-z0-9-]+$"},
-                           "zh": {"type": "string", "minLength": 1},
-                           "en": {"type": "string", "minLength": 1},
-                           "keywords": {**_NONEMPTY, "items": {"type": "string", "minLength": 1}},
-                           "impacts": {**_NONEMPTY, "items": {"enum": list(IMPACTS)}}}}},
-        "team": {"type": "object", "additionalProperties": False, "required": ["leader", "members"],
-                 "properties": {"leader": _CONTACT, "members": {**_NONEMPTY, "items": _CONTACT}}},
-        "vendors": {"type": "array", "items": _CONTACT},
-        "group_support": {"type": "array", "items": _CONTACT},
-        "steps": {**_NONEMPTY, "items": {
-            "type": "object", "additionalProperties": False, "required": ["zh", "en"],
-            "properties": {"zh": {"type": "string", "minLength": 1},
-                           "en": {"type": "string", "minLength": 1},
-                           "owner": {"type": "string"},
-                           "minutes": {"type": "integer", "minimum": 0}}}},
-        "inform": {"type": "object", "additionalProperties": False, "required": ["roles"],
-                   "properties": {"roles": {**_NONEMPTY, "items": {"enum": list(INFORM_ROLES)}},
-                                  "people": {"type": "array", "items": _CONTACT},
-                                  "note": _TEXT}},
-        "aftermath": {**_NONEMPTY, "items": _TEXT},
-        "safeguards": {"type": "object", "additionalProperties": False,
-                       "required": list(SAFEGUARDS),
-                       "properties": {k: _TEXT for k in SAFEGUARDS}},
-    },
-}
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Answer:
+        return cls(d["step"], d["question"], tuple(d["chosen"]), d["by"],
+                   datetime.fromisoformat(d["at"]) if d.get("at") else None,
+                   dict(d.get("params") or {}))
 
 
-def _path(parts: Sequence[Any]) -> str:
-    out = ""
-    for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _schema_problems(data: Any, file: str) -> list[PlanProblem]:
-    from jsonschema import Draft202012Validator
-
-    validator = Draft202012Validator(PLAN_SCHEMA)
-    problems = []
-    for error in sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path)):
-        message = error.message
-        if error.validator == "oneOf":
-            # A contact is a key (string) or a mapping: explain the branch the value took,
-            # not "is not of type 'string'" with a dump of the whole mapping.
-            branch = 1 if isinstance(error.instance, dict) else 0
-            inner = [e for e in error.context or () if e.relative_schema_path[0] == branch]
-            detail = inner[0].message if inner else error.message
-            message = ("must be a contacts.yaml person key, or a mapping with 'person' or "
-                       f"'name' (and email, phone, duty): {detail}")
-        problems.append(PlanProblem(file, _path(list(error.absolute_path)), message[:300]))
-    return problems
-
-
-class _Builder:
-    """Turns schema-valid data into a plan, collecting the cross-reference problems."""
-
-    def __init__(self, file: str, contacts: Contacts):
-        self.file = file
-        self.contacts = contacts
-        self.problems: list[PlanProblem] = []
-
-    def problem(self, where: str, message: str) -> None:
-        self.problems.append(PlanProblem(self.file, where, message))
-
-    def contact(self, raw: Any, where: str) -> Contact:
-        spec: dict[str, Any] = {"person": raw} if isinstance(raw, str) else dict(raw)
-        person: Person | None = None
-        if spec.get("person"):
-            person = self.contacts.people.get(spec["person"])
-            if person is None:
-                self.problem(where, f"unknown person '{spec['person']}' (not in contacts.yaml)")
-        contact = Contact(
-            name=spec.get("name") or (person.name if person else str(spec.get("person"))),
-            email=spec.get("email") or (person.email if person else None),
-            phone=spec.get("phone") or (person.phone if person else None),
-            duty=spec.get("duty", ""), person=spec.get("person"),
-            airflow_user=spec.get("airflow_user"))
-        if (person is not None or not spec.get("person")) and not (contact.email or contact.phone):
-            self.problem(where, "has neither an email nor a phone: nobody could reach them")
-        return contact
-
-    def contacts_of(self, items: Sequence[Any], where: str) -> tuple[Contact, ...]:
-        return tuple(self.contact(c, f"{where}[{i}]") for i, c in enumerate(items))
-
-
-def parse_plan(data: Any, file: str, contacts: Contacts,
-               systems: Sequence[str] = PLAN_SYSTEMS) -> tuple[ContingencyPlan | None,
-                                                               list[PlanProblem]]:
-    """Validate one plan document; the plan, or None and every problem found."""
-    problems = _schema_problems(data, file)
-    if problems:
-        return None, problems
-    b = _Builder(file, contacts)
-    stem = Path(file).stem
-    if data["system"] != stem:
-        b.problem("system", f"'{data['system']}' does not match the file name '{stem}.yaml'")
-    if data["system"] not in systems:
-        b.problem("system", f"'{data['system']}' is not one of the known systems "
-                            f"{', '.join(systems)}")
-    seen: set[str] = set()
-    conditions = []
-    for i, c in enumerate(data["start_conditions"]):
-        if c["id"] in seen:
-            b.problem(f"start_conditions[{i}].id", f"duplicate id '{c['id']}'")
-        seen.add(c["id"])
-        conditions.append(StartCondition(c["id"], Text(c["zh"], c["en"]),
-                                         tuple(k.strip() for k in c["keywords"]),
-                                         tuple(c.get("impacts") or IMPACTS)))
-    team = data["team"]
-    leader = b.contact(team["leader"], "team.leader")
-    if not leader.phone:
-        b.problem("team.leader", "the team leader needs a phone: he is called first")
-    members = b.contacts_of(team["members"], "team.members")
-    inform_spec = data["inform"]
-    inform: list[Contact] = []
-    for i, role in enumerate(inform_spec["roles"]):
-        people = contacts.role(role)
-        if not people:
-            b.problem(f"inform.roles[{i}]", f"role '{role}' has nobody in contacts.yaml")
-        inform += [Contact(p.name, p.email, p.phone, role, p.key) for p in people]
-    inform += b.contacts_of(inform_spec.get("people") or (), "inform.people")
-    note = inform_spec.get("note") or {"zh": "按预案通报", "en": "As the plan says"}
-    plan = ContingencyPlan(
-        system=data["system"], title=Text(**data["title"]), version=str(data["version"]),
-        file=file, start_conditions=tuple(conditions), leader=leader, members=members,
-        vendors=b.contacts_of(data.get("vendors") or (), "vendors"),
-        steps=tuple(Step(Text(s["zh"], s["en"]), s.get("owner", ""), s.get("minutes"))
-                    for s in data["steps"]),
-        inform=_unique(inform), inform_note=Text(**note),
-        aftermath=tuple(Text(**a) for a in data["aftermath"]),
-        safeguards={k: Text(**data["safeguards"][k]) for k in SAFEGUARDS},
-        group_support=b.contacts_of(data.get("group_support") or (), "group_support"),
-    )
-    return (None, b.problems) if b.problems else (plan, [])
-
-
-def _unique(people: Sequence[Contact]) -> tuple[Contact, ...]:
-    seen: set[str] = set()
-    out = []
-    for p in people:
-        key = p.email or p.phone or p.name
-        if key not in seen:
-            seen.add(key)
-            out.append(p)
-    return tuple(out)
-
-
-@dataclass
-class PlanBook:
-    """Every usable plan by system, and the problems of those that are not."""
-
-    plans: dict[str, ContingencyPlan] = field(default_factory=dict)
-    problems: list[PlanProblem] = field(default_factory=list)
-
-    def get(self, system: str) -> ContingencyPlan:
-        if system in self.plans:
-            return self.plans[system]
-        raise PlanUnavailable(system, [p for p in self.problems
-                                       if Path(p.file).stem == system])
-
-
-def load_plans(directory: Path, contacts: Contacts,
-               systems: Sequence[str] = PLAN_SYSTEMS) -> PlanBook:
-    """Read and validate every ``*.yaml`` under ``directory``; broken ones are reported."""
-    import yaml
-
-    book = PlanBook()
-    for path in sorted(directory.glob("*.yaml")):
-        file = f"{PLANS_DIR}/{path.name}"
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            book.problems.append(PlanProblem(file, "", f"cannot read: {exc}"))
-            continue
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"line {mark.line + 1}" if mark is not None else ""
-            book.problems.append(PlanProblem(file, where, f"not valid YAML: "
-                                             f"{getattr(exc, 'problem', exc)}"))
-            continue
-        plan, problems = parse_plan(data, file, contacts, systems)
-        book.problems += problems
-        if plan is not None:
-            book.plans[plan.system] = plan
-    return book
-
-
-# ------------------------------------------------------------------- 101.2 coverage
 @dataclass(frozen=True)
-class Coverage:
-    """The machine's suggestion for 101.2; the team decides (the HITL answer)."""
+class Solution:
+    """What the team and vendors propose in a 101.4 round (the HITL entry form)."""
 
-    covered: bool
-    matched: tuple[dict[str, Any], ...]  # condition id, text, the keywords found
-    reason: str
+    text: str
+    vendor: str = ""
+    interrupts_business: bool = False
+    changes_it_component: bool = False
+    component: str = ""
+    group_support_needed: bool = False
+    group_request: str = ""
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> Solution:
+        return cls(text=str(params.get("solution") or "").strip(),
+                   vendor=str(params.get("vendor") or "").strip(),
+                   interrupts_business=bool(params.get("interrupts_business")),
+                   changes_it_component=bool(params.get("changes_it_component")),
+                   component=str(params.get("component") or "").strip(),
+                   group_support_needed=bool(params.get("group_support_needed")),
+                   group_request=str(params.get("group_request") or "").strip())
+
+    @property
+    def needs_change_request(self) -> bool:
+        """101.4: interrupting the business or changing an IT component is an emergency change."""
+        return self.interrupts_business or self.changes_it_component
+
+    def to_dict(self) -> dict[str, Any]:
+        """For templates and XCom: the fields plus whether it needs an emergency change."""
+        return {**asdict(self), "needs_change_request": self.needs_change_request}
 
 
-def _normal(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip().lower()
+# The options of the HITL questions: bilingual, and what the report shows.
+COVERED_PLAN = "按预案处置 / Follow the plan (101.3)"
+COVERED_VENDORS = "预案未覆盖，组织厂商 / Not covered: vendors (101.4)"
+STEPS_DONE = "已按预案执行 / Steps carried out"
+STEPS_PARTLY = "部分步骤未能执行 / Some steps could not be carried out"
+LIFTED = "已解除 / Lifted"
+NOT_LIFTED = "未解除 / Not lifted"
+SUBMIT = "提交方案 / Submit solution"
+APPROVE, REJECT = "Approve", "Reject"  # ApprovalOperator's fixed options
+
+OUTCOME_LABELS = {"lifted": "已解除 / lifted", "not lifted": "未解除 / not lifted",
+                  "rejected": "方案驳回 / rejected", "open": "进行中 / open"}
+
+# The questions, as the report names them.
+Q_COVERED = "预案是否覆盖 / Covered by the plan?"
+Q_STEPS = "按预案处置 / Plan steps carried out?"
+Q_LIFTED = "应急是否解除 / Emergency lifted?"
+Q_SOLUTION = "厂商方案 / Proposed solution"
+Q_APPROVE_LEAD = "应急组长审批 / Team lead approval"
+Q_APPROVE_LEADER = "领导审批 / Leader approval"
 
 
-def assess_coverage(plan: ContingencyPlan, symptoms: str, impact: str) -> Coverage:
-    """Which start conditions the symptoms meet at this impact (101.2's first guess)."""
-    said = _normal(symptoms)
-    matched: list[dict[str, Any]] = []
-    for condition in plan.start_conditions:
-        found = [k for k in condition.keywords if _normal(k) in said]
-        if found and impact in condition.impacts:
-            matched.append({"id": condition.id, "text": condition.text.both(), "keywords": found})
-    if matched:
-        reason = (f"症状符合预案启动条件 / symptoms meet start condition(s): "
-                  f"{', '.join(str(m['id']) for m in matched)}")
+# ------------------------------------------------------------------------- rounds
+@dataclass(frozen=True)
+class Round:
+    """One pass of 101.4 → 101.5 (or of 101.3 → 101.5 for the plan route, number 0)."""
+
+    number: int
+    route: str  # plan | vendors
+    solution: Solution | None
+    proposed: Answer | None
+    approvals: tuple[Answer, ...]
+    carried_out: Answer | None  # plan route: the team's confirmation of the steps
+    change_request: str | None
+    group_asked: bool
+    lifted: Answer | None
+
+    @property
+    def outcome(self) -> str:
+        if any(a.first == REJECT for a in self.approvals):
+            return "rejected"
+        if self.lifted is None:
+            return "open"
+        return "lifted" if self.lifted.first == LIFTED else "not lifted"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"number": self.number, "route": self.route, "outcome": self.outcome,
+                "solution": self.solution.to_dict() if self.solution else None,
+                "proposed": self.proposed.to_dict() if self.proposed else None,
+                "approvals": [a.to_dict() for a in self.approvals],
+                "carried_out": self.carried_out.to_dict() if self.carried_out else None,
+                "change_request": self.change_request, "group_asked": self.group_asked,
+                "lifted": self.lifted.to_dict() if self.lifted else None}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Round:
+        def ans(x: Mapping[str, Any] | None) -> Answer | None:
+            return Answer.from_dict(x) if x else None
+
+        solution = d.get("solution")
+        return cls(number=d["number"], route=d["route"],
+                   solution=Solution(**{k: v for k, v in solution.items()
+                                        if k != "needs_change_request"}) if solution else None,
+                   proposed=ans(d.get("proposed")),
+                   approvals=tuple(a for a in map(ans, d.get("approvals") or ()) if a),
+                   carried_out=ans(d.get("carried_out")), change_request=d.get("change_request"),
+                   group_asked=bool(d.get("group_asked")), lifted=ans(d.get("lifted")))
+
+
+def suggested_route(coverage: Coverage, continuation: bool) -> str:
+    """101.2's preselected answer: the plan when its start conditions are met."""
+    return COVERED_PLAN if coverage.covered and not continuation else COVERED_VENDORS
+
+
+def recovery_time(text: str, tz: str) -> datetime | None:
+    """The business recovery time an operator typed when lifting (``YYYY-MM-DD HH:MM``, the
+    deployment's time zone ``tz``, or ISO with an offset), as aware UTC; None if not one."""
+    value = text.strip()
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo(tz))
+    return moment.astimezone(UTC)
+
+
+def lifted_answer(rounds: Sequence[Round]) -> Answer | None:
+    for r in reversed(rounds):
+        if r.lifted is not None and r.lifted.first == LIFTED:
+            return r.lifted
+    return None
+
+
+# ------------------------------------------------------------------------- the brief
+@dataclass(frozen=True)
+class Recipients:
+    team: tuple[str, ...]
+    team_phones: tuple[str, ...]
+    leaders: tuple[str, ...]
+    group_hq: tuple[str, ...]
+    inform: tuple[str, ...]
+    vendors: tuple[str, ...]
+    group_support: tuple[str, ...]
+    reporter: str
+
+
+@dataclass(frozen=True)
+class Brief:
+    """What the first task checked and resolved, for every later step of the run."""
+
+    emergency_id: str  # the first run's id, kept by continuation runs
+    run_id: str
+    started_at: datetime
+    started_by: str
+    round_offset: int  # rounds done by earlier runs of this emergency
+    history: tuple[Round, ...]  # those rounds
+    incident: Ticket
+    system: str
+    impact: str
+    symptoms: str
+    reporter: str
+    plan: ContingencyPlan
+    coverage: Coverage
+    to: Recipients
+    problem_manager: str | None
+    dry_run: bool = False
+    actions_url: str | None = None  # where this run's questions are answered (Airflow UI)
+
+    @property
+    def incident_id(self) -> str:
+        return self.incident.id
+
+    @property
+    def system_label(self) -> str:
+        return SYSTEM_LABELS.get(self.plan.system, self.plan.system)
+
+    @property
+    def impact_label(self) -> str:
+        return IMPACT_LABELS.get(self.impact, self.impact)
+
+    @property
+    def major(self) -> bool:
+        return self.impact == "major"
+
+    @property
+    def scope(self) -> str:
+        """The apply engine's scope (desk lease and outbox) of this emergency."""
+        return f"{PIPELINE}:{self.emergency_id}"
+
+    def params(self) -> dict[str, Any]:
+        return {"ticket_id": self.incident.id, "system": self.system, "impact": self.impact,
+                "symptoms": self.symptoms, "reporter": self.reporter}
+
+    def to_dict(self) -> dict[str, Any]:
+        inc = self.incident
+        return {
+            "emergency_id": self.emergency_id, "run_id": self.run_id,
+            "started_at": self.started_at.isoformat(), "started_by": self.started_by,
+            "round_offset": self.round_offset, "history": [r.to_dict() for r in self.history],
+            "incident": {"id": inc.id, "subject": inc.subject, "status": inc.status,
+                         "priority": inc.priority, "created": inc.created.isoformat(),
+                         "handler": inc.handler, "requester": inc.requester},
+            "system": self.system, "impact": self.impact, "symptoms": self.symptoms,
+            "reporter": self.reporter, "plan": self.plan.to_dict(),
+            "coverage": asdict(self.coverage), "to": asdict(self.to),
+            "problem_manager": self.problem_manager, "dry_run": self.dry_run,
+            "actions_url": self.actions_url,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Brief:
+        inc = d["incident"]
+        created = datetime.fromisoformat(inc["created"])
+        cov = d["coverage"]
+        return cls(
+            emergency_id=str(d["emergency_id"]), run_id=str(d["run_id"]),
+            started_at=datetime.fromisoformat(d["started_at"]),
+            started_by=str(d.get("started_by") or "—"), round_offset=int(d["round_offset"]),
+            history=tuple(Round.from_dict(r) for r in d.get("history") or ()),
+            incident=Ticket(id=str(inc["id"]), subject=inc["subject"], status=inc["status"],
+                            priority=inc["priority"], created=created, updated=created,
+                            handler=inc.get("handler"), requester=inc.get("requester")),
+            system=d["system"], impact=d["impact"], symptoms=d["symptoms"],
+            reporter=d["reporter"], plan=ContingencyPlan.from_dict(d["plan"]),
+            coverage=Coverage(bool(cov["covered"]), tuple(cov["matched"]), cov["reason"]),
+            to=_recipients(d["to"]),
+            problem_manager=d.get("problem_manager"), dry_run=bool(d.get("dry_run")),
+            actions_url=d.get("actions_url"))
+
+
+def _recipients(d: Mapping[str, Any]) -> Recipients:
+    lists = {k: tuple(d.get(k) or ()) for k in ("team", "team_phones", "leaders", "group_hq",
+                                                 "inform", "vendors", "group_support")}
+    return Recipients(**lists, reporter=str(d["reporter"]))
+
+
+def make_brief(ticket: Ticket, params: Mapping[str, Any], plan: ContingencyPlan,
+               coverage: Coverage, contacts: Contacts, *, reporter_email: str,
+               emergency_id: str, run_id: str, now: datetime, started_by: str = "—",
+               continuation: Mapping[str, Any] | None = None, dry_run: bool = False,
+               actions_url: str | None = None) -> Brief:
+    """The brief of a run, from its checked params (a continuation carries the history)."""
+    continuation = dict(continuation or {})
+    problem_managers = contacts.role("problem_manager")
+    started = continuation.get("started_at")
+    return Brief(
+        emergency_id=emergency_id, run_id=run_id,
+        started_at=datetime.fromisoformat(started) if started else now,
+        started_by=started_by, round_offset=int(continuation.get("rounds_done", 0)),
+        history=tuple(Round.from_dict(r) for r in continuation.get("history", [])),
+        incident=ticket, system=str(params["system"]), impact=str(params["impact"]),
+        symptoms=str(params["symptoms"]), reporter=str(params["reporter"]), plan=plan,
+        coverage=coverage,
+        to=Recipients(
+            team=emails(plan.team), team_phones=phones(plan.team),
+            leaders=emails(contacts.role("leaders")),
+            group_hq=emails(contacts.role("group_hq")), inform=emails(plan.inform),
+            vendors=emails(plan.vendors),
+            group_support=emails(plan.group_support) or emails(contacts.role("group_hq")),
+            reporter=reporter_email),
+        problem_manager=problem_managers[0].desk_user if problem_managers else None,
+        dry_run=dry_run, actions_url=actions_url)
+
+
+def key(brief: Brief, kind: str, *parts: object) -> str:
+    """The idempotency key of one side effect of this emergency."""
+    return action_key(f"emergency-{kind}", brief.incident_id, brief.emergency_id, *parts)
+
+
+# ---------------------------------------------------------------------- the decisions
+def _plan(brief: Brief, run_id: str, *actions: Action) -> Plan:
+    return Plan(pipeline=PIPELINE, run_id=run_id, actions=list(actions))
+
+
+def mail_context(brief: Brief, run_id: str, **extra: Any) -> dict[str, Any]:
+    """What every emergency message template may show (JSON: it travels in the plan)."""
+    return {"id": brief.incident_id, "subject": brief.incident.subject, "run_id": run_id,
+            "system": brief.system_label, "impact": brief.impact_label, "major": brief.major,
+            "symptoms": brief.symptoms, "reporter": brief.reporter,
+            "emergency_id": brief.emergency_id, "plan": brief.plan.to_dict(),
+            "actions_url": brief.actions_url, **extra}
+
+
+def _unique(*groups: Sequence[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(a for g in groups for a in g if a))
+
+
+def _mail(template: str, to: Sequence[str], context: dict[str, Any],
+          cc: Sequence[str] = (), attachments: tuple[dict[str, str], ...] = ()) -> Notice:
+    to_u = _unique(to)
+    return Notice(template, to_u, context, cc=tuple(a for a in _unique(cc) if a not in to_u),
+                  attachments=attachments)
+
+
+def _note(brief: Brief, step: str, rule: str, kind: str, comment: str, reason: str,
+          *parts: object, notices: tuple[Notice, ...] = (), fields: dict[str, Any] | None = None
+          ) -> Action:
+    """An action recorded on the incident: its key, a comment, maybe fields, messages."""
+    return Action(kind=NOTIFY if not fields else RECORD, ticket_id=brief.incident_id,
+                  step=step, rule=rule, key=key(brief, kind, *parts), reason=reason,
+                  comment=f"[{step}] {comment}\n(emergency_response run {brief.run_id})",
+                  fields=dict(fields or {}), notices=tuple(n for n in notices if n.to))
+
+
+def keypoint(brief: Brief, run_id: str, step: str, point: str, what: str, *parts: object,
+             **extra: Any) -> Action:
+    """Tell the group headquarters of a key point, once (101 principles)."""
+    email = _mail("emergency_keypoint", brief.to.group_hq,
+                  mail_context(brief, run_id, point=point, what=what, **extra),
+                  cc=brief.to.leaders)
+    return _note(brief, step, f"emergency.hq-{point}", f"hq-{point}",
+                 f"集团公司已通报 / group HQ informed: {what}", f"group HQ told: {point}",
+                 *parts, notices=(email,))
+
+
+def decide_start(brief: Brief, run_id: str) -> Plan:
+    """101.1: convene the team, inform the provincial centre leaders and the group."""
+    to = _unique(brief.to.team, brief.to.leaders, brief.to.group_hq, brief.to.inform)
+    ctx = mail_context(brief, run_id, coverage=asdict(brief.coverage),
+                       continuation=bool(brief.round_offset))
+    notices = (_mail("emergency_start", to, ctx),
+               Notice("emergency_start", brief.to.team_phones, ctx, channel="sms"))
+    return _plan(brief, run_id, _note(
+        brief, "101.1", "emergency.start", "hq-start",
+        f"应急启动，已通知应急小组、省中心领导与集团公司 / emergency started; team, provincial "
+        f"leaders and the group informed ({len(to)} addresses, {len(brief.to.team_phones)} SMS)",
+        f"initial report to {len(to)} addresses, SMS to {len(brief.to.team_phones)}",
+        notices=notices))
+
+
+def decide_route(brief: Brief, run_id: str, route: str, n: int | None = None,
+                 rounds: Sequence[Round] = ()) -> Plan:
+    """101.2 → 101.3 or 101.4: the group hears which route; vendors are engaged (round n)."""
+    if route == ROUTE_PLAN:
+        return _plan(brief, run_id, keypoint(
+            brief, run_id, "101.3", HQ_ROUTE, "按预案处置 / the contingency plan is followed "
+            "(101.3)", ROUTE_PLAN))
+    ctx = mail_context(brief, run_id, round=n, rounds=[r.to_dict() for r in rounds])
+    vendors = _mail("emergency_vendors", brief.to.vendors or brief.to.team, ctx,
+                    cc=brief.to.team)
+    return _plan(brief, run_id,
+                 keypoint(brief, run_id, "101.4", HQ_ROUTE,
+                          "组织厂商分析处理 / vendors engaged (101.4)", ROUTE_VENDORS),
+                 _note(brief, "101.4", "emergency.vendors", "vendors",
+                       f"第 {n} 轮：已组织厂商分析 / round {n}: vendors engaged "
+                       f"({', '.join(brief.to.vendors) or 'team only'})",
+                       f"round {n}: vendors engaged", n, notices=(vendors,)))
+
+
+def decide_carry_out(brief: Brief, run_id: str, n: int, solution: Solution,
+                     approvals: Sequence[Answer]) -> Plan:
+    """101.4 after approval: tell the group, raise the emergency change, ask the group centre."""
+    from incident_ops.policy.emergency_records import change_request_draft
+
+    who = ", ".join(a.by for a in approvals)
+    actions = [keypoint(brief, run_id, "101.4", HQ_APPROVED,
+                        f"第 {n} 轮方案已批准 / round {n} solution approved by {who}: "
+                        f"{solution.text}", n, solution=solution.to_dict())]
+    if solution.needs_change_request:
+        draft = change_request_draft(brief, n, solution, approvals)
+        actions.append(Action(
+            kind=CREATE, ticket_id=brief.incident_id, step="101.4",
+            rule="emergency.change-request", key=key(brief, "change-noted", n),
+            reason=f"round {n}: emergency change request (interrupts the business or changes "
+                   "an IT component)", create=draft,
+            comment=f"[101.4] 紧急变更单 #{{created_id}} 已创建 / emergency change request "
+                    f"#{{created_id}} raised (101.4)\n(emergency_response run {brief.run_id})"))
+    if solution.group_support_needed:
+        email = _mail("emergency_group_support", brief.to.group_support,
+                      mail_context(brief, run_id, round=n, solution=solution.to_dict()),
+                      cc=brief.to.leaders)
+        actions.append(_note(brief, "101.4", "emergency.group-support", "group-support",
+                             f"已请求集团中心支持 / group centre asked to step in: "
+                             f"{solution.group_request or solution.text}",
+                             f"round {n}: group centre asked", n, notices=(email,)))
+    return _plan(brief, run_id, *actions)
+
+
+def decide_escalation(brief: Brief, run_id: str, rounds: Sequence[Round]) -> Plan:
+    """Every round of this run done and not lifted: tell management, continue in a new run."""
+    done = max((r.number for r in rounds), default=0)
+    email = _mail("emergency_escalation", _unique(brief.to.leaders, brief.to.group_hq),
+                  mail_context(brief, run_id, rounds=[r.to_dict() for r in rounds], done=done),
+                  cc=brief.to.team)
+    return _plan(brief, run_id, _note(
+        brief, "101.5", "emergency.escalate", "escalate",
+        f"{done} 轮后仍未解除，转入续跑 / not lifted after {done} rounds; continuing in a new "
+        "run", f"not lifted after {done} rounds", done, notices=(email,)))
+
+
+def decide_lifted(brief: Brief, run_id: str, lifted: Answer, incident: Ticket, tz: str
+                  ) -> Plan:
+    """101.5 → 101.6: the group hears it is lifted; the business recovery time typed when
+    lifting goes onto the incident (100.6.4 asks for it before a fault may close), unless the
+    ticket already holds one."""
+    typed = str(lifted.params.get("recovered_at") or "")
+    what = (f"应急已解除 / emergency lifted ({lifted.by}, {lifted.at:%Y-%m-%d %H:%M} UTC); "
+            f"业务恢复 / business recovered: {typed or '—'}" if lifted.at
+            else "应急已解除 / emergency lifted")
+    moment = recovery_time(typed, tz)
+    current = incident.recovered_at
+    fields: dict[str, Any] = {}
+    if moment is None:
+        comment = (f"解除时未给出可识别的业务恢复时间（{typed or '空'}），请在工单上填写 / no "
+                   f"business recovery time understood from the lifted form ({typed!r}, "
+                   "expected YYYY-MM-DD HH:MM): set Business Recovery Time on the ticket")
+    elif current is not None:
+        comment = (f"工单已有业务恢复时间 {current:%Y-%m-%d %H:%M} UTC，保留；解除表单为 {typed} / "
+                   f"the ticket already holds a recovery time, kept; the lifted form said "
+                   f"{typed}")
     else:
-        reason = ("症状与预案启动条件均不符 / the symptoms meet none of the plan's start "
-                  "conditions at this impact")
-    return Coverage(bool(matched), tuple(matched), reason)
+        comment = (f"业务恢复时间已记录 / business recovery time recorded: {typed} "
+                   f"({moment:%Y-%m-%d %H:%M} UTC)")
+        fields = {"recovered_at": moment}
+    record = _note(brief, "101.5", "emergency.recovery-time", "recovery-time", comment,
+                   "business recovery time onto the incident", fields=fields)
+    if not fields:
+        record = replace(record, kind=RECORD)
+    return _plan(brief, run_id, keypoint(brief, run_id, "101.5", HQ_LIFTED, what), record)
+
+
+def decide_report(brief: Brief, run_id: str, report: Mapping[str, Any],
+                  paths: Mapping[str, str]) -> Plan:
+    """101.6: the report, mailed to the reporter, the leaders and the group, files attached."""
+    files = tuple({"path": paths[kind], "name": paths[kind].rsplit("/", 1)[-1],
+                   "mime": "text/html"} for kind in ("html", "print"))
+    email = _mail("emergency_report", _unique((brief.to.reporter,), brief.to.leaders,
+                                              brief.to.group_hq),
+                  mail_context(brief, run_id, report=dict(report)), attachments=files)
+    return _plan(brief, run_id, _note(
+        brief, "101.6", "emergency.report", "report-mail",
+        f"善后报告已发送报告人、领导与集团公司 / aftermath report sent to the reporter, the "
+        f"leaders and the group: {paths['html']}", "aftermath report mailed",
+        notices=(email,)))
+
+
+def decide_major_report(brief: Brief, run_id: str, rounds: Sequence[Round],
+                        report: Mapping[str, Any], paths: Mapping[str, str]) -> Plan:
+    """101.6: a major emergency's 《重大事件报告》 goes into the desk, report attached."""
+    from incident_ops.policy.emergency_records import major_report_draft
+
+    if not brief.major:
+        return _plan(brief, run_id)
+    files = tuple({"path": paths[kind], "name": paths[kind].rsplit("/", 1)[-1],
+                   "mime": "text/html", "note": f"《重大事件报告》 {report['number']} ({kind})"}
+                  for kind in ("html", "print"))
+    return _plan(brief, run_id, Action(
+        kind=CREATE, ticket_id=brief.incident_id, step="101.6", rule="emergency.major-report",
+        key=key(brief, "major-report-noted"), reason="major impact: the Major Incident Report",
+        create=major_report_draft(brief, rounds, lifted_answer(rounds)), attachments=files,
+        comment="[101.6] 《重大事件报告》已提交 / Major Incident Report submitted: #{created_id}"
+                f"\n(emergency_response run {brief.run_id})"))
+
+
+def decide_problem(brief: Brief, run_id: str, rounds: Sequence[Round]) -> Plan:
+    """101.6: a problem ticket with the handling details, to the problem manager."""
+    from incident_ops.policy.emergency_records import problem_draft
+
+    return _plan(brief, run_id, Action(
+        kind=CREATE, ticket_id=brief.incident_id, step="101.6", rule="emergency.problem",
+        key=key(brief, "problem-noted"), reason="the problem ticket for root-cause analysis",
+        create=problem_draft(brief, rounds, lifted_answer(rounds)),
+        comment=f"[101.6] 问题单 #{{created_id}} 已提交问题经理 {brief.problem_manager or ''} / "
+                f"problem #{{created_id}} handed to the problem manager\n(emergency_response "
+                f"run {brief.run_id})"))

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from incident_ops.config import ConfigError, Contacts, Vocabulary
 from incident_ops.model import Ticket, id_order
 from incident_ops.policy.calendar import Calendar
 from incident_ops.policy.plan import ESCALATE, Action, Finding, Notice, Plan, action_key
+from incident_ops.reference import ConfigError, Contacts, Vocabulary
 
 
 @dataclass(frozen=True)

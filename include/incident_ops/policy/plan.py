@@ -38,6 +38,7 @@ class Notice:
     context: dict[str, Any]
     channel: str = "email"  # email | sms
     cc: tuple[str, ...] = ()
+    attachments: tuple[dict[str, str], ...] = ()  # files to attach: {"path", "name", "mime"}
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,8 @@ class Action:
         data = dict(data)
         data["fields"] = {k: _revive(k, v) for k, v in (data.get("fields") or {}).items()}
         data["notices"] = tuple(
-            Notice(**{**n, "to": tuple(n["to"]), "cc": tuple(n.get("cc", ()))})
+            Notice(**{**n, "to": tuple(n["to"]), "cc": tuple(n.get("cc", ())),
+                      "attachments": tuple(dict(a) for a in n.get("attachments") or ())})
             for n in data.get("notices") or ())
         data["attachments"] = tuple(dict(a) for a in data.get("attachments") or ())
         data["move_duplicates"] = tuple(data.get("move_duplicates") or ())

@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from incident_ops.config import Contacts, Vocabulary
 from incident_ops.model import Ticket, id_order
 from incident_ops.policy.plan import NOTIFY, Action, Finding, Notice, Plan, action_key
+from incident_ops.reference import Contacts, Vocabulary
 
 URGENT = "urgent"
 EMERGENCY_DAG = "emergency_response"

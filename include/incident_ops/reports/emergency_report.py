@@ -21,8 +21,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from incident_ops.notify.compose import environment
-from incident_ops.policy import emergency_flow as flow
-from incident_ops.policy.emergency import ContingencyPlan
+from incident_ops.policy import emergency as flow
+from incident_ops.policy.emergency_records import Event, final_solution, timeline
 
 TEMPLATE = "reports/major_incident.html.j2"
 
@@ -44,8 +44,8 @@ def _route(rounds: Sequence[flow.Round]) -> str:
     return "组织厂商分析处理 / vendors (101.4)"
 
 
-def report_context(brief: Mapping[str, Any], rounds: Sequence[flow.Round],
-                   decisions: Sequence[flow.Answer], notes: Sequence[flow.Event], *,
+def report_context(brief: flow.Brief, rounds: Sequence[flow.Round],
+                   decisions: Sequence[flow.Answer], notes: Sequence[Event], *,
                    generated_at: datetime, tz: str = "Asia/Shanghai") -> dict[str, Any]:
     """Everything the template shows, formatted (times in ``tz``)."""
     local = ZoneInfo(tz)
@@ -53,26 +53,27 @@ def report_context(brief: Mapping[str, Any], rounds: Sequence[flow.Round],
     def fmt(at: datetime | None) -> str:
         return at.astimezone(local).strftime("%Y-%m-%d %H:%M:%S") if at else "—"
 
-    plan = ContingencyPlan.from_dict(brief["plan"])
-    inc = brief["incident"]
-    started = datetime.fromisoformat(brief["started_at"])
+    plan = brief.plan
+    inc = brief.incident
+    started = brief.started_at
     lifted = flow.lifted_answer(rounds)
     recovery = lifted.params if lifted else {}
-    events = flow.timeline(started, brief.get("started_by") or "—", decisions, notes)
-    major = bool(brief["major"])
+    events = timeline(started, brief.started_by, decisions, notes)
+    major = brief.major
     return {
         "major": major,
         "title_zh": "重大事件报告" if major else "应急处置报告",
         "title_en": "Major Incident Report" if major else "Emergency Response Report",
-        "number": f"EMR-{inc['id']}-{started.astimezone(local):%Y%m%d}",
-        "emergency_id": brief["emergency_id"],
-        "incident": inc,
-        "system": brief["system_label"],
-        "impact": brief["impact_label"],
-        "symptoms": brief["params"]["symptoms"],
-        "reporter": brief["params"]["reporter"],
+        "number": f"EMR-{inc.id}-{started.astimezone(local):%Y%m%d}",
+        "emergency_id": brief.emergency_id,
+        "incident": {"id": inc.id, "subject": inc.subject, "status": inc.status,
+                     "priority": inc.priority, "handler": inc.handler},
+        "system": brief.system_label,
+        "impact": brief.impact_label,
+        "symptoms": brief.symptoms,
+        "reporter": brief.reporter,
         "started": fmt(started),
-        "started_by": brief.get("started_by") or "—",
+        "started_by": brief.started_by,
         "lifted": fmt(lifted.at if lifted else None),
         "lifted_by": lifted.by if lifted else "—",
         "duration": _duration(lifted.at - started if lifted and lifted.at else None),
@@ -81,7 +82,7 @@ def report_context(brief: Mapping[str, Any], rounds: Sequence[flow.Round],
         "recovery_note": str(recovery.get("recovery_note") or "") or "—",
         "route": _route(rounds),
         "rounds": [_round_row(r, fmt) for r in rounds],
-        "solution": flow.final_solution(brief, rounds),
+        "solution": final_solution(brief, rounds),
         "timeline": [{"at": fmt(e.at), "step": e.step, "who": e.who, "what": e.what}
                      for e in events],
         "plan": plan,

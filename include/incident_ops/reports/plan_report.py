@@ -60,12 +60,12 @@ def write_plan_report(plan: Plan, outcomes: Sequence[ActionOutcome] | None, dire
     document = {**plan.to_dict(), "dry_run": dry_run, "generated": now.isoformat(),
                 "outcomes": rows, "outcome_counts": counts, "carried_over": carried,
                 "undelivered": list(undelivered), **(extra or {})}
-    stem.with_suffix(".json").write_text(json.dumps(document, ensure_ascii=False, indent=1),
+    Path(f"{stem}.json").write_text(json.dumps(document, ensure_ascii=False, indent=1),
                                          encoding="utf-8")
     html = environment().get_template("reports/plan.html.j2").render(
         plan=plan, rows=rows, summary=plan.by_kind(), outcome_counts=counts, dry_run=dry_run,
         carried=carried, undelivered=list(undelivered),
         generated=now.strftime("%Y-%m-%d %H:%M UTC"), desk_url=desk_url,
         title=TITLES.get(plan.pipeline, plan.pipeline))
-    stem.with_suffix(".html").write_text(html, encoding="utf-8")
-    return {"json": str(stem.with_suffix(".json")), "html": str(stem.with_suffix(".html"))}
+    Path(f"{stem}.html").write_text(html, encoding="utf-8")
+    return {"json": str(Path(f"{stem}.json")), "html": str(Path(f"{stem}.html"))}

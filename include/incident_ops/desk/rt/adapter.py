@@ -36,7 +36,7 @@ from incident_ops.desk.port import (
 )
 from incident_ops.desk.rt import mapping, schema, ticketsql
 from incident_ops.desk.rt.client import AmbiguousWrite, RTClient, after_unanswered_attempt
-from incident_ops.desk.rt.lease import RTLeases
+from incident_ops.desk.rt.lease_ticket import RTLeases
 from incident_ops.desk.rt.reads import (
     AS_OF,
     CORE_FIELDS,
