@@ -24,7 +24,6 @@ nothing. Plans: `include/config/plans/<system>.yaml`. Rounds per run:
 from __future__ import annotations
 
 import os
-from datetime import timedelta
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Asset, Label, Param, TaskGroup, dag, get_current_context, task
@@ -32,7 +31,7 @@ from airflow.sdk import TriggerRule as TR
 
 from incident_ops.airflow import emergency_questions as ask
 from incident_ops.airflow.bootstrap import services
-from incident_ops.airflow.dag_defaults import DESK_POOL
+from incident_ops.airflow.dag_defaults import DESK_POOL, default_args
 from incident_ops.airflow.emergency_ids import ANNOUNCE_LIFTED, COVERED, ESCALATE, round_task
 from incident_ops.airflow.emergency_operators import (
     PreparedApproval,
@@ -89,8 +88,7 @@ def solution_form() -> dict:
     doc_md=__doc__,
     tags=["itil", "incident", "emergency", "101", "hitl"],
     max_active_runs=8,  # several emergencies at once; each run is one emergency
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=30),
-                  "retry_exponential_backoff": True},
+    default_args=default_args(retry_seconds=30),
     params={
         "ticket_id": Param(type="string", pattern=r"^[0-9]+$", title="事件单号 / Incident ticket",
                            description="服务台中处于打开状态的事件单 / An open incident in the desk"),
@@ -269,7 +267,7 @@ def emergency_response():
             with services(get_current_context()) as s:
                 return problem_task(s, report)
 
-        @task(outlets=[CLOSED])
+        @task(pool=DESK_POOL, outlets=[CLOSED])
         def announce_closed(report: dict, problem: str | None, major: str | None) -> dict:
             from incident_ops.airflow.emergency_tasks import closed_task
 

@@ -14,6 +14,7 @@ import urllib.parse
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.parser import BytesParser
+from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -30,11 +31,35 @@ class ReceivedMail:
 
 
 class Mailbox:
-    """Everything the server received, safe to read from the test thread."""
+    """Everything the server received, safe to read from the test thread.
+
+    ``refuse()`` makes the server answer every DATA with a temporary failure (451) until
+    ``accept()``, the way a real server does when its queue is full or its disk is: the
+    mail is not taken, and the sender must try again later.
+    """
 
     def __init__(self) -> None:
         self._received: list[ReceivedMail] = []
         self._changed = threading.Condition()
+        self.refusing: str | None = None
+        self.refused = 0  # DATA commands answered with the refusal
+        # Another process (a DAG run under test) can switch the refusal on and off: the
+        # server refuses while this file exists.
+        self.switch: Path | None = None
+
+    def refuse(self, reply: str = "451 4.3.0 Mail server temporarily busy, try again later"
+               ) -> None:
+        self.refusing = reply
+
+    def accept(self) -> None:
+        self.refusing = None
+
+    def refusal(self) -> str | None:
+        if self.refusing:
+            return self.refusing
+        if self.switch is not None and self.switch.exists():
+            return "451 4.3.0 Mail server temporarily busy, try again later"
+        return None
 
     def add(self, mail: ReceivedMail) -> None:
         with self._changed:
@@ -44,6 +69,9 @@ class Mailbox:
     def clear(self) -> None:
         with self._changed:
             self._received.clear()
+            self.refusing = None
+            self.refused = 0
+            self.switch = None
 
     @property
     def received(self) -> list[ReceivedMail]:
@@ -116,6 +144,10 @@ class _Handler:
         self._parser = BytesParser(policy=email.policy.default)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        refusal = self.mailbox.refusal()
+        if refusal:
+            self.mailbox.refused += 1
+            return refusal
         raw = envelope.original_content or envelope.content
         if isinstance(raw, str):
             raw = raw.encode("utf-8")

@@ -144,11 +144,32 @@ def carry(s: Any, brief: em.Brief, plan: Plan, step: str) -> Any:
         log.info("%s", line)
     missing = [o for o in [*applied.replayed, *applied.outcomes]
                if o.outcome not in ("done", "skipped", "dropped")]
-    if missing:
-        raise StepNotApplied("; ".join(f"{o.kind} {o.rule} on #{o.ticket_id}: {o.outcome}: "
-                                       f"{o.message}" for o in missing) +
-                             f" (plan page {paths['html']})")
-    return applied
+    if not missing:
+        return applied
+    problem = "; ".join(f"{o.kind} {o.rule} on #{o.ticket_id}: {o.outcome}: {o.message}"
+                        for o in missing) + f" (plan page {paths['html']})"
+    ti = s.context.get("ti")
+    last_try = ti is not None and getattr(ti, "try_number", 1) > getattr(ti, "max_tries", 0)
+    if last_try and all(o.outcome == "undelivered" for o in missing):
+        # The desk is done; only messages are owed. The emergency must not stop for a mail
+        # server: they stay in the outbox, every later step tries them again, and the last
+        # step fails the run if they never went out.
+        log.warning("%s: messages still owed after every try, the emergency goes on: %s",
+                    step, problem)
+        return applied
+    raise StepNotApplied(problem)
+
+
+def settle(s: Any, brief: em.Brief) -> None:
+    """The end of an emergency run: whatever its steps still owe goes out now, or the run
+    fails naming it (Airflow retries this; the outbox keeps it)."""
+    if brief.dry_run:
+        return
+    applied = s.applier(brief.scope).apply(Plan(pipeline=em.PIPELINE, run_id=s.info.run_id))
+    owed = [o for o in applied.replayed if o.outcome not in ("done", "dropped")]
+    if owed:
+        raise StepNotApplied("still owed at the end of the emergency run: " + "; ".join(
+            f"{o.kind} {o.rule} on #{o.ticket_id}: {o.message}" for o in owed))
 
 
 def created(s: Any, applied: Any, plan: Plan) -> str | None:
@@ -385,10 +406,15 @@ def problem_task(s: Any, report: dict[str, Any]) -> str | None:
 
 def closed_task(context: Any, report: dict[str, Any], problem_id: str | None,
                 major_report_id: str | None) -> dict[str, Any]:
-    """Announce the closed emergency to whoever listens (an Airflow asset event)."""
+    """Settle what the run still owes, then announce the closed emergency to whoever
+    listens (an Airflow asset event)."""
     from airflow.sdk import Asset
 
+    from incident_ops.airflow.bootstrap import services
+
     brief = brief_of(context)
+    with services(context) as s:
+        settle(s, brief)
     extra = {"incident_id": brief.incident_id, "emergency_id": brief.emergency_id,
              "system": brief.system, "impact": brief.impact, "problem_id": problem_id,
              "major_report_id": major_report_id, "report": report["paths"]["html"],
