@@ -16,7 +16,10 @@ break a layout: a subject that is one long URL, a long English subject, an unkno
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from datetime import timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -80,6 +83,14 @@ def shown(browser: Browser, page: Path, width: int) -> Layout:
     return layout
 
 
+def cards_per_row(browser: Browser, page: Path, width: int) -> list[int]:
+    """How many headline cards sit on each row at ``width``."""
+    tops = browser.open(page, width=width).evaluate(
+        "[...document.querySelectorAll('.card')].map(c => Math.round("
+        "c.getBoundingClientRect().top))")
+    return [tops.count(top) for top in sorted(set(tops))]
+
+
 # ------------------------------------------------------------------------- the mail
 @pytest.mark.browser
 @pytest.mark.parametrize("width", [360, 400])
@@ -87,6 +98,7 @@ def test_the_mail_fits_a_phone_with_every_chart_scaled_to_it(sample, browser, tm
                                                              width) -> None:
     layout = shown(browser, mail_page(sample, tmp_path), width)
 
+    assert cards_per_row(browser, mail_page(sample, tmp_path), width) == [2] * 5
     assert len(layout.images) == len(sample.report.charts) >= 4
     for alt, on_screen, natural, _ in layout.images:
         assert natural == 2 * CHART_WIDTH, alt  # drawn at 2x for sharp phone screens
@@ -104,6 +116,7 @@ def test_on_a_desktop_the_charts_sit_two_to_a_row_at_their_size(sample, browser,
                                                                  tmp_path) -> None:
     layout = shown(browser, mail_page(sample, tmp_path), 1200)
 
+    assert cards_per_row(browser, mail_page(sample, tmp_path), 1200) == [5, 5]
     assert all(on_screen == CHART_WIDTH for _, on_screen, _, _ in layout.images)
     tops = [top for *_, top in layout.images]
     assert tops[0] == tops[1] and tops[2] == tops[3] and tops[1] < tops[2]
@@ -192,3 +205,17 @@ def test_columns_are_wide_enough_for_what_they_show(book) -> None:
                 need = text_points(cell) if NUMBER.match(cell) or MINUTE.match(cell) \
                     else min(capped, text_points(cell))
                 assert width >= need, (sheet.name, header, cell, width, need)
+
+
+# ------------------------------------------------------------------- the doc pictures
+@pytest.mark.browser
+def test_the_screenshots_in_docs_can_be_redrawn(tmp_path) -> None:
+    from PIL import Image
+
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, str(root / "scripts" / "render_report_png.py"),
+                    "--out-dir", str(tmp_path)], check=True, capture_output=True, timeout=180,
+                   env={**os.environ, "PYTHONPATH": f"{root / 'include'}:{root}"})
+    for name, width in (("report-email.png", 820), ("report-email-phone.png", 400)):
+        with Image.open(tmp_path / name) as image:
+            assert image.width == width and image.height > 2000, name

@@ -3,6 +3,7 @@
 Messages are parsed into ``email.message.EmailMessage`` (modern policy: decoded headers,
 ``get_body()``, ``iter_attachments()``). Waiting for mail uses a condition variable with a
 deadline: a test wakes as soon as the message arrives and fails clearly when it does not.
+``save_html_view`` turns a received mail into a page a browser shows as a mail client would.
 """
 
 from __future__ import annotations

@@ -132,7 +132,9 @@ def test_the_plain_text_part_has_the_headline_figures_and_the_urgent_incidents()
     assert "- SLA 达成率：100.0% (—)" in lines  # nothing resolved the day before
     assert kpis.headline["sla_pct"] == 100.0
     # Plain text is not HTML: the subject is shown as it is, not escaped.
-    assert f"- #1 {EVIL} 计费中断 · 计费账务系统 · 已解决 · 用时 2.0h" in lines
+    assert f"- #1 {EVIL} 计费中断 · 计费账务系统 · 已解决 · 用时 2.0h" in lines  # urgent
+    assert "重大影响事件 (应急)" in lines
+    assert f"- #1 {EVIL} 计费中断 · 紧急 · 计费账务系统 · 已解决 · 用时 2.0h" in lines  # major
     assert "明细见附件 Excel 工作簿：incident-daily-2026-11-25.xlsx" in lines
 
 
