@@ -21,7 +21,6 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Iterable, Sequence
-from copy import copy
 from typing import Any
 
 import numpy as np
@@ -333,18 +332,16 @@ def _writer(ws: Any, fmt: str | None) -> Any:
 
     if fmt is None:
         return lambda value: _cell(ws, value, WriteOnlyCell)
-    # One styled cell per column, its style copied into each value's cell: far cheaper
-    # than setting a number format on each of a hundred thousand cells.
-    template = WriteOnlyCell(ws)
-    template.number_format = fmt
-    style = template._style
+    # One styled cell per column, refilled for every row: ``ws.append`` writes a row out
+    # before it returns, and building a hundred thousand styled cells costs seconds.
+    cell = WriteOnlyCell(ws)
+    cell.number_format = fmt
 
     def styled(value: Any) -> Any:
         value = _plain(value)
         if value is None:
             return None
-        cell = WriteOnlyCell(ws, value=value)
-        cell._style = copy(style)
+        cell.value = value
         return cell
 
     return styled
