@@ -15,7 +15,6 @@ in pandas and in Gnumeric.
 from __future__ import annotations
 
 import io
-import json
 import re
 from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
@@ -137,6 +136,13 @@ def report_mails(mailbox) -> list[EmailMessage]:
     return mailbox.find(to=RECIPIENT, subject_contains=DAY)
 
 
+def archive_json(path: Path) -> dict[str, Any]:
+    import json
+
+    document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return document
+
+
 def attachment_of(message: EmailMessage) -> bytes:
     [xlsx] = [p for p in message.iter_attachments() if
               (p.get_filename() or "").endswith(".xlsx")]
@@ -229,13 +235,15 @@ def test_daily_report_is_mailed_once_with_inline_charts_and_a_matching_workbook(
     assert len(set(ids_sent)) == 3 and ids_sent[0] == first_id
     for follow_up in (second, third):
         assert follow_up["In-Reply-To"] == follow_up["References"] == first_id
-    sent = json.loads((folder / "sent.json").read_text(encoding="utf-8"))
+    sent = archive_json(folder / "sent.json")
     assert sent["first_message_id"] == first_id
     assert [(s["message_id"], s["language"], s["resend"]) for s in sent["sends"]] == [
         (ids_sent[0], "zh", False), (ids_sent[1], "zh", True), (ids_sent[2], "en", True)]
 
 
 def test_a_desk_outage_fails_the_fetch_and_nothing_is_written_or_sent(env, monkeypatch):
+    import json
+
     from incident_ops.airflow.reports import fetch_task
     from incident_ops.desk.port import DeskError
     from incident_ops.reports.archive import IncompleteReport, ReportArchive
