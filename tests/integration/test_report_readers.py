@@ -30,6 +30,7 @@ import pytest
 from incident_ops.airflow.senders import build_mime
 from incident_ops.model import Ticket
 from incident_ops.reports.charts import WIDTH as CHART_WIDTH
+from incident_ops.reports.labels import HEADLINE_CARDS, SHEETS, TABLES
 from tests.support import FROM_EMAIL
 from tests.support.browser import Browser, Layout
 from tests.support.mail import save_html_view
@@ -83,6 +84,12 @@ def shown(browser: Browser, page: Path, width: int) -> Layout:
     return layout
 
 
+def rows_of(per_row: int) -> list[int]:
+    """The headline cards laid out ``per_row`` to a row."""
+    n = len(HEADLINE_CARDS)
+    return [per_row] * (n // per_row) + ([n % per_row] if n % per_row else [])
+
+
 def cards_per_row(browser: Browser, page: Path, width: int) -> list[int]:
     """How many headline cards sit on each row at ``width``."""
     tops = browser.open(page, width=width).evaluate(
@@ -98,7 +105,7 @@ def test_the_mail_fits_a_phone_with_every_chart_scaled_to_it(sample, browser, tm
                                                              width) -> None:
     layout = shown(browser, mail_page(sample, tmp_path), width)
 
-    assert cards_per_row(browser, mail_page(sample, tmp_path), width) == [2] * 5
+    assert cards_per_row(browser, mail_page(sample, tmp_path), width) == rows_of(2)
     assert len(layout.images) == len(sample.report.charts) >= 4
     for alt, on_screen, natural, _ in layout.images:
         assert natural == 2 * CHART_WIDTH, alt  # drawn at 2x for sharp phone screens
@@ -116,14 +123,14 @@ def test_on_a_desktop_the_charts_sit_two_to_a_row_at_their_size(sample, browser,
                                                                  tmp_path) -> None:
     layout = shown(browser, mail_page(sample, tmp_path), 1200)
 
-    assert cards_per_row(browser, mail_page(sample, tmp_path), 1200) == [5, 5]
+    assert cards_per_row(browser, mail_page(sample, tmp_path), 1200) == rows_of(5)
     assert all(on_screen == CHART_WIDTH for _, on_screen, _, _ in layout.images)
     tops = [top for *_, top in layout.images]
     assert tops[0] == tops[1] and tops[2] == tops[3] and tops[1] < tops[2]
 
 
 # ---------------------------------------------------------------------- the workbook
-SHEET_NAMES = {
+SHEET_NAMES = {  # the sheets of the tables every report has, as a reader sees them
     "zh": ["概览", "解决时长与SLA", "按优先级", "按系统", "按来源", "按分类", "关闭方式", "升级",
            "解决记录退回", "重复事件", "配置项", "厂商", "紧急事件", "重大影响事件", "重开事件",
            "趋势", "工单明细"],
@@ -143,8 +150,15 @@ def book(sample, tmp_path_factory) -> dict[str, Sheet]:
 
 
 def test_gnumeric_finds_a_sheet_per_table_named_whole_words(sample, book) -> None:
-    assert list(book) == SHEET_NAMES[sample.language]
-    assert all(len(name) <= 31 for name in book)
+    labels = sample.labels
+    # Every table has a short name of its own (no title cut to 31 characters) ...
+    assert all(name in SHEETS for name in sample.kpis.tables)
+    expected = [labels.sheet("summary"),
+                *(labels.sheet(name) for name in TABLES if name in sample.kpis.tables),
+                labels.sheet("detail")]
+    assert list(book) == expected and all(len(name) <= 31 for name in book)
+    # ... and these are the names a reader finds.
+    assert set(SHEET_NAMES[sample.language]) <= set(book)
 
 
 def test_every_sheet_has_a_frozen_header_and_a_filter_over_its_table(book) -> None:

@@ -119,6 +119,7 @@ TABLES: dict[str, tuple[str, str, str | None]] = {
 SHEETS: dict[str, tuple[str, str]] = {
     "summary": ("概览", "Summary"),
     "resolution_priority": ("解决时长与SLA", "Resolution and SLA"),
+    "response_priority": ("响应时长与达成率", "Response and target"),
     "volume_priority": ("按优先级", "By priority"),
     "volume_system": ("按系统", "By system"),
     "volume_source": ("按来源", "By source"),

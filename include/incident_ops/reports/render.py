@@ -49,7 +49,8 @@ TICKET_LISTS = ("urgent", "major", "reopened")
 # Ticket lists the plain-text version repeats after the headline figures.
 TEXT_TABLES = ("urgent", "major")
 # Columns a narrow screen leaves out of the mail (where the client honours media queries).
-OPTIONAL_COLUMNS = frozenset({"target_h", "previous_sla_pct"})
+OPTIONAL_COLUMNS = frozenset({"target_h", "previous_sla_pct", "respond_target_h",
+                              "previous_response_pct"})
 TEXT_COLUMNS = frozenset({"code", "subject", "handler", "system", "status", "priority", "id",
                           "master_id"})
 CODED_COLUMNS = {"priority": "priorities", "system": "systems", "status": "statuses",
