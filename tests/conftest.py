@@ -19,6 +19,8 @@ Fixtures (all lazy: a test pays only for what it asks for):
   127.0.0.1; sets ``AIRFLOW_CONN_SMTP_DEFAULT``.
 * ``sms_gateway`` (session) / ``sms_receiver`` (function, reset per test): HTTP receiver on
   127.0.0.1; sets ``AIRFLOW_CONN_SMS_DEFAULT``.
+* ``browser`` (function; one Chromium per session): Debian's headless Chromium under
+  Playwright, pages at a chosen viewport width (``tests/support/browser.py``).
 * ``desk_url`` (session): ``$DESK_URL`` or this session's own embedded RT 5 (private copy of
   a provisioned template, free port); sets ``AIRFLOW_CONN_SERVICEDESK_DEFAULT``.
   ``embedded_desk`` gives the ``EmbeddedDesk`` (None when ``DESK_URL`` points elsewhere).
@@ -42,6 +44,9 @@ if TYPE_CHECKING:
     from incident_ops.embedded_desk import EmbeddedDesk
     from tests.support.mail import Mailbox, SmtpTestServer
     from tests.support.sms import SmsReceiver
+
+# Fixtures shared beyond one folder: ``browser`` (headless Chromium, tests/support/browser.py).
+pytest_plugins = ["tests.support.browser"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DAGS_FOLDER = REPO_ROOT / "dags"

@@ -5,6 +5,11 @@ imported into the desk with their own past (created, assigned and resolved hours
 apart) through RT's own Perl API (``tests/support/past.py``; REST2 no longer takes
 ``Created``), once per desk, under idempotency keys. A ticket in that window that is not
 ours fails the test with a clear message instead of skewing the numbers.
+
+The mail is checked as its readers get it: headers (sender's display name, Message-ID on the
+sender's domain, resends and the English version threaded under the first mail), the
+plain-text part, the HTML in headless Chromium at 400 and 1200 px, and the attached workbook
+in pandas and in Gnumeric.
 """
 
 from __future__ import annotations
@@ -19,11 +24,15 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from incident_ops.airflow.senders import DEFAULT_FROM_NAME
 from incident_ops.config import load_vocabulary
 from incident_ops.desk.port import TicketQuery
 from incident_ops.reports.labels import Labels
+from tests.support import FROM_EMAIL
 from tests.support.airflow_dags import ensure_pool, load_dag, run_dag, task_states, xcom
+from tests.support.mail import save_html_view
 from tests.support.past import Past, import_past
+from tests.support.spreadsheet import read_book
 
 pytestmark = [pytest.mark.integration, pytest.mark.dags]
 
@@ -127,19 +136,39 @@ def report_mails(mailbox) -> list[EmailMessage]:
     return mailbox.find(to=RECIPIENT, subject_contains=DAY)
 
 
-def workbook_of(message: EmailMessage) -> dict[str, pd.DataFrame]:
+def archive_json(path: Path) -> dict[str, Any]:
+    import json
+
+    document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return document
+
+
+def attachment_of(message: EmailMessage) -> bytes:
     [xlsx] = [p for p in message.iter_attachments() if
               (p.get_filename() or "").endswith(".xlsx")]
-    return pd.read_excel(io.BytesIO(xlsx.get_content()), sheet_name=None)
+    return bytes(xlsx.get_content())
 
 
-def test_daily_report_is_mailed_once_with_inline_charts_and_a_matching_workbook(env):
+def workbook_of(message: EmailMessage) -> dict[str, pd.DataFrame]:
+    return pd.read_excel(io.BytesIO(attachment_of(message)), sheet_name=None)
+
+
+def test_daily_report_is_mailed_once_with_inline_charts_and_a_matching_workbook(
+        env, browser, tmp_path):
     run = run_dag(DAG_ID, conf={"date": DAY})
     assert set(task_states(run).values()) == {"success"}, task_states(run)
     ids = env["ids"]
 
     [message] = report_mails(env["mail"])
     assert "事件管理日报" in str(message["Subject"])
+    [sender] = message["From"].addresses
+    assert (sender.display_name, sender.addr_spec) == (DEFAULT_FROM_NAME, FROM_EMAIL)
+    first_id = str(message["Message-ID"])
+    assert first_id.endswith("@ops.example.cn>")  # the domain of the connection's from_email
+    assert message["In-Reply-To"] is None
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    assert "- 新建事件：6 (" in text and "- SLA 达成率：75.0% (" in text
+    assert f"#{ids['H']} " in text  # the urgent incidents are listed in the text too
     html_part = message.get_body(preferencelist=("html",))
     html = html_part.get_content()
     # Inline charts: every cid: in the HTML is an image part of the same message.
@@ -150,24 +179,36 @@ def test_daily_report_is_mailed_once_with_inline_charts_and_a_matching_workbook(
     assert all(parts[c].get_content()[:8] == b"\x89PNG\r\n\x1a\n" for c in cids)
     # Ticket text stays text.
     assert "<script>" not in html and "&lt;script&gt;" in html
+    # The mail as a phone and a desktop show it: nothing past the screen's edge.
+    page = save_html_view(message, tmp_path / "mail")
+    for width in (400, 1200):
+        layout = browser.layout(browser.open(page, width=width))
+        assert layout.fits() and layout.scroll <= width, (width, layout)
 
     book = workbook_of(message)
     labels = Labels(load_vocabulary(), "zh")
-    summary = book[labels.text("summary_sheet")].set_index("代码")["本期"]
+    summary = book[labels.sheet("summary")].set_index("代码")["本期"]
     kpis = xcom(run, "compute")["headline"]
-    for key in ("created", "resolved", "sla_pct", "urgent", "major"):
-        assert summary[key] == pytest.approx(kpis[key]), key
+    for key in ("created", "resolved", "urgent", "major"):
+        assert summary[key] == kpis[key], key
+    assert summary["sla_pct"] == pytest.approx(kpis["sla_pct"] / 100)  # an Excel percentage
     # Hand-computed for the fixture (see FIXTURE).
     assert summary["created"] == 6 and summary["resolved"] == 4
     assert summary["mean_ttr_h"] == pytest.approx((3 + 2 + 24 + 198) / 4, abs=0.01)
-    assert summary["sla_pct"] == 75.0 and summary["urgent"] == 2 and summary["major"] == 1
+    assert summary["sla_pct"] == 0.75 and summary["urgent"] == 2 and summary["major"] == 1
     assert summary["duplicates"] == 1 and summary["bounced"] == 1
-    assert summary["bounce_rate_pct"] == 20.0 and summary["escalated"] == 1
-    sla = book[labels.table("resolution_priority")].set_index("代码")
-    assert sla.loc["urgent", "达成率 %"] == 0.0 and sla.loc["low", "达成率 %"] == 100.0
-    systems = book[labels.table("volume_system")].set_index("代码")["新建"]
+    assert summary["bounce_rate_pct"] == 0.2 and summary["escalated"] == 1
+    sla = book[labels.sheet("resolution_priority")].set_index("代码")
+    assert sla.loc["urgent", "达成率 %"] == 0.0 and sla.loc["low", "达成率 %"] == 1.0
+    systems = book[labels.sheet("volume_system")].set_index("代码")["新建"]
     assert systems.to_dict() == {"crm": 3, "billing": 2, "portal": 1}
-    detail = book[labels.text("detail_sheet")]
+    # The same cells as another spreadsheet program shows them.
+    xlsx = tmp_path / "attached.xlsx"
+    xlsx.write_bytes(attachment_of(message))
+    shown = {s.name: s for s in read_book(xlsx, tmp_path / "gnumeric")}
+    by_code = shown["概览"].records("代码")
+    assert (by_code["sla_pct"]["本期"], by_code["mean_ttr_h"]["本期"]) == ("75.0%", "56.8")
+    detail = book[labels.sheet("detail")]
     shown = set(detail["工单号"].dropna().astype(str))
     assert {ids[n] for n in "ABCDFGHI"} <= shown and ids["E"] not in shown
     assert SUBJECTS["H"] in set(detail["标题"])
@@ -182,10 +223,22 @@ def test_daily_report_is_mailed_once_with_inline_charts_and_a_matching_workbook(
     assert xcom(again, "send")["sent"] is False
     assert len(report_mails(env["mail"])) == 1  # the send is synchronous: no mail is late
 
+    # A resend is a new mail (its own Message-ID, so no client drops it as a duplicate)
+    # in the thread of the period's first; so is the same report in English.
     forced = run_dag(DAG_ID, conf={"date": DAY, "resend": True})
     assert xcom(forced, "send")["sent"] is True
-    first, second = report_mails(env["mail"])
-    assert first["Message-ID"] == second["Message-ID"]  # the same report, recognisably
+    english = run_dag(DAG_ID, conf={"date": DAY, "resend": True, "language": "en"})
+    assert xcom(english, "send")["thread"] == first_id
+    first, second, third = report_mails(env["mail"])
+    assert str(third["Subject"]).startswith(f"Incident management daily report {DAY}: 6 created")
+    ids_sent = [str(m["Message-ID"]) for m in (first, second, third)]
+    assert len(set(ids_sent)) == 3 and ids_sent[0] == first_id
+    for follow_up in (second, third):
+        assert follow_up["In-Reply-To"] == follow_up["References"] == first_id
+    sent = archive_json(folder / "sent.json")
+    assert sent["first_message_id"] == first_id
+    assert [(s["message_id"], s["language"], s["resend"]) for s in sent["sends"]] == [
+        (ids_sent[0], "zh", False), (ids_sent[1], "zh", True), (ids_sent[2], "en", True)]
 
 
 def test_a_desk_outage_fails_the_fetch_and_nothing_is_written_or_sent(env, monkeypatch):

@@ -26,10 +26,16 @@ from incident_ops.airflow.hooks import (
     SmsGatewayHook,
     SmsRejected,
 )
-from incident_ops.airflow.senders import message_id, send_email, send_sms
+from incident_ops.airflow.senders import (
+    DEFAULT_FROM_NAME,
+    EmailDeliveryError,
+    message_id,
+    send_email,
+    send_sms,
+)
 from incident_ops.notify.messages import Attachment, Email, Sms
 from tests.support import FROM_EMAIL, free_port
-from tests.support.mail import Mailbox
+from tests.support.mail import Mailbox, SmtpTestServer
 from tests.support.sms import SmsReceiver
 
 pytestmark = pytest.mark.integration
@@ -179,8 +185,11 @@ def test_a_chinese_html_mail_arrives_with_inline_image_and_attachment(mailbox: M
     message = mailbox.one(to="oncall@ops.example.cn")
     assert mailbox.find(to="manager@ops.example.cn") == [message]
     assert message["Subject"] == email.subject
-    assert message["From"] == FROM_EMAIL
-    assert message["Message-ID"] == receipt.message_id == message_id(email.key)
+    [sender] = message["From"].addresses
+    assert (sender.display_name, sender.addr_spec) == (DEFAULT_FROM_NAME, FROM_EMAIL)
+    # The Message-ID's domain is the sender's (ops.example.cn), a real domain name.
+    assert message["Message-ID"] == receipt.message_id == message_id(email.key,
+                                                                     "ops.example.cn")
     assert message["X-Incident-Ops-Key"] == email.key
 
     raw = next(m.raw for m in mailbox.received if m.message is message)
@@ -210,10 +219,40 @@ def test_a_chinese_html_mail_arrives_with_inline_image_and_attachment(mailbox: M
     assert attachments[0].get_payload(decode=True) == report
 
 
-def test_the_message_id_depends_only_on_the_key() -> None:
-    assert message_id("k-1") == message_id("k-1")
-    assert message_id("k-1") != message_id("k-2")
-    assert message_id("k-1").endswith("@incident-ops>") and len(message_id("k-1")) == 47
+def test_the_message_id_depends_only_on_the_key_and_the_domain() -> None:
+    assert message_id("k-1", "ops.example.cn") == message_id("k-1", "ops.example.cn")
+    assert message_id("k-1", "ops.example.cn") != message_id("k-2", "ops.example.cn")
+    assert message_id("k-1", "ops.example.cn").endswith("@ops.example.cn>")
+    assert message_id("k-1") == message_id("k-1")  # the engine may compute it before sending
+
+
+def test_the_connection_names_the_sender_and_the_message_id_domain(
+        mailbox: Mailbox, smtp_server: SmtpTestServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    uri = smtp_server.connection_uri("ops@mail.example.cn") + \
+        "&from_name=%E7%9B%91%E6%8E%A7%E4%B8%AD%E5%BF%83+NOC&message_id_domain=noc.example.cn"
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_NOC", uri)
+    email = Email(to=("oncall@ops.example.cn",), subject="s", html="<p>x</p>", key="noc:1")
+
+    receipt = send_email(email, conn_id="smtp_noc")
+
+    message = mailbox.one(to="oncall@ops.example.cn")
+    [sender] = message["From"].addresses
+    assert (sender.display_name, sender.addr_spec) == ("监控中心 NOC", "ops@mail.example.cn")
+    assert message["Message-ID"] == receipt.message_id == message_id("noc:1", "noc.example.cn")
+
+
+def test_a_message_id_domain_that_is_no_domain_sends_nothing(
+        mailbox: Mailbox, smtp_server: SmtpTestServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_BAD",
+                       smtp_server.connection_uri("ops@localhost"))
+    email = Email(to=("oncall@ops.example.cn",), subject="s", html="<p>x</p>", key="bad:1")
+
+    with pytest.raises(EmailDeliveryError) as failure:
+        send_email(email, conn_id="smtp_bad")
+
+    assert not failure.value.transient  # a retry cannot fix the configuration
+    assert "'smtp_bad'" in str(failure.value) and "message_id_domain" in str(failure.value)
+    assert mailbox.messages == []
 
 
 # -------------------------------------------------------------------------- SMS

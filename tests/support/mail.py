@@ -3,11 +3,13 @@
 Messages are parsed into ``email.message.EmailMessage`` (modern policy: decoded headers,
 ``get_body()``, ``iter_attachments()``). Waiting for mail uses a condition variable with a
 deadline: a test wakes as soon as the message arrives and fails clearly when it does not.
+``save_html_view`` turns a received mail into a page a browser shows as a mail client would.
 """
 
 from __future__ import annotations
 
 import email.policy
+import re
 import threading
 import time
 import urllib.parse
@@ -196,3 +198,27 @@ class SmtpTestServer:
             }
         )
         return f"smtp://{self.host}:{self.port}?{query}"
+
+
+def save_html_view(message: EmailMessage, folder: Path) -> Path:
+    """Write ``message``'s HTML body as a page a browser can open, the way a mail client
+    shows it: every inline part saved as a file and its ``cid:`` links pointed at the file.
+
+    A ``cid:`` with no matching part is left as it is, so the browser reports the image as
+    broken instead of the view hiding it.
+    """
+    body = message.get_body(preferencelist=("html",))
+    if body is None:
+        raise AssertionError(f"mail {message['Subject']!r} has no text/html part")
+    html = body.get_content()
+    folder.mkdir(parents=True, exist_ok=True)
+    for n, part in enumerate(message.walk()):
+        cid = str(part.get("Content-ID") or "").strip().strip("<>")
+        if not cid or part.is_multipart():
+            continue
+        name = f"part{n}-{re.sub(r'[^A-Za-z0-9.]+', '_', part.get_filename() or 'inline')}"
+        (folder / name).write_bytes(part.get_payload(decode=True) or b"")
+        html = html.replace(f"cid:{cid}", name)
+    page = folder / "mail.html"
+    page.write_text(html, encoding="utf-8")
+    return page

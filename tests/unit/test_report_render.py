@@ -1,4 +1,6 @@
-"""The manager report as rendered: mail layout, escaping, empty periods, workbook, English."""
+"""The manager report as rendered: mail parts, escaping, empty periods, workbook, English,
+and how the mails of one period are keyed and threaded. (Layout at phone and desktop widths
+and the workbook in an independent reader: tests/integration/test_report_readers.py.)"""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from incident_ops.reports.labels import Labels
 from incident_ops.reports.periods import Period
 from incident_ops.reports.render import RenderedReport, content_id, render_report
 from incident_ops.reports.settings import ReportSettings
+from incident_ops.reports.workbook import sheet_title
 
 VOCAB = load_vocabulary()
 SETTINGS = KpiSettings.from_config(VOCAB, SlaPolicy.from_dict(load_yaml("sla.yaml")),
@@ -77,10 +80,13 @@ def test_the_sent_mail_carries_every_chart_inline_and_the_workbook(tmp_path: Pat
     settings = ReportSettings.from_dict(load_yaml("reports.yaml"))
     email = prepare_email(archive, settings, load_contacts())
     assert email.to == ("incident.manager@ops.example.cn",)
-    assert email.key == report_key(DAY, "0" * 64)
+    assert email.key == report_key(DAY, "zh", 0, "0" * 64) and email.references == ()
     message = message_from_bytes(bytes(build_mime(email, "ops@example.cn")),
                                  policy=policy.default)
     html = message.get_body(preferencelist=("html",)).get_content()  # type: ignore[union-attr]
+    text = message.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    # Text parts travel with CRLF line ends (RFC 5322); the words are the rendered ones.
+    assert text.replace("\r\n", "\n") == report.email_text and "新建事件：2 (" in text
     cids = set(re.findall(r'src="cid:([^"]+)"', html))
     inline = {str(p["Content-ID"]).strip("<>") for p in message.walk() if p["Content-ID"]}
     assert cids == inline and len(cids) == len(report.charts)
@@ -113,6 +119,29 @@ def test_english_report() -> None:
     assert report.subject.startswith("Incident management daily report 2026-11-25: 2 created")
     assert "Time to resolve and SLA by priority" in report.email_html
     assert "Urgent" in report.email_html and "紧急" not in report.email_html
+    for body in (report.email_html, report.email_text):
+        assert "Period: 2026-11-25 (Wed)" in body and "：" not in body  # no full-width colon
+    assert "- Created: 2 (" in report.email_text
+
+
+def test_the_plain_text_part_has_the_headline_figures_and_the_urgent_incidents() -> None:
+    report, kpis = rendered(tickets())
+    lines = report.email_text.splitlines()
+    assert lines[0] == "事件管理日报 · 2026-11-25"
+    assert "- 新建事件：2 (▲ +2，上期 0)" in lines
+    assert "- SLA 达成率：100.0% (—)" in lines  # nothing resolved the day before
+    assert kpis.headline["sla_pct"] == 100.0
+    # Plain text is not HTML: the subject is shown as it is, not escaped.
+    assert f"- #1 {EVIL} 计费中断 · 计费账务系统 · 已解决 · 用时 2.0h" in lines  # urgent
+    assert "重大影响事件 (应急)" in lines
+    assert f"- #1 {EVIL} 计费中断 · 紧急 · 计费账务系统 · 已解决 · 用时 2.0h" in lines  # major
+    assert "明细见附件 Excel 工作簿：incident-daily-2026-11-25.xlsx" in lines
+
+
+def test_an_empty_period_has_a_plain_text_part_too() -> None:
+    report, _ = rendered([])
+    assert "本期没有新建、解决或关闭的事件单。" in report.email_text
+    assert "- 新建事件：0 (" in report.email_text
 
 
 def test_workbook_cells_are_data_not_formulas() -> None:
@@ -128,19 +157,69 @@ def test_workbook_cells_are_data_not_formulas() -> None:
     assert all(c.data_type != "f" for row in detail.iter_rows() for c in row)
 
 
-def test_the_report_key_changes_with_the_numbers_not_with_the_run() -> None:
-    assert report_key(DAY, "a" * 64) == report_key(DAY, "a" * 64)
-    assert report_key(DAY, "a" * 64) != report_key(DAY, "b" * 64)
-    assert report_key(DAY, "a" * 64) != report_key(DAY.next(), "a" * 64)
+def test_every_mail_of_a_period_has_its_own_key_and_a_retried_send_the_same() -> None:
+    key = report_key(DAY, "zh", 0, "a" * 64)
+    assert key == report_key(DAY, "zh", 0, "a" * 64)  # a send retried before it succeeded
+    others = {report_key(DAY, "en", 0, "a" * 64),  # the English mail
+              report_key(DAY, "zh", 1, "a" * 64),  # a resend
+              report_key(DAY, "zh", 0, "b" * 64),  # other numbers
+              report_key(DAY.next(), "zh", 0, "a" * 64)}
+    assert key not in others and len(others) == 4
 
 
-def test_times_in_the_workbook_are_local() -> None:
-    report, _ = rendered(tickets())
+def test_a_resend_is_a_new_mail_in_the_thread_of_the_periods_first(tmp_path: Path) -> None:
+    report, kpis = rendered(tickets())
+    archive = ReportArchive(tmp_path, DAY)
+    archive.write_json(archive.kpis, kpis.to_dict())
+    archive.write_rendered(report, {c.name: content_id(kpis, c) for c in report.charts},
+                           {"kpis_digest": "0" * 64, "language": "zh"})
+    settings = ReportSettings.from_dict(load_yaml("reports.yaml"))
+
+    first = prepare_email(archive, settings, load_contacts())
+    archive.record_send({"message_id": "<first@ops.example.cn>", "key": first.key})
+    second = prepare_email(archive, settings, load_contacts())
+    archive.record_send({"message_id": "<second@ops.example.cn>", "key": second.key})
+    third = prepare_email(archive, settings, load_contacts())
+
+    assert len({first.key, second.key, third.key}) == 3
+    assert first.references == ()
+    assert second.references == third.references == ("<first@ops.example.cn>",)
+    assert [s["message_id"] for s in archive.sends()] == ["<first@ops.example.cn>",
+                                                          "<second@ops.example.cn>"]
+    assert archive.sent()["message_id"] == "<second@ops.example.cn>"  # type: ignore[index]
+
+
+def test_a_sent_marker_from_before_the_history_counts_as_one_mail(tmp_path: Path) -> None:
+    archive = ReportArchive(tmp_path, DAY)
+    archive.write_json(archive.sent_marker, {"message_id": "<old@incident-ops>",
+                                             "sent_at": "2026-11-26T00:00:00+00:00"})
+    assert [s["message_id"] for s in archive.sends()] == ["<old@incident-ops>"]
+
+
+def test_sheet_names_fit_excel_and_are_cut_between_words() -> None:
+    taken: set[str] = set()
+    assert sheet_title("Configuration items by faults and alarms", taken) == \
+        "Configuration items by faults"
+    assert sheet_title("Configuration items by faults and alarms", taken) == \
+        "Configuration items by faul (2)"
+    assert sheet_title("a/b:c*d?[e]", taken) == "a b c d e"
+    assert len(sheet_title("x" * 40, taken)) == 31
+
+
+def test_times_in_the_workbook_are_local_to_the_minute() -> None:
+    late = Ticket(id="3", subject="秒", status="new", priority="low", system="crm",
+                  created=T0 + timedelta(minutes=5, seconds=59, microseconds=123456),
+                  updated=T0 + timedelta(minutes=6))
+    report, _ = rendered([*tickets(), late])
     detail = pd.read_excel(io.BytesIO(report.workbook), sheet_name="工单明细")
-    first = detail.set_index(detail["工单号"].astype(str)).loc["1"]
+    by_id = detail.set_index(detail["工单号"].astype(str))
     # 19:00 UTC on the 24th is 03:00 on the 25th in Shanghai
-    assert pd.Timestamp(first["创建时间"]) == pd.Timestamp(datetime(2026, 11, 25, 3, 0))
-    assert bool(first["SLA 达成"]) is True  # urgent with major impact: 2 h of 2 h is met
+    assert pd.Timestamp(by_id.loc["1", "创建时间"]) == pd.Timestamp(datetime(2026, 11, 25, 3, 0))
+    assert bool(by_id.loc["1", "SLA 达成"]) is True  # urgent, major impact: 2 h of 2 h is met
+    assert pd.Timestamp(by_id.loc["3", "创建时间"]) == pd.Timestamp(datetime(2026, 11, 25, 3, 5))
+    urgent = pd.read_excel(io.BytesIO(report.workbook), sheet_name="紧急事件")
+    # The KPI lists hold UTC ISO strings; the workbook shows local times.
+    assert pd.Timestamp(urgent.loc[0, "创建时间"]) == pd.Timestamp(datetime(2026, 11, 25, 3, 0))
 
 
 def test_without_a_chinese_font_the_charts_fall_back_to_english(monkeypatch, caplog) -> None:

@@ -2,9 +2,11 @@
 
 Each returns a small dict for XCom (the period, paths, a few numbers); the tickets, the
 KPIs and the rendered files live in the period's archive folder (``reports.archive``).
-Send mails once per period: after a successful send it writes ``sent.json``, and a later
-run (a retry, a re-run, a backfill) finds it and does not mail again unless the run was
-triggered with ``resend``.
+Send mails once per period: after a successful send it records the mail in ``sent.json``,
+and a later run (a retry, a re-run, a backfill) finds it and does not mail again unless the
+run was triggered with ``resend``. Every mail sent for a period has its own Message-ID and
+replies to the period's first, so a mail client shows a resend (or the other language)
+as a new message in the same conversation.
 """
 
 from __future__ import annotations
@@ -118,9 +120,12 @@ def send_task(rendered: dict[str, Any], context: Any) -> dict[str, Any]:
     email = prepare_email(archive, settings, load_contacts())
     receipt = send_email(email, conn_id=settings.smtp_conn_id)
     info = run_info(context)
-    archive.write_json(archive.sent_marker, {
+    archive.record_send({
         "sent_at": datetime.now(UTC).isoformat(), "message_id": receipt.message_id,
-        "key": email.key, "to": list(email.to), "cc": list(email.cc),
-        "accepted": list(receipt.accepted), "refused": list(receipt.refused),
-        "kpis_digest": rendered["kpis_digest"], "run_id": info.run_id, "resend": resend})
-    return {"sent": True, "message_id": receipt.message_id, "to": len(email.to) + len(email.cc)}
+        "in_reply_to": email.references[-1] if email.references else None,
+        "key": email.key, "language": rendered.get("language"), "to": list(email.to),
+        "cc": list(email.cc), "accepted": list(receipt.accepted),
+        "refused": list(receipt.refused), "kpis_digest": rendered["kpis_digest"],
+        "run_id": info.run_id, "resend": resend})
+    return {"sent": True, "message_id": receipt.message_id, "to": len(email.to) + len(email.cc),
+            "thread": email.references[0] if email.references else receipt.message_id}

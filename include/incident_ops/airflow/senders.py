@@ -6,25 +6,38 @@ only knows multipart/mixed with files read from disk: our mails show images inli
 derived from the action's idempotency key, so a re-sent mail is recognisably the same mail.
 The SMTP provider's hook still does what it is good at: reading the connection, TLS/SSL
 choice, login and connect retries.
+
+Who the mail is from comes from the SMTP connection: ``from_email`` (the provider's extra)
+is the address; the extras ``from_name`` (default ``DEFAULT_FROM_NAME``) and
+``message_id_domain`` (default: the domain of ``from_email``) name the sender and the domain
+of every ``Message-ID``, which must be a real domain name (spam filters score a
+``Message-ID`` without one).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import smtplib
+from collections.abc import Mapping
 from dataclasses import dataclass
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import formatdate
-from typing import cast
+from email.utils import formatdate, parseaddr
+from typing import Any, cast
 
 from incident_ops.airflow.hooks import SmsGatewayHook, SmsReceipt
 from incident_ops.notify.messages import Attachment, Email, Sms
 
 log = logging.getLogger(__name__)
 
-MESSAGE_ID_DOMAIN = "incident-ops"
+DEFAULT_FROM_NAME = "事件管理 Incident Ops"
+# The domain of message_id() when none is given; send_email always gives the connection's.
+FALLBACK_DOMAIN = "incident-ops.invalid"
+_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
+_DOMAIN = re.compile(rf"^(?=.{{1,253}}$)(?:{_LABEL}\.)+(?!\d+$){_LABEL}$")
 
 
 class EmailDeliveryError(Exception):
@@ -42,9 +55,61 @@ class EmailReceipt:
     refused: tuple[str, ...] = ()  # recipients the server refused while taking the rest
 
 
-def message_id(key: str) -> str:
-    """The ``Message-ID`` for an idempotency key: the same key always gives the same id."""
-    return f"<{hashlib.sha256(key.encode('utf-8')).hexdigest()[:32]}@{MESSAGE_ID_DOMAIN}>"
+class SenderConfigError(ValueError):
+    """The SMTP connection's sender settings cannot make a valid From or Message-ID."""
+
+
+def message_id(key: str, domain: str = FALLBACK_DOMAIN) -> str:
+    """The ``Message-ID`` for an idempotency key: the same key (and domain) always gives the
+    same id, so a mail sent again after a failure is recognisably the same mail."""
+    return f"<{hashlib.sha256(key.encode('utf-8')).hexdigest()[:32]}@{domain}>"
+
+
+def domain_name(text: str) -> str | None:
+    """``text`` as an ASCII domain name (IDNA for Chinese names), or None if it is not one:
+    at least two labels, letters, digits and inner hyphens, the last label not all digits
+    (an IP address is not a domain)."""
+    try:
+        ascii_name = text.strip().rstrip(".").encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        return None
+    return ascii_name if _DOMAIN.match(ascii_name) else None
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who a mail is from: the address (envelope and header), its display name, and the
+    domain of the Message-IDs."""
+
+    address: str
+    name: str = DEFAULT_FROM_NAME
+    domain: str = FALLBACK_DOMAIN
+
+    @classmethod
+    def from_settings(cls, from_email: str, extras: Mapping[str, Any] | None = None,
+                      *, source: str = "the sender") -> Sender:
+        """The sender from ``from_email`` (``addr`` or ``Name <addr>``) and the connection's
+        extras ``from_name`` and ``message_id_domain``; an explicit extra wins."""
+        extras = extras or {}
+        given_name, address = parseaddr(from_email or "")
+        if "@" not in address:
+            raise SenderConfigError(f"{source}: from_email {from_email!r} is not an e-mail "
+                                    "address")
+        name = str(extras.get("from_name") or given_name or DEFAULT_FROM_NAME).strip()
+        explicit = extras.get("message_id_domain")
+        domain = domain_name(str(explicit or address.rpartition("@")[2]))
+        if domain is None:
+            raise SenderConfigError(
+                f"{source}: message_id_domain {explicit!r} is not a domain name" if explicit
+                else f"{source}: the domain of from_email {address!r} is not a domain name "
+                     "usable in a Message-ID; set the extra message_id_domain (e.g. "
+                     "ops.example.cn)")
+        return cls(address=address, name=name, domain=domain)
+
+    def header(self) -> Address:
+        local, _, host = self.address.rpartition("@")
+        # A Chinese domain goes out in its IDNA form: headers are ASCII without SMTPUTF8.
+        return Address(display_name=self.name, username=local, domain=domain_name(host) or host)
 
 
 def _mime_type(attachment: Attachment) -> tuple[str, str]:
@@ -54,21 +119,30 @@ def _mime_type(attachment: Attachment) -> tuple[str, str]:
     return maintype.lower(), subtype.lower()
 
 
-def build_mime(email: Email, from_addr: str, *, date: str | None = None) -> EmailMessage:
-    """The MIME message for ``email``.
+def build_mime(email: Email, sender: Sender | str, *, date: str | None = None
+               ) -> EmailMessage:
+    """The MIME message for ``email`` from ``sender`` (a ``Sender``, or a bare address that
+    gets the default display name and its own domain for the Message-ID).
 
     Layout: mixed[ alternative[ text, related[ html, inline images ] ], files ], with the
     parts that are not needed left out. Bodies are base64 so the mail needs no 8BITMIME;
-    headers with Chinese text are RFC 2047-encoded by the SMTP policy.
+    headers with Chinese text are RFC 2047-encoded by the SMTP policy. ``email.references``
+    become In-Reply-To (the last) and References (all), so a client threads the mail under
+    the ones it follows up.
     """
+    if isinstance(sender, str):
+        sender = Sender.from_settings(sender)
     msg = EmailMessage(policy=SMTP)
     msg["Subject"] = email.subject
-    msg["From"] = from_addr
+    msg["From"] = sender.header()
     msg["To"] = ", ".join(email.to)
     if email.cc:
         msg["Cc"] = ", ".join(email.cc)
     msg["Date"] = date or formatdate(localtime=True)
-    msg["Message-ID"] = message_id(email.key)
+    msg["Message-ID"] = message_id(email.key, sender.domain)
+    if email.references:
+        msg["In-Reply-To"] = email.references[-1]
+        msg["References"] = " ".join(email.references)
     msg["X-Incident-Ops-Key"] = email.key
 
     html_part: EmailMessage
@@ -122,12 +196,17 @@ def send_email(email: Email, conn_id: str = "smtp_default") -> EmailReceipt:
                 f"{type(exc).__name__}: {exc}",
                 transient=isinstance(exc, (OSError, smtplib.SMTPException)),
             ) from exc
-        from_addr = hook.from_email
-        if not from_addr:
+        if not hook.from_email:
             raise EmailDeliveryError(
                 f"SMTP connection {conn_id!r} has no from_email extra", transient=False
             )
-        msg = build_mime(email, from_addr)
+        try:
+            sender = Sender.from_settings(hook.from_email, hook.conn.extra_dejson,
+                                          source=f"SMTP connection {conn_id!r}")
+        except SenderConfigError as exc:
+            raise EmailDeliveryError(str(exc), transient=False) from exc
+        from_addr = sender.address
+        msg = build_mime(email, sender)
         # The provider has no public "send this MIME message" on the hook; its client is the
         # connected, logged-in smtplib object the hook built from the connection.
         client = cast(smtplib.SMTP, hook._smtp_client)

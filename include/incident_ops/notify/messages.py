@@ -28,6 +28,8 @@ class Email:
     text: str = ""
     cc: tuple[str, ...] = ()
     attachments: tuple[Attachment, ...] = ()
+    # Message-IDs (with <>) this mail follows up, oldest first: a client threads it under them.
+    references: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -114,24 +114,31 @@ def render(archive: ReportArchive, kpis: PeriodKpis, settings: ReportSettings,
         "language": labels.lang, "kpis_digest": kpis_digest, "run_id": run_id,
         "period": archive.period.to_dict()})
     return {"folder": str(archive.folder), "subject": manifest["subject"],
-            "charts": len(report.charts), "kpis_digest": kpis_digest}
+            "charts": len(report.charts), "kpis_digest": kpis_digest, "language": labels.lang}
 
 
-def report_key(period: Period, kpis_digest: str) -> str:
-    """The mail's idempotency key (-> its Message-ID): the period and what it says.
+def report_key(period: Period, language: str, sent_before: int, kpis_digest: str) -> str:
+    """The mail's idempotency key (-> its Message-ID): one per mail the period gets.
 
-    The same report mailed again carries the same Message-ID; a report whose numbers
-    changed (late tickets, a re-run with ``resend``) is a new message.
+    The Chinese and the English mail, and each ``resend``, are different messages (a client
+    that drops a second mail with a known Message-ID would hide them); a send retried after
+    a failure, with nothing recorded as sent in between, is the same message again. The
+    numbers' digest keeps a report whose numbers changed apart even if ``sent.json`` was lost.
     """
-    return f"report:{period.kind}:{period.label}:{kpis_digest[:12]}"
+    return (f"report:{period.kind}:{period.label}:{language}:{sent_before}:"
+            f"{kpis_digest[:12]}")
 
 
 def prepare_email(archive: ReportArchive, settings: ReportSettings, contacts: Contacts
                   ) -> Email:
+    """The period's mail as rendered, keyed as its next send and threaded under its first."""
     manifest = archive.read_manifest()
     to, cc = settings.audience(archive.period.kind).addresses(contacts)
     if not to:
         raise ValueError(f"reports.yaml names no recipients for the {archive.period.kind} "
                          "report (periods.<kind>.to / roles)")
-    return archive.email(manifest, to=to, cc=cc,
-                         key=report_key(archive.period, manifest["kpis_digest"]))
+    sends = archive.sends()
+    first = [s["message_id"] for s in sends[:1] if s.get("message_id")]
+    key = report_key(archive.period, manifest.get("language") or "zh", len(sends),
+                     manifest["kpis_digest"])
+    return archive.email(manifest, to=to, cc=cc, key=key, references=tuple(first))

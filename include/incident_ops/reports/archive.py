@@ -5,9 +5,11 @@
     charts/*.png     the charts (render)
     report.html      the report, charts linked as files: open it in a browser
     email.html       the same report as mailed, charts as cid: parts
+    email.txt        the mail's plain-text version
     workbook.xlsx    the Excel workbook that was attached
     manifest.json    written last by render: subject, files and their digests
-    sent.json        written after a successful send: the marker that stops a second mail
+    sent.json        written after each successful send: the marker that stops a second
+                     mail, and every mail sent for the period (Message-ID, language, who)
 
 Every file is written to a temporary name and renamed, so a crash never leaves half a
 file under the real name; the manifest is the render's commit point, and send refuses a
@@ -79,6 +81,7 @@ class ReportArchive:
         files: dict[str, bytes] = {
             "report.html": report.archive_html.encode("utf-8"),
             "email.html": report.email_html.encode("utf-8"),
+            "email.txt": report.email_text.encode("utf-8"),
             "workbook.xlsx": report.workbook,
         }
         for chart in report.charts:
@@ -114,19 +117,34 @@ class ReportArchive:
         return manifest
 
     def email(self, manifest: dict[str, Any], *, to: tuple[str, ...], cc: tuple[str, ...],
-              key: str) -> Email:
-        """The e-mail exactly as rendered: body, inline charts, workbook."""
+              key: str, references: tuple[str, ...] = ()) -> Email:
+        """The e-mail exactly as rendered: body (HTML and text), inline charts, workbook."""
         images = tuple(Attachment(Path(c["file"]).name, (self.folder / c["file"]).read_bytes(),
                                   "image/png", inline_id=c["cid"]) for c in manifest["charts"])
         workbook = Attachment(manifest["workbook_name"],
                               (self.folder / "workbook.xlsx").read_bytes(), XLSX)
+        text = (self.folder / "email.txt").read_text(encoding="utf-8") \
+            if "email.txt" in manifest["files"] else ""  # rendered before there was one
         return Email(to=to, cc=cc, subject=manifest["subject"],
-                     html=(self.folder / "email.html").read_text(encoding="utf-8"), key=key,
-                     attachments=(*images, workbook))
+                     html=(self.folder / "email.html").read_text(encoding="utf-8"), text=text,
+                     key=key, attachments=(*images, workbook), references=references)
 
     def sent(self) -> dict[str, Any] | None:
+        """The record of the last mail sent for this period (None: never mailed)."""
+        sends = self.sends()
+        return sends[-1] if sends else None
+
+    def sends(self) -> list[dict[str, Any]]:
+        """Every mail sent for this period, oldest first."""
         try:
             marker: dict[str, Any] = json.loads(self.sent_marker.read_text(encoding="utf-8"))
-            return marker
         except FileNotFoundError:
-            return None
+            return []
+        # A marker written before the history was kept is the record of a single mail.
+        return list(marker.get("sends") or [marker])
+
+    def record_send(self, entry: dict[str, Any]) -> Path:
+        """Add a sent mail to ``sent.json`` (after the SMTP server took it)."""
+        sends = [*self.sends(), entry]
+        return self.write_json(self.sent_marker, {
+            "first_message_id": sends[0].get("message_id"), "sends": sends, **entry})

@@ -1,5 +1,10 @@
 """The report's charts as PNG bytes (matplotlib, Agg backend: no display needed).
 
+Every chart is drawn for one size on screen, ``WIDTH`` CSS pixels, the width of a phone and
+half the mail's width on a desktop (where two sit side by side), so its lettering reads the
+same on both: a 9 pt label is 12 CSS px. The PNG has ``SCALE`` times the pixels, sharp on
+high-density screens; the mail shows it at ``Chart.width`` and smaller screens scale it down.
+
 Chinese labels need a font with CJK glyphs; matplotlib's bundled DejaVu has none and would
 draw empty boxes. ``cjk_font()`` looks for one (Noto Sans CJK, WenQuanYi, Droid Sans
 Fallback, ... via fontconfig); without one, the charts fall back to English labels and the
@@ -25,7 +30,9 @@ PREFERRED_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC",
                    "WenQuanYi Micro Hei", "WenQuanYi Zen Hei", "Droid Sans Fallback",
                    "AR PL UMing CN", "Noto Serif CJK SC")
 COLORS = {"now": "#2f6fb5", "before": "#b9cde5", "resolved": "#3a9d5d", "bad": "#c9453b"}
-DPI = 110
+WIDTH = 348  # CSS px a chart is laid out for
+SCALE = 2  # image pixels per CSS px
+DPI = 96 * SCALE  # CSS has 96 px per inch: figure inches * 96 = CSS px
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,7 @@ class Chart:
     name: str  # file stem and Content-ID stem
     title: str
     png: bytes
+    width: int = WIDTH  # CSS px to show it at (the PNG is SCALE times wider)
 
 
 @lru_cache(maxsize=1)
@@ -92,34 +100,52 @@ def render_charts(kpis: PeriodKpis, labels: Labels, *, sla_goal_pct: float = 90.
     return [c for c in charts if c is not None]
 
 
-def _figure(width: float = 6.4, height: float = 3.0) -> tuple[Any, Any]:
+def _figure(height: float) -> tuple[Any, Any]:
+    """A figure ``WIDTH`` CSS px wide and ``height`` CSS px high."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), dpi=DPI)  # no pyplot: no global figure registry
+    fig = Figure(figsize=(WIDTH / 96, height / 96), dpi=DPI)  # no pyplot: no global figure registry
     return fig, fig.add_subplot()
 
 
 def _png(fig: Any, name: str, title: str) -> Chart:
+    from PIL import Image
+
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
-    return Chart(name, title, buffer.getvalue())
+    # Flat colours on white: a 256-colour palette looks the same at about a third of the
+    # bytes, which the mail carries five times.
+    with Image.open(io.BytesIO(buffer.getvalue())) as image:
+        palette = image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT,
+                                                dither=Image.Dither.NONE)
+    out = io.BytesIO()
+    palette.save(out, format="PNG", optimize=True)
+    return Chart(name, title, out.getvalue())
+
+
+def _counts_axis(axis: Any) -> None:
+    """Whole-number ticks: a count of tickets is never 2.5."""
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(nbins=5, integer=True))
 
 
 def _trend(kpis: PeriodKpis, labels: Labels) -> Chart:
     t = kpis.tables["trend"]
     title = labels.text("chart_trend")
-    fig, ax = _figure()
+    fig, ax = _figure(240)
     x = range(len(t))
     ax.bar(x, t["created"], color=COLORS["now"], label=labels.text("trend_created"))
     ax.plot(x, t["resolved"], color=COLORS["resolved"], marker="o", markersize=3,
             label=labels.text("trend_resolved"))
-    step = max(1, -(-len(t) // 10))  # at most ten labels: "11-01" labels collide beyond
+    step = max(1, -(-len(t) // 6))  # at most six labels: "11-01" labels collide beyond
     ax.set_xticks(list(x)[::step])
     ax.set_xticklabels([str(b)[5:] if len(str(b)) == 10 else str(b)
                         for b in t["bucket"]][::step], rotation=0)
     top = max(int(t["created"].max()), int(t["resolved"].max()), 1)
     ax.set_ylim(0, top * 1.3)  # headroom so the legend never covers a bar
+    _counts_axis(ax.yaxis)
     ax.legend(frameon=False, loc="upper right", ncol=2)
     ax.set_title(title)
     return _png(fig, "trend", title)
@@ -130,7 +156,7 @@ def _priority(kpis: PeriodKpis, labels: Labels) -> Chart | None:
     if t.empty:
         return None
     title = labels.text("chart_priority")
-    fig, ax = _figure(6.4, 2.8)
+    fig, ax = _figure(230)
     names = [labels.code("priorities", c) for c in t["code"]]
     x = range(len(t))
     ax.bar([i - 0.2 for i in x], t["created"], width=0.4, color=COLORS["now"],
@@ -141,6 +167,7 @@ def _priority(kpis: PeriodKpis, labels: Labels) -> Chart | None:
     ax.set_xticklabels(names)
     for i, v in zip(x, t["created"], strict=True):
         ax.annotate(str(int(v)), (i - 0.2, v), ha="center", va="bottom", fontsize=8)
+    _counts_axis(ax.yaxis)
     ax.legend(frameon=False)
     ax.set_title(title)
     return _png(fig, "priority", title)
@@ -151,12 +178,33 @@ def _horizontal(table: Any, value: str, section: str, title: str, name: str,
     if table.empty or int(table[value].sum()) == 0:
         return None
     rows = table[table[value] > 0].sort_values(value).tail(10)
-    fig, ax = _figure(6.4, 0.6 + 0.32 * len(rows))
-    ax.barh([labels.code(section, c) for c in rows["code"]], rows[value], color=COLORS["now"])
+    names = [_wrap_label(labels.code(section, c)) for c in rows["code"]]
+    lines = sum(name.count("\n") + 1 for name in names)
+    fig, ax = _figure(60 + 16 * lines + 6 * len(rows))
+    ax.barh(names, rows[value], color=COLORS["now"])
     for i, v in enumerate(rows[value]):
         ax.annotate(f" {int(v)}", (v, i), va="center", fontsize=8)
+    _counts_axis(ax.xaxis)
     ax.set_title(title)
     return _png(fig, name, title)
+
+
+def _wrap_label(text: str, width: int = 22) -> str:
+    """``text`` on lines of about ``width`` columns (a Chinese character takes two), so a
+    long category name does not squeeze the bars off a phone-sized chart."""
+    lines: list[str] = []
+    line = ""
+    for word in text.split(" "):
+        candidate = f"{line} {word}" if line else word
+        if line and _columns(candidate) > width:
+            lines.append(line)
+            candidate = word
+        line = candidate
+    return "\n".join([*lines, line])
+
+
+def _columns(text: str) -> int:
+    return sum(2 if ord(ch) >= 0x1100 else 1 for ch in text)
 
 
 def _system(kpis: PeriodKpis, labels: Labels) -> Chart | None:
@@ -174,7 +222,7 @@ def _sla(kpis: PeriodKpis, labels: Labels, goal: float) -> Chart | None:
     if t.empty:
         return None
     title = labels.text("chart_sla")
-    fig, ax = _figure(6.4, 2.6)
+    fig, ax = _figure(220)
     names = [labels.code("priorities", c) for c in t["code"]]
     values = [float(v) for v in t["sla_pct"]]
     bars = ax.bar(names, values, color=[COLORS["now"] if v >= goal else COLORS["bad"]

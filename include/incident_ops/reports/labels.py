@@ -53,7 +53,7 @@ LOWER_IS_BETTER = {"mean_ttr_h", "p90_ttr_h", "reopen_rate_pct", "bounce_rate_pc
                    "major", "reopened", "bounced", "escalated"}
 
 OUTCOMES = {
-    "auto": ("自动关闭 (监控/转单 100.7.1)", "Auto-closed (monitoring/transfer, 100.7.1)"),
+    "auto": ("自动关闭 (监控/转单 100.7.1)", "Auto-closed (monitoring or transfer, 100.7.1)"),
     "confirmed": ("用户确认后关闭", "Closed after the requester confirmed"),
     "no_answer": ("未答复按策略关闭", "Closed without an answer (policy)"),
     "support": ("一线/二线自行关闭 (100.7.4)", "Closed by L1/L2 (100.7.4)"),
@@ -90,6 +90,7 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "automation": ("自动化记录", "Automation"), "sla_h": ("SLA 计时 (h)", "SLA clock (h)"),
     "sla_met": ("SLA 达成", "Within SLA"), "created_at": ("创建时间", "Created at"),
     "completed": ("完成时间", "Completed at"), "closed_at": ("关闭时间", "Closed at"),
+    "resolved_at": ("解决时间", "Resolved at"),
 }
 
 # table -> (zh, en, code field whose labels the "code" column takes)
@@ -113,9 +114,38 @@ TABLES: dict[str, tuple[str, str, str | None]] = {
     "trend": ("趋势", "Trend", None),
 }
 
+# Workbook sheet names (Excel allows 31 characters): the tables' short names, the summary
+# and the ticket detail. A table missing here is named after its title, cut between words.
+SHEETS: dict[str, tuple[str, str]] = {
+    "summary": ("概览", "Summary"),
+    "resolution_priority": ("解决时长与SLA", "Resolution and SLA"),
+    "response_priority": ("响应时长与达成率", "Response and target"),
+    "volume_priority": ("按优先级", "By priority"),
+    "volume_system": ("按系统", "By system"),
+    "volume_source": ("按来源", "By source"),
+    "volume_category": ("按分类", "By category"),
+    "closure_outcomes": ("关闭方式", "How closed"),
+    "escalations": ("升级", "Escalations"),
+    "bounces_by_handler": ("解决记录退回", "Incomplete resolutions"),
+    "duplicates": ("重复事件", "Duplicates"),
+    "top_config_items": ("配置项", "Configuration items"),
+    "top_vendors": ("厂商", "Vendors"),
+    "urgent": ("紧急事件", "Urgent"),
+    "major": ("重大影响事件", "Major impact"),
+    "reopened": ("重开事件", "Reopened"),
+    "trend": ("趋势", "Trend"),
+    "detail": ("工单明细", "Tickets"),
+}
+
 TEXT: dict[str, tuple[str, str]] = {
     "title": ("事件管理{kind}", "Incident management {kind}"),
     "period": ("统计周期", "Period"),
+    "colon": ("：", ": "),
+    "headline": ("主要指标", "Headline figures"),
+    "change_and_previous": ("{change}，上期 {value}", "{change}, previous {value}"),
+    "ttr_meta": ("用时 {value}", "resolved in {value}"),
+    "html_only": ("图表与全部表格见本邮件的 HTML 版本。",
+                  "The charts and every table are in the HTML version of this mail."),
     "compared": ("对比上期", "Compared with"),
     "empty": ("本期没有新建、解决或关闭的事件单。",
               "No incident tickets were created, resolved or closed in this period."),
@@ -135,7 +165,6 @@ TEXT: dict[str, tuple[str, str]] = {
     "chart_sla": ("SLA 达成率 (按优先级)", "SLA met by priority"),
     "chart_outcomes": ("关闭方式", "How tickets were closed"),
     "this_period": ("本期", "This period"), "previous_period": ("上期", "Previous"),
-    "detail_sheet": ("工单明细", "Tickets"), "summary_sheet": ("概览", "Summary"),
     "detail_capped": ("仅列出前 {n} 条 (共 {total} 条)。", "First {n} of {total} tickets."),
     "local_time": ("时间为 {tz} 本地时间。", "Times are local to {tz}."),
     "not_set": ("未填写", "(not set)"),
@@ -182,6 +211,12 @@ class Labels:
         if section is None:
             return text
         return self.vocab.label(section, text, self.lang)
+
+    def sheet(self, key: str) -> str:
+        """The workbook sheet of ``key`` (a table, "summary" or "detail")."""
+        if key in SHEETS:
+            return self._pick(SHEETS[key])
+        return self.table(key) if key in TABLES else key
 
     def code_section(self, table: str) -> str | None:
         return TABLES[table][2] if table in TABLES else None

@@ -3,7 +3,9 @@
 ``render_report`` makes two HTML documents from one template: the archive copy links its
 charts as files beside it (``charts/trend.png``), the e-mail copy as ``cid:`` parts of the
 same message, so the mail shows its charts without fetching anything. Every ticket value
-goes through jinja2's autoescape: a subject holding ``<script>`` is shown as text.
+goes through jinja2's autoescape: a subject holding ``<script>`` is shown as text. The mail
+also gets a plain-text version (the headline figures, the urgent and major incidents) for
+clients that show no HTML and for spam filters that distrust HTML-only mail.
 Pure apart from matplotlib/openpyxl working in memory; ``reports.archive`` writes the
 result and builds the e-mail from what it wrote.
 """
@@ -42,6 +44,15 @@ MAIL_COLUMNS = {
     "major": ("id", "subject", "priority", "system", "status", "ttr_h", "handler"),
     "reopened": ("id", "subject", "system", "handler"),
 }
+# Tables of tickets: shown as a list (ticket and subject, then the other columns in a line).
+TICKET_LISTS = ("urgent", "major", "reopened")
+# Ticket lists the plain-text version repeats after the headline figures.
+TEXT_TABLES = ("urgent", "major")
+# Columns a narrow screen leaves out of the mail (where the client honours media queries).
+OPTIONAL_COLUMNS = frozenset({"target_h", "previous_sla_pct", "respond_target_h",
+                              "previous_response_pct"})
+TEXT_COLUMNS = frozenset({"code", "subject", "handler", "system", "status", "priority", "id",
+                          "master_id"})
 CODED_COLUMNS = {"priority": "priorities", "system": "systems", "status": "statuses",
                  "impact": "impacts"}
 
@@ -51,6 +62,7 @@ class RenderedReport:
     subject: str
     archive_html: str
     email_html: str
+    email_text: str
     charts: list[Chart]
     workbook: bytes
     workbook_name: str
@@ -71,13 +83,14 @@ def render_report(kpis: PeriodKpis, labels: Labels, detail: pd.DataFrame, detail
     template = environment().get_template(TEMPLATE)
 
     def html(src: dict[str, str]) -> str:
-        shown = [{"src": src[c.name], "title": c.title} for c in charts]
+        shown = [{"src": src[c.name], "title": c.title, "width": c.width} for c in charts]
         return str(template.render(**context, charts=shown))
 
     return RenderedReport(
         subject=context["subject"],
         archive_html=html({c.name: f"charts/{c.name}.png" for c in charts}),
         email_html=html({c.name: f"cid:{content_id(kpis, c)}" for c in charts}),
+        email_text=_plain_text(context, labels),
         charts=charts,
         workbook=build_workbook(kpis, labels, detail, detail_total),
         workbook_name=workbook_name)
@@ -100,10 +113,38 @@ def _context(kpis: PeriodKpis, labels: Labels, *, email_rows: int, dag_id: str, 
         "cards": [_card(kpis, labels, key) for key in HEADLINE_CARDS],
         "tables": [t for t in (_mail_table(kpis, labels, name, email_rows)
                                for name in MAIL_TABLES) if t is not None],
+        "lists": {name: _mail_table(kpis, labels, name, email_rows)
+                  for name in TEXT_TABLES},
         "text": {k: labels.text(k) for k in ("period", "compared", "empty", "charts", "none")},
+        "colon": labels.text("colon"),
         "attachment": labels.text("attachment", name=workbook_name),
         "footer": labels.text("footer", dag=dag_id, run=run_id),
     }
+
+
+def _plain_text(context: dict[str, Any], labels: Labels) -> str:
+    """The text/plain version: what a manager needs when the HTML is not shown."""
+    colon = labels.text("colon")
+    lines = [f"{context['title']} · {context['period_label']}",
+             f"{context['text']['period']}{colon}{context['period_text']}",
+             f"{context['text']['compared']}{colon}{context['previous_text']}", ""]
+    if context["empty"]:
+        lines += [context["text"]["empty"], ""]
+    lines.append(labels.text("headline"))
+    for card in context["cards"]:
+        trend = card["change"] if card["change"] == "—" else \
+            labels.text("change_and_previous", change=card["change"], value=card["previous"])
+        lines.append(f"- {card['label']}{colon}{card['value']} ({trend})")
+    for table in context["lists"].values():
+        if context["empty"] or table is None or not table["rows"]:
+            continue
+        lines += ["", table["title"]]
+        lines += [f"- {item['id']} {item['subject']} · " + " · ".join(item["meta"])
+                  for item in table["items"]]
+        if table["more"]:
+            lines.append(table["more"])
+    lines += ["", context["attachment"], labels.text("html_only"), "", context["footer"]]
+    return "\n".join(lines) + "\n"
 
 
 def _subject(kpis: PeriodKpis, labels: Labels, title: str) -> str:
@@ -155,15 +196,39 @@ def _mail_table(kpis: PeriodKpis, labels: Labels, name: str, limit: int
                 row.append(f"#{value}")
             elif col == "delta":
                 row.append(f"{int(value):+d}" if value else "0")
+            elif col == "ttr_h":
+                row.append("" if value is None or value != value else
+                           labels.text("ttr_meta", value=_fmt(value, "h")))
             else:
                 row.append(_fmt(value, "%" if col.endswith("_pct") else ""))
         rows.append(row)
-    header = [labels.column("label") if c == "code" else labels.column(c) for c in columns]
     more = max(0, len(table) - limit)
-    return {"title": labels.table(name), "header": header, "rows": rows,
-            "more": labels.text("more_rows", n=more) if more else "",
-            "numeric": [c not in ("code", "subject", "handler", "system", "status", "priority",
-                                  "id", "master_id") for c in columns]}
+    shown: dict[str, Any] = {"title": labels.table(name), "rows": rows,
+                             "more": labels.text("more_rows", n=more) if more else ""}
+    if name in TICKET_LISTS and columns[:2] == ["id", "subject"]:
+        # A list, not a grid: the ticket and its subject on one line, the rest below it,
+        # so seven columns need not squeeze into a phone's width.
+        shown["kind"] = "tickets"
+        shown["items"] = [{"id": row[0], "subject": row[1],
+                           "meta": [cell for cell in row[2:] if cell not in ("", "—")]}
+                          for row in rows]
+        return shown
+    shown.update(kind="grid",
+                 header=[labels.column("label") if c == "code" else labels.column(c)
+                         for c in columns],
+                 numeric=[c not in TEXT_COLUMNS for c in columns],
+                 wrap=[_wrap(c) for c in columns],
+                 optional=[c in OPTIONAL_COLUMNS for c in columns])
+    return shown
+
+
+def _wrap(column: str) -> str:
+    """How a cell of ``column`` may break across lines on a narrow screen (CSS)."""
+    if column not in TEXT_COLUMNS or column in ("id", "master_id"):
+        return "white-space:nowrap"  # numbers and ticket numbers stay whole
+    if column == "subject":
+        return "overflow-wrap:anywhere"  # free text: even a long URL must not widen the page
+    return "min-width:2.5em"  # names: wrap between words (Chinese: between characters)
 
 
 def _fmt(value: Any, unit: str = "") -> str:
