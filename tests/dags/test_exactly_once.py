@@ -239,7 +239,6 @@ def assert_same(env: dict[str, Any], ids: dict[str, str], control: dict[str, Any
 # ---------------------------------------------------------------------- closure faults
 def test_a_mail_server_refusing_for_a_whole_run_loses_nothing(env, control_outcome):
     ids = build(env)
-    print("IDS", ids)
     env["mail"].refuse()
     first = run_dag("incident_closure")
     env["mail"].accept()
@@ -247,7 +246,6 @@ def test_a_mail_server_refusing_for_a_whole_run_loses_nothing(env, control_outco
     assert states["apply"] == "failed" and states["report"] == "failed", states
     assert env["mail"].refused >= 4  # ask, remind, reopen, bounce: every try refused
     until_quiet()
-    print("HIST15", rest(env, f"/ticket/{ids['alarm_open_dup']}/history", fields="Type,Field,OldValue,NewValue,Created", per_page=100)["items"])
     assert_same(env, ids, control_outcome)
 
 
