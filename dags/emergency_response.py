@@ -31,7 +31,7 @@ from airflow.sdk import TriggerRule as TR
 
 from incident_ops.airflow import emergency_questions as ask
 from incident_ops.airflow.bootstrap import services
-from incident_ops.airflow.dag_defaults import DESK_POOL, default_args
+from incident_ops.airflow.dag_defaults import DESK_POOL, default_args, timezone
 from incident_ops.airflow.emergency_ids import ANNOUNCE_LIFTED, COVERED, ESCALATE, round_task
 from incident_ops.airflow.emergency_operators import (
     PreparedApproval,
@@ -51,34 +51,60 @@ from incident_ops.policy.emergency import (
 )
 
 ROUNDS = max(1, int(os.environ.get("INCIDENT_OPS_EMERGENCY_ROUNDS", "3")))
+TZ = timezone()
+RECOVERY_PATTERN = r"^(\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2})?$"
+IMPACT_HELP = (
+    "重大：全省或多个地市的核心业务中断或大面积受影响，或批量错误扣费；须提交《重大事件报告》"
+    "(101.6)。高：一个地市或一项核心业务中断。中：业务受影响，但有替代手段。低：个别用户或非核心"
+    "功能。/ Major: core business stopped or widely hit across the province or several "
+    "cities, or wrong charges in bulk; files the Major Incident Report (101.6). High: one city "
+    "or one core service stopped. Medium: business degraded, a workaround exists. Low: a few "
+    "users, or a non-core function.")
 CLOSED = Asset("incident-ops://emergency/closed")
 
 
 # Functions, not constants: a HITL operator stores the answer in its Param objects, and a
 # form shared between rounds would show one round's answer as the next round's default.
+# A field typed "string" with an empty default is one the UI requires; ["null", "string"]
+# is optional. What depends on the chosen option (a recovery time only when lifted) cannot be
+# said in a form: the answer is checked and sent back (policy.questions.check_answer).
+def _optional(title: str, description: str, **schema: object) -> Param:
+    return Param(None, type=["null", "string"], title=title, description=description, **schema)
+
+
 def lifted_form() -> dict:
     return {
-        "recovered_at": Param("", type="string", title="业务恢复时间 / Business recovered at",
-                              description="YYYY-MM-DD HH:MM（已解除时填写 / when lifted）"),
-        "recovery_note": Param("", type="string", format="multiline",
-                               title="恢复情况 / How the business recovered"),
+        "recovered_at": _optional(
+            "业务恢复时间 / Business recovered at",
+            f"已解除时必填，YYYY-MM-DD HH:MM（{TZ} 时间）；未解除时留空 / Required when lifted, "
+            f"YYYY-MM-DD HH:MM ({TZ} time); leave empty when not lifted",
+            pattern=RECOVERY_PATTERN),
+        "recovery_note": _optional("恢复情况 / How the business recovered",
+                                   "选填 / Optional", format="multiline"),
     }
 
 
 def solution_form() -> dict:
     return {
-        # Every form field needs a default: Airflow validates a task's params when it builds
-        # the task's context, before anyone has filled the form in.
-        "solution": Param("", type="string", format="multiline", title="方案 / Solution"),
-        "vendor": Param("", type="string", title="厂商 / Vendor"),
+        "solution": Param("", type="string", format="multiline", title="方案 / Solution",
+                          description="必填 / Required"),
+        "vendor": _optional("厂商 / Vendor", "选填 / Optional"),
         "interrupts_business": Param(False, type="boolean",
-                                     title="中断业务 / Interrupts the business"),
+                                     title="中断业务 / Interrupts the business",
+                                     description="是则自动创建紧急变更单 / Yes raises an "
+                                                 "emergency change request"),
         "changes_it_component": Param(False, type="boolean",
-                                      title="变更 IT 组件 / Changes an IT component"),
-        "component": Param("", type="string", title="组件 / Component (configuration item)"),
+                                      title="变更 IT 组件 / Changes an IT component",
+                                      description="是则自动创建紧急变更单 / Yes raises an "
+                                                  "emergency change request"),
+        "component": _optional("组件 / Component (configuration item)",
+                               "变更 IT 组件时必填 / Required when a component changes"),
         "group_support_needed": Param(False, type="boolean",
-                                      title="需要集团中心支持 / Group centre must step in"),
-        "group_request": Param("", type="string", title="请求集团的内容 / What the group is asked"),
+                                      title="需要集团中心支持 / Group centre must step in",
+                                      description="选填 / Optional"),
+        "group_request": _optional("请求集团的内容 / What the group is asked",
+                                   "需要集团中心支持时必填 / Required when the group centre "
+                                   "must step in"),
     }
 
 
@@ -95,9 +121,11 @@ def solution_form() -> dict:
         # No defaults for system and impact: whoever triggers chooses them consciously.
         "system": Param(type="string", enum=list(PLAN_SYSTEMS), values_display=SYSTEM_LABELS,
                         title="受影响系统 / Affected system",
-                        description="有应急预案的系统 / Systems with a contingency plan"),
+                        description="有应急预案的系统；与工单记录不一致时流程会提示 / Systems "
+                        "with a contingency plan; a choice that differs from the ticket's is "
+                        "flagged in the first question and the start mail"),
         "impact": Param(type="string", enum=list(IMPACTS), values_display=IMPACT_LABELS,
-                        title="影响度 / Impact"),
+                        title="影响度 / Impact", description=IMPACT_HELP),
         "symptoms": Param(type="string", minLength=4, format="multiline",
                           title="现象 / Symptoms", description="看到了什么、影响范围 / "
                           "What is seen, how far it reaches"),
@@ -161,7 +189,9 @@ def emergency_response():
             task_id="follow_plan", prepare=ask.plan_steps_question,
             subject="101.3 按预案处置 / Carry out the plan's steps",
             options=[STEPS_DONE, STEPS_PARTLY],
-            params={"notes": Param("", type="string", title="备注 / Notes", format="multiline")})
+            params={"notes": _optional("备注 / Notes", "部分步骤未能执行时必填：哪些步骤、原因 / "
+                                       "Required when some steps could not be carried out: "
+                                       "which, and why", format="multiline")})
         plan_lifted = PreparedBranch(
             task_id="lifted", prepare=ask.lifted_question,
             subject="101.5 应急是否解除 / Emergency lifted?",

@@ -19,6 +19,9 @@ Fixtures (all lazy: a test pays only for what it asks for):
   127.0.0.1; sets ``AIRFLOW_CONN_SMTP_DEFAULT``.
 * ``sms_gateway`` (session) / ``sms_receiver`` (function, reset per test): HTTP receiver on
   127.0.0.1; sets ``AIRFLOW_CONN_SMS_DEFAULT``.
+* ``airflow_server`` (session): a real Airflow (API server, scheduler, DAG processor,
+  triggerer) on loopback with the people of contacts.yaml as users, against this session's
+  desk, SMTP and SMS receivers (``tests/support/airflow_server.py``).
 * ``browser`` (function; one Chromium per session): Debian's headless Chromium under
   Playwright, pages at a chosen viewport width (``tests/support/browser.py``).
 * ``desk_url`` (session): ``$DESK_URL`` or this session's own embedded RT 5 (private copy of
@@ -45,8 +48,9 @@ if TYPE_CHECKING:
     from tests.support.mail import Mailbox, SmtpTestServer
     from tests.support.sms import SmsReceiver
 
-# Fixtures shared beyond one folder: ``browser`` (headless Chromium, tests/support/browser.py).
-pytest_plugins = ["tests.support.browser"]
+# Fixtures shared beyond one folder: ``browser`` (headless Chromium, tests/support/browser.py)
+# and ``airflow_server`` (a real Airflow on loopback, tests/support/airflow_server.py).
+pytest_plugins = ["tests.support.browser", "tests.support.airflow_server"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DAGS_FOLDER = REPO_ROOT / "dags"

@@ -64,7 +64,8 @@ def load_contacts(directory: Path | None = None) -> Contacts:
             raise ConfigError(f"contacts.yaml: people.{key} needs a 'name'")
         people[key] = Person(
             key=key, name=str(attrs["name"]),
-            **{k: str(attrs[k]) for k in ("email", "phone", "desk_user", "role")
+            **{k: str(attrs[k])
+               for k in ("email", "phone", "desk_user", "role", "airflow_user")
                if attrs.get(k) is not None})
 
     def refs(where: str, keys: Any) -> tuple[str, ...]:

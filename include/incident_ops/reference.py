@@ -65,6 +65,7 @@ class Person:
     phone: str | None = None
     desk_user: str | None = None
     role: str | None = None
+    airflow_user: str | None = None  # their Airflow login: questions assigned to them name it
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,9 @@ resume payload, which moves the task from ``awaiting_input`` back to ``scheduled
 
 ``python -m tests.dags.emergency_runner SCENARIOS.json RESULTS.json``; each scenario holds
 ``conf``, ``answers`` (task id -> ``{"chosen": [...] | null (= accept the preselected),
-"params": {...}, "by": {"id", "name"}}``) and ``fail_once_after`` (task ids whose first
+"params": {...}, "by": {"id", "name"}}``, or a list of them: the question is answered with
+each in turn when it is asked again, after an answer was sent back) and ``fail_once_after``
+(task ids whose first
 try fails *after* doing its work, to prove a retry repeats nothing) and ``continue``
 (answers for the run the DAG triggers when its rounds are exhausted, run here with the
 conf it was triggered with). ``$INCIDENT_OPS_EMERGENCY_ROUNDS`` sets the rounds per run.
@@ -41,6 +43,7 @@ class Answerer(threading.Thread):
         self.dag_id = dag_id
         self.answers = answers
         self.asked: dict[str, dict[str, Any]] = {}  # task id -> the question as asked
+        self.times_asked: dict[str, int] = {}  # task id -> answers given (sent back: > 1)
         self.answered_at: dict[str, float] = {}
         self.unexpected: str | None = None
         self.halt = threading.Event()
@@ -74,6 +77,9 @@ class Answerer(threading.Thread):
                     continue
                 if detail.responded_at is None:
                     spec = self.answers.get(ti.task_id)
+                    if isinstance(spec, list):
+                        given = self.times_asked.get(ti.task_id, 0)
+                        spec = spec[min(given, len(spec) - 1)]
                     if spec is None:
                         self.unexpected = ti.task_id
                         _thread.interrupt_main()  # stop dag.test(): the script has no answer
@@ -82,7 +88,13 @@ class Answerer(threading.Thread):
                                               "defaults": detail.defaults,
                                               "options": detail.options,
                                               "assignees": detail.assignees}
-                    detail.chosen_options = spec.get("chosen") or list(detail.defaults or [])
+                    self.times_asked[ti.task_id] = self.times_asked.get(ti.task_id, 0) + 1
+                    chosen = spec.get("chosen") or list(detail.defaults or [])
+                    if not chosen:  # nothing preselected to accept: the script is wrong
+                        self.unexpected = f"{ti.task_id} (no option chosen or preselected)"
+                        _thread.interrupt_main()
+                        return
+                    detail.chosen_options = chosen
                     detail.params_input = spec.get("params") or {}
                     detail.responded_by = spec.get("by") or DEFAULT_USER
                     detail.responded_at = timezone.utcnow()
@@ -139,6 +151,7 @@ def run_one(dag: Any, scenario: dict[str, Any]) -> dict[str, Any]:
         answerer.halt.set()
         answerer.join(timeout=5)
     result["asked"] = answerer.asked
+    result["times_asked"] = answerer.times_asked
     result["seconds"] = round(time.monotonic() - started, 1)
     follow_up = scenario.get("continue")
     if follow_up is not None and result.get("state") == "success":

@@ -40,10 +40,12 @@ def test_a_lesser_emergency_gets_the_plain_aftermath_title():
 
 def test_the_report_says_when_it_was_lifted_and_how_the_business_recovered():
     ctx = context()
-    assert ctx["started"] == "2026-11-26 09:05:00"  # Asia/Shanghai
-    assert ctx["lifted"] == "2026-11-26 11:03:00" and ctx["lifted_by"] == "孙敏"
+    # Local times, each labelled with the deployment's zone (01:05 UTC is 09:05 there).
+    assert ctx["started"] == "2026-11-26 09:05 (Asia/Shanghai)"
+    assert ctx["lifted"] == "2026-11-26 11:03 (Asia/Shanghai)" and ctx["lifted_by"] == "孙敏"
     assert ctx["duration"] == "1 小时 58 分 / 1 h 58 min"
-    assert ctx["recovered_at"] == "2026-11-26 10:58" and "99.6%" in ctx["recovery_note"]
+    assert ctx["recovered_at"] == "2026-11-26 10:58 (Asia/Shanghai)"
+    assert "99.6%" in ctx["recovery_note"]
     assert ctx["solution"].startswith("回退昨晚上线的缴费网关版本")
     assert ctx["route"].startswith("先按预案处置，后组织厂商")
 

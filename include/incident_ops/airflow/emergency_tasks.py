@@ -120,9 +120,11 @@ def history_markdown(rounds: Sequence[em.Round]) -> str:
 
 
 # ----------------------------------------------------------------- applying a step
-def carry(s: Any, brief: em.Brief, plan: Plan, step: str) -> Any:
+def carry(s: Any, brief: em.Brief, plan: Plan, step: str, *, strict: bool = True) -> Any:
     """Apply ``plan`` through the engine (not in a dry run), write the step's plan page;
-    raise when any of it did not go through, so Airflow retries the step."""
+    raise when any of it did not go through, so Airflow retries the step (``strict=False``:
+    only when the desk refused; messages still owed are left to the outbox, for the
+    emergency's questions, which must not fail because a mail server is down)."""
     from incident_ops.airflow.pipeline import summary_lines
     from incident_ops.config import reports_dir
     from incident_ops.reports.plan_report import write_plan_report
@@ -150,12 +152,12 @@ def carry(s: Any, brief: em.Brief, plan: Plan, step: str) -> Any:
                         for o in missing) + f" (plan page {paths['html']})"
     ti = s.context.get("ti")
     last_try = ti is not None and getattr(ti, "try_number", 1) > getattr(ti, "max_tries", 0)
-    if last_try and all(o.outcome == "undelivered" for o in missing):
+    if (last_try or not strict) and all(o.outcome == "undelivered" for o in missing):
         # The desk is done; only messages are owed. The emergency must not stop for a mail
         # server: they stay in the outbox, every later step tries them again, and the last
         # step fails the run if they never went out.
-        log.warning("%s: messages still owed after every try, the emergency goes on: %s",
-                    step, problem)
+        log.warning("%s: messages still owed%s, the emergency goes on: %s", step,
+                    " after every try" if last_try else "", problem)
         return applied
     raise StepNotApplied(problem)
 
@@ -185,19 +187,14 @@ def created(s: Any, applied: Any, plan: Plan) -> str | None:
     return None
 
 
-def required_actions_url(run_id: str) -> str | None:
-    """Where people answer the questions, when the API's base URL is configured."""
+def required_actions_url(run_id: str) -> str:
+    """Where people answer this run's questions: the run's page in the Airflow UI
+    (``$INCIDENT_OPS_AIRFLOW_URL``, the address people open)."""
     from urllib.parse import quote
 
-    try:
-        from airflow.providers.common.compat.sdk import conf
+    from incident_ops.airflow.plans import airflow_url
 
-        base = conf.get("api", "base_url", fallback=None)
-    except Exception:  # noqa: BLE001 - a link is a convenience, never a failure
-        base = None
-    if not base:
-        return None
-    return f"{base.rstrip('/')}/dags/emergency_response/runs/{quote(run_id, safe='')}"
+    return f"{airflow_url()}/dags/emergency_response/runs/{quote(run_id, safe='')}"
 
 
 # ------------------------------------------------------------------------ the tasks
@@ -237,17 +234,27 @@ def validate_task(s: Any) -> dict[str, Any]:
     except em.EmergencyParamError as exc:
         # A wrong param does not get better with retries: fail the run at once, name the field.
         raise AirflowFailException(f"Invalid {exc}") from exc
+    from incident_ops.airflow.plans import airflow_url
+
     continuation = params.get("continuation") or None
     coverage = assess_coverage(plan, str(params["symptoms"]), str(params["impact"]))
+    warnings = em.input_warnings(ticket, str(params["system"]), str(params["impact"]))
+    for warning in warnings:
+        log.warning("%s", warning)
     brief = em.make_brief(
         ticket, params, plan, coverage, contacts, reporter_email=reporter_email,
         emergency_id=str(continuation["emergency_id"]) if continuation else s.info.run_id,
         run_id=s.info.run_id, now=s.info.now, continuation=continuation,
         started_by=getattr(s.context["dag_run"], "triggering_user_name", None) or "—",
-        dry_run=s.dry_run, actions_url=required_actions_url(s.info.run_id))
+        dry_run=s.dry_run, actions_url=required_actions_url(s.info.run_id), tz=tz_name(),
+        warnings=warnings, airflow_url=airflow_url())
     log.info("emergency %s on #%s (%s, %s): plan %s, suggestion: %s%s", brief.emergency_id,
              ticket.id, brief.system, brief.impact, plan.file, coverage.reason,
              " — DRY RUN: nothing will be sent or created" if brief.dry_run else "")
+    for role, people in brief.people.items():
+        logins = [p.airflow_user for p in people if p.airflow_user]
+        log.info("role %s: %s (Airflow logins: %s)", role,
+                 ", ".join(p.name for p in people) or "nobody", ", ".join(logins) or "none")
     return brief.to_dict()
 
 
@@ -361,7 +368,7 @@ def announce_lifted_task(s: Any) -> dict[str, Any]:
     if lifted is None:
         raise RuntimeError("aftermath reached without a 'lifted' answer")
     incident = s.desk.get(brief.incident_id)
-    carry(s, brief, em.decide_lifted(brief, s.info.run_id, lifted, incident, tz_name()),
+    carry(s, brief, em.decide_lifted(brief, s.info.run_id, lifted, incident, brief.tz),
           "announce_lifted")
     return {"lifted": lifted.to_dict(),
             "events": [event("101.5", "automation", "集团公司已获解除通报 / group HQ told it is "
@@ -376,13 +383,31 @@ def report_task(s: Any) -> dict[str, Any]:
     brief = brief_of(s.context)
     rounds, decisions = collect_rounds(s.context, brief)
     ctx = report_context(brief, rounds, decisions, _notes(s.context), generated_at=now(),
-                         tz=tz_name())
+                         tz=brief.tz)
     paths = write_report(ctx, reports_dir() / REPORT_DIR / f"{brief.started_at:%Y-%m-%d}")
-    log.info("aftermath report: %s (print: %s)", paths["html"], paths["print"])
+    paths.update(report_pdf(paths))
+    log.info("aftermath report: %s (print: %s, PDF: %s)", paths["html"], paths["print"],
+             paths.get("pdf") or "none")
     mailed = {k: v for k, v in ctx.items() if k != "plan"}
     carry(s, brief, em.decide_report(brief, s.info.run_id, mailed, paths), "report")
     return {"paths": paths, "number": ctx["number"], "major": brief.major,
             "rounds": [r.to_dict() for r in rounds]}
+
+
+def report_pdf(paths: dict[str, str]) -> dict[str, str]:
+    """The report as PDF, printed from its printable page; without a browser (or when it
+    fails) the report goes out as HTML only, and the log says why."""
+    from pathlib import Path
+
+    from incident_ops.reports.pdf import PdfUnavailable, html_to_pdf
+
+    printable = Path(paths["print"])
+    target = printable.with_name(printable.name.removesuffix("-print.html") + ".pdf")
+    try:
+        return {"pdf": str(html_to_pdf(printable, target))}
+    except PdfUnavailable as exc:
+        log.warning("no PDF of the report: %s", exc)
+        return {}
 
 
 def major_report_task(s: Any, report: dict[str, Any]) -> str | None:

@@ -85,7 +85,23 @@ class Contact:
     phone: str | None = None
     duty: str = ""  # what this person does in the team
     person: str | None = None  # key in contacts.yaml when referenced from there
-    airflow_user: str | None = None  # who may answer the approval in Airflow, if restricted
+    # Their Airflow login: the questions of their role are assigned to it (contacts.yaml's
+    # person gives it; a plan's own entry may name one for someone without a person key).
+    airflow_user: str | None = None
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """How the plan's questions chase their people: a reminder every ``remind_every_minutes``
+    (at most ``max_reminders``), and after ``escalate_after_minutes`` without an answer the
+    incident manager and management are told. Minutes may be fractional (drills, tests)."""
+
+    remind_every_minutes: float | None = 15
+    escalate_after_minutes: float | None = 45
+    max_reminders: int = 4
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -121,6 +137,7 @@ class ContingencyPlan:
     aftermath: tuple[Text, ...]
     safeguards: dict[str, Text]
     group_support: tuple[Contact, ...] = ()  # who at the group centre to ask for help (101.4)
+    cadence: Cadence = Cadence()
 
     @property
     def team(self) -> tuple[Contact, ...]:
@@ -152,6 +169,7 @@ class ContingencyPlan:
             aftermath=tuple(text(a) for a in data["aftermath"]),
             safeguards={k: text(v) for k, v in data["safeguards"].items()},
             group_support=contacts(data.get("group_support", ())),
+            cadence=Cadence(**data.get("cadence", {})),
         )
 
 
@@ -206,6 +224,10 @@ PLAN_SCHEMA: dict[str, Any] = {
         "safeguards": {"type": "object", "additionalProperties": False,
                        "required": list(SAFEGUARDS),
                        "properties": {k: _TEXT for k in SAFEGUARDS}},
+        "questions": {"type": "object", "additionalProperties": False, "properties": {
+            "remind_every_minutes": {"type": ["number", "null"], "exclusiveMinimum": 0},
+            "escalate_after_minutes": {"type": ["number", "null"], "exclusiveMinimum": 0},
+            "max_reminders": {"type": "integer", "minimum": 0}}},
     },
 }
 
@@ -259,7 +281,7 @@ class _Builder:
             email=spec.get("email") or (person.email if person else None),
             phone=spec.get("phone") or (person.phone if person else None),
             duty=spec.get("duty", ""), person=spec.get("person"),
-            airflow_user=spec.get("airflow_user"))
+            airflow_user=spec.get("airflow_user") or (person.airflow_user if person else None))
         if (person is not None or not spec.get("person")) and not (contact.email or contact.phone):
             self.problem(where, "has neither an email nor a phone: nobody could reach them")
         return contact
@@ -302,7 +324,8 @@ def parse_plan(data: Any, file: str, contacts: Contacts,
         people = contacts.role(role)
         if not people:
             b.problem(f"inform.roles[{i}]", f"role '{role}' has nobody in contacts.yaml")
-        inform += [Contact(p.name, p.email, p.phone, role, p.key) for p in people]
+        inform += [Contact(p.name, p.email, p.phone, role, p.key, p.airflow_user)
+                   for p in people]
     inform += b.contacts_of(inform_spec.get("people") or (), "inform.people")
     note = inform_spec.get("note") or {"zh": "按预案通报", "en": "As the plan says"}
     plan = ContingencyPlan(
@@ -315,6 +338,7 @@ def parse_plan(data: Any, file: str, contacts: Contacts,
         aftermath=tuple(Text(**a) for a in data["aftermath"]),
         safeguards={k: Text(**data["safeguards"][k]) for k in SAFEGUARDS},
         group_support=b.contacts_of(data.get("group_support") or (), "group_support"),
+        cadence=Cadence(**data.get("questions") or {}),
     )
     return (None, b.problems) if b.problems else (plan, [])
 

@@ -27,6 +27,7 @@ from incident_ops.model import OPEN_STATUSES, Ticket
 from incident_ops.policy.contingency import (
     IMPACT_LABELS,
     SYSTEM_LABELS,
+    Contact,
     ContingencyPlan,
     Coverage,
 )
@@ -164,7 +165,7 @@ STEPS_PARTLY = "部分步骤未能执行 / Some steps could not be carried out"
 LIFTED = "已解除 / Lifted"
 NOT_LIFTED = "未解除 / Not lifted"
 SUBMIT = "提交方案 / Submit solution"
-APPROVE, REJECT = "Approve", "Reject"  # ApprovalOperator's fixed options
+APPROVE, REJECT = "批准 / Approve", "驳回 / Reject"
 
 OUTCOME_LABELS = {"lifted": "已解除 / lifted", "not lifted": "未解除 / not lifted",
                   "rejected": "方案驳回 / rejected", "open": "进行中 / open"}
@@ -223,6 +224,17 @@ class Round:
                    approvals=tuple(a for a in map(ans, d.get("approvals") or ()) if a),
                    carried_out=ans(d.get("carried_out")), change_request=d.get("change_request"),
                    group_asked=bool(d.get("group_asked")), lifted=ans(d.get("lifted")))
+
+
+def local_time(at: datetime | None, tz: str, *, seconds: bool = False,
+               label: bool = True) -> str:
+    """A moment as the deployment's people read it: in its time zone ``tz``, labelled with
+    the zone (``label=False`` where a heading already names it). Naive times are UTC."""
+    if at is None:
+        return "—"
+    moment = at if at.tzinfo else at.replace(tzinfo=UTC)
+    text = f"{moment.astimezone(ZoneInfo(tz)):%Y-%m-%d %H:%M{':%S' if seconds else ''}}"
+    return f"{text} ({tz})" if label else text
 
 
 def suggested_route(coverage: Coverage, continuation: bool) -> str:
@@ -286,6 +298,12 @@ class Brief:
     problem_manager: str | None
     dry_run: bool = False
     actions_url: str | None = None  # where this run's questions are answered (Airflow UI)
+    tz: str = "Asia/Shanghai"  # the deployment's time zone: every time people read is in it
+    # Who answers and who is told, by role (``questions.ROLES``): the plan's team and team
+    # lead, contacts.yaml's leaders, incident manager and management (and the system's).
+    people: dict[str, tuple[Contact, ...]] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()  # what validate noticed but did not refuse
+    airflow_url: str | None = None  # the Airflow UI people open (links in messages)
 
     @property
     def incident_id(self) -> str:
@@ -325,7 +343,9 @@ class Brief:
             "reporter": self.reporter, "plan": self.plan.to_dict(),
             "coverage": asdict(self.coverage), "to": asdict(self.to),
             "problem_manager": self.problem_manager, "dry_run": self.dry_run,
-            "actions_url": self.actions_url,
+            "actions_url": self.actions_url, "tz": self.tz,
+            "people": {role: [asdict(c) for c in who] for role, who in self.people.items()},
+            "warnings": list(self.warnings), "airflow_url": self.airflow_url,
         }
 
     @classmethod
@@ -346,7 +366,10 @@ class Brief:
             coverage=Coverage(bool(cov["covered"]), tuple(cov["matched"]), cov["reason"]),
             to=_recipients(d["to"]),
             problem_manager=d.get("problem_manager"), dry_run=bool(d.get("dry_run")),
-            actions_url=d.get("actions_url"))
+            actions_url=d.get("actions_url"), tz=str(d.get("tz") or "Asia/Shanghai"),
+            people={role: tuple(Contact(**c) for c in who)
+                    for role, who in (d.get("people") or {}).items()},
+            warnings=tuple(d.get("warnings") or ()), airflow_url=d.get("airflow_url"))
 
 
 def _recipients(d: Mapping[str, Any]) -> Recipients:
@@ -359,8 +382,11 @@ def make_brief(ticket: Ticket, params: Mapping[str, Any], plan: ContingencyPlan,
                coverage: Coverage, contacts: Contacts, *, reporter_email: str,
                emergency_id: str, run_id: str, now: datetime, started_by: str = "—",
                continuation: Mapping[str, Any] | None = None, dry_run: bool = False,
-               actions_url: str | None = None) -> Brief:
+               actions_url: str | None = None, tz: str = "Asia/Shanghai",
+               warnings: Sequence[str] = (), airflow_url: str | None = None) -> Brief:
     """The brief of a run, from its checked params (a continuation carries the history)."""
+    from incident_ops.policy.questions import people_by_role
+
     continuation = dict(continuation or {})
     problem_managers = contacts.role("problem_manager")
     started = continuation.get("started_at")
@@ -380,7 +406,9 @@ def make_brief(ticket: Ticket, params: Mapping[str, Any], plan: ContingencyPlan,
             group_support=emails(plan.group_support) or emails(contacts.role("group_hq")),
             reporter=reporter_email),
         problem_manager=problem_managers[0].desk_user if problem_managers else None,
-        dry_run=dry_run, actions_url=actions_url)
+        dry_run=dry_run, actions_url=actions_url, tz=tz,
+        people=people_by_role(plan, contacts, str(params["system"])),
+        warnings=tuple(warnings), airflow_url=airflow_url)
 
 
 def key(brief: Brief, kind: str, *parts: object) -> str:
@@ -399,7 +427,8 @@ def mail_context(brief: Brief, run_id: str, **extra: Any) -> dict[str, Any]:
             "system": brief.system_label, "impact": brief.impact_label, "major": brief.major,
             "symptoms": brief.symptoms, "reporter": brief.reporter,
             "emergency_id": brief.emergency_id, "plan": brief.plan.to_dict(),
-            "actions_url": brief.actions_url, **extra}
+            "actions_url": brief.actions_url, "tz": brief.tz,
+            "warnings": list(brief.warnings), **extra}
 
 
 def _unique(*groups: Sequence[str]) -> tuple[str, ...]:
@@ -509,29 +538,31 @@ def decide_escalation(brief: Brief, run_id: str, rounds: Sequence[Round]) -> Pla
         "run", f"not lifted after {done} rounds", done, notices=(email,)))
 
 
-def decide_lifted(brief: Brief, run_id: str, lifted: Answer, incident: Ticket, tz: str
-                  ) -> Plan:
+def decide_lifted(brief: Brief, run_id: str, lifted: Answer, incident: Ticket,
+                  tz: str | None = None) -> Plan:
     """101.5 → 101.6: the group hears it is lifted; the business recovery time typed when
     lifting goes onto the incident (100.6.4 asks for it before a fault may close), unless the
-    ticket already holds one."""
+    ticket already holds one. Every time is said in the deployment's zone, labelled."""
+    tz = tz or brief.tz
     typed = str(lifted.params.get("recovered_at") or "")
-    what = (f"应急已解除 / emergency lifted ({lifted.by}, {lifted.at:%Y-%m-%d %H:%M} UTC); "
-            f"业务恢复 / business recovered: {typed or '—'}" if lifted.at
-            else "应急已解除 / emergency lifted")
     moment = recovery_time(typed, tz)
+    recovered = local_time(moment, tz) if moment else (typed or "—")
+    what = (f"应急已解除 / emergency lifted ({lifted.by}, {local_time(lifted.at, tz)}); "
+            f"业务恢复 / business recovered: {recovered}" if lifted.at
+            else "应急已解除 / emergency lifted")
     current = incident.recovered_at
     fields: dict[str, Any] = {}
     if moment is None:
         comment = (f"解除时未给出可识别的业务恢复时间（{typed or '空'}），请在工单上填写 / no "
                    f"business recovery time understood from the lifted form ({typed!r}, "
-                   "expected YYYY-MM-DD HH:MM): set Business Recovery Time on the ticket")
+                   f"expected YYYY-MM-DD HH:MM in {tz}): set Business Recovery Time on the "
+                   "ticket")
     elif current is not None:
-        comment = (f"工单已有业务恢复时间 {current:%Y-%m-%d %H:%M} UTC，保留；解除表单为 {typed} / "
-                   f"the ticket already holds a recovery time, kept; the lifted form said "
-                   f"{typed}")
+        comment = (f"工单已有业务恢复时间 {local_time(current, tz)}，保留；解除表单为 "
+                   f"{recovered} / the ticket already holds a recovery time, kept; the "
+                   f"lifted form said {recovered}")
     else:
-        comment = (f"业务恢复时间已记录 / business recovery time recorded: {typed} "
-                   f"({moment:%Y-%m-%d %H:%M} UTC)")
+        comment = f"业务恢复时间已记录 / business recovery time recorded: {recovered}"
         fields = {"recovered_at": moment}
     record = _note(brief, "101.5", "emergency.recovery-time", "recovery-time", comment,
                    "business recovery time onto the incident", fields=fields)
@@ -540,11 +571,42 @@ def decide_lifted(brief: Brief, run_id: str, lifted: Answer, incident: Ticket, t
     return _plan(brief, run_id, keypoint(brief, run_id, "101.5", HQ_LIFTED, what), record)
 
 
+def input_warnings(ticket: Ticket, system: str, impact: str) -> list[str]:
+    """What the trigger form chose against what the incident records: not refused (ops may
+    know better), but said in the log, the first question and the start mail, because the
+    mails and SMS go to the chosen system's team."""
+    out = []
+    if ticket.system and ticket.system != system:
+        out.append(f"所选系统 {SYSTEM_LABELS.get(system, system)} 与工单 #{ticket.id} 记录的系统 "
+                   f"{SYSTEM_LABELS.get(ticket.system, ticket.system)} 不一致：通知发给所选系统的"
+                   f"应急小组 / the trigger chose system '{system}' but incident #{ticket.id} "
+                   f"records '{ticket.system}': the chosen system's team is the one notified")
+    elif not ticket.system:
+        out.append(f"工单 #{ticket.id} 未记录系统 / incident #{ticket.id} records no system: "
+                   f"'{system}' as chosen")
+    if ticket.impact and ticket.impact != impact:
+        out.append(f"所选影响度 {IMPACT_LABELS.get(impact, impact)} 与工单记录的 "
+                   f"{IMPACT_LABELS.get(ticket.impact, ticket.impact)} 不一致 / the trigger chose "
+                   f"impact '{impact}' but the incident records '{ticket.impact}'")
+    return out
+
+
+MIME = {"html": "text/html", "print": "text/html", "pdf": "application/pdf"}
+
+
+def report_files(paths: Mapping[str, str]) -> tuple[dict[str, str], ...]:
+    """The report's files to attach: the screen page, and the PDF (the formal document) or,
+    without one, the printable page."""
+    kinds = ("html", "pdf") if paths.get("pdf") else ("html", "print")
+    return tuple({"path": paths[k], "name": paths[k].rsplit("/", 1)[-1], "mime": MIME[k],
+                  "kind": k} for k in kinds)
+
+
 def decide_report(brief: Brief, run_id: str, report: Mapping[str, Any],
                   paths: Mapping[str, str]) -> Plan:
-    """101.6: the report, mailed to the reporter, the leaders and the group, files attached."""
-    files = tuple({"path": paths[kind], "name": paths[kind].rsplit("/", 1)[-1],
-                   "mime": "text/html"} for kind in ("html", "print"))
+    """101.6: the report, mailed to the reporter, the leaders and the group, files attached
+    (the screen page and the PDF, or the printable page where no PDF could be made)."""
+    files = report_files(paths)
     email = _mail("emergency_report", _unique((brief.to.reporter,), brief.to.leaders,
                                               brief.to.group_hq),
                   mail_context(brief, run_id, report=dict(report)), attachments=files)
@@ -562,9 +624,8 @@ def decide_major_report(brief: Brief, run_id: str, rounds: Sequence[Round],
 
     if not brief.major:
         return _plan(brief, run_id)
-    files = tuple({"path": paths[kind], "name": paths[kind].rsplit("/", 1)[-1],
-                   "mime": "text/html", "note": f"《重大事件报告》 {report['number']} ({kind})"}
-                  for kind in ("html", "print"))
+    files = tuple({**f, "note": f"《重大事件报告》 {report['number']} ({f['kind']})"}
+                  for f in report_files(paths))
     return _plan(brief, run_id, Action(
         kind=CREATE, ticket_id=brief.incident_id, step="101.6", rule="emergency.major-report",
         key=key(brief, "major-report-noted"), reason="major impact: the Major Incident Report",

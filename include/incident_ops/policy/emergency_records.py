@@ -9,7 +9,16 @@ from datetime import datetime
 from typing import Any
 
 from incident_ops.model import TicketDraft
-from incident_ops.policy.emergency import ROUTE_PLAN, Answer, Brief, Round, Solution, key
+from incident_ops.policy.emergency import (
+    ROUTE_PLAN,
+    Answer,
+    Brief,
+    Round,
+    Solution,
+    key,
+    local_time,
+    recovery_time,
+)
 
 CHANGE_QUEUE = "Change Requests"
 PROBLEM_QUEUE = "Problems"
@@ -56,8 +65,16 @@ def timeline(started_at: datetime, started_by: str, decisions: Sequence[Answer],
 
 
 # ----------------------------------------------------------------- 101.4 / 101.6 tickets
-def _t(at: datetime | None) -> str:
-    return f"{at:%Y-%m-%d %H:%M:%S %Z}".strip() if at else "—"
+def _t(at: datetime | None, tz: str) -> str:
+    return local_time(at, tz)
+
+
+def recovered_text(brief: Brief, lifted: Answer | None) -> str:
+    """The business recovery time given when lifting, in the deployment's zone, labelled
+    (as typed when it is not a time: the report shows what the person said)."""
+    typed = str((lifted.params if lifted else {}).get("recovered_at") or "").strip()
+    moment = recovery_time(typed, brief.tz) if typed else None
+    return local_time(moment, brief.tz) if moment else (typed or "—")
 
 
 def _short(text: str, n: int = 60) -> str:
@@ -71,7 +88,7 @@ def change_request_draft(brief: Brief, round_no: int, solution: Solution,
     why = [w for w, on in (("中断业务 / interrupts the business", solution.interrupts_business),
                            (f"变更 IT 组件 / changes an IT component: {solution.component or '—'}",
                             solution.changes_it_component)) if on]
-    approved = "\n".join(f"  - {a.question}: {a.first} by {a.by} at {_t(a.at)}"
+    approved = "\n".join(f"  - {a.question}: {a.first} by {a.by} at {_t(a.at, brief.tz)}"
                          for a in approvals)
     description = (
         f"紧急变更 (101.4) for incident #{inc.id} {inc.subject}\n"
@@ -123,9 +140,11 @@ def major_report_draft(brief: Brief, rounds: Sequence[Round], lifted: Answer | N
         description=(f"《重大事件报告》 (101.6) — incident #{inc.id} {inc.subject}\n"
                      f"系统 / System: {brief.system_label}\n"
                      f"影响度 / Impact: {brief.impact_label}\n"
-                     f"解除时间 / Lifted: {_t(lifted.at if lifted else None)}\n\n"
+                     f"解除时间 / Lifted: {_t(lifted.at if lifted else None, brief.tz)}\n"
+                     f"业务恢复 / Business recovery: {recovered_text(brief, lifted)}\n\n"
                      f"处置经过 / Handling:\n{handling_summary(rounds)}\n\n"
-                     "完整报告见附件 / The full report is attached."),
+                     "完整报告见附件（PDF 为正式文本）/ The full report is attached (the PDF is "
+                     "the formal document)."),
         idempotency_key=key(brief, "major-report"), priority="urgent",
         requester=brief.to.reporter, fields={"system": brief.system, "impact": brief.impact},
         refers_to=(inc.id,))
@@ -146,9 +165,9 @@ def problem_draft(brief: Brief, rounds: Sequence[Round], lifted: Answer | None
                      f"症状 / Symptoms: {brief.symptoms}\n\n"
                      f"处置经过 / Handling:\n{handling_summary(rounds)}\n\n"
                      f"最终方案 / Final solution:\n{final_solution(brief, rounds)}\n\n"
-                     f"解除 / Lifted: {_t(lifted.at if lifted else None)} by "
+                     f"解除 / Lifted: {_t(lifted.at if lifted else None, brief.tz)} by "
                      f"{lifted.by if lifted else '—'}\n"
-                     f"业务恢复 / Business recovery: {recovery.get('recovered_at') or '—'} "
+                     f"业务恢复 / Business recovery: {recovered_text(brief, lifted)} "
                      f"{recovery.get('recovery_note') or ''}\n"
                      f"应急编号 / Emergency: {brief.emergency_id}"),
         idempotency_key=key(brief, "problem"), priority="high",

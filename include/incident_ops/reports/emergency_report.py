@@ -22,7 +22,12 @@ from zoneinfo import ZoneInfo
 
 from incident_ops.notify.compose import environment
 from incident_ops.policy import emergency as flow
-from incident_ops.policy.emergency_records import Event, final_solution, timeline
+from incident_ops.policy.emergency_records import (
+    Event,
+    final_solution,
+    recovered_text,
+    timeline,
+)
 
 TEMPLATE = "reports/major_incident.html.j2"
 
@@ -47,11 +52,15 @@ def _route(rounds: Sequence[flow.Round]) -> str:
 def report_context(brief: flow.Brief, rounds: Sequence[flow.Round],
                    decisions: Sequence[flow.Answer], notes: Sequence[Event], *,
                    generated_at: datetime, tz: str = "Asia/Shanghai") -> dict[str, Any]:
-    """Everything the template shows, formatted (times in ``tz``)."""
+    """Everything the template shows, formatted: every time in ``tz``, labelled with it
+    (in the timeline the column heading names the zone once)."""
     local = ZoneInfo(tz)
 
     def fmt(at: datetime | None) -> str:
-        return at.astimezone(local).strftime("%Y-%m-%d %H:%M:%S") if at else "—"
+        return flow.local_time(at, tz)
+
+    def cell(at: datetime | None) -> str:
+        return flow.local_time(at, tz, seconds=True, label=False)
 
     plan = brief.plan
     inc = brief.incident
@@ -77,13 +86,13 @@ def report_context(brief: flow.Brief, rounds: Sequence[flow.Round],
         "lifted": fmt(lifted.at if lifted else None),
         "lifted_by": lifted.by if lifted else "—",
         "duration": _duration(lifted.at - started if lifted and lifted.at else None),
-        "recovered_at": str(recovery.get("recovered_at") or "") or fmt(lifted.at if lifted
-                                                                         else None),
+        "recovered_at": recovered_text(brief, lifted) if recovery.get("recovered_at")
+        else fmt(lifted.at if lifted else None),
         "recovery_note": str(recovery.get("recovery_note") or "") or "—",
         "route": _route(rounds),
         "rounds": [_round_row(r, fmt) for r in rounds],
         "solution": final_solution(brief, rounds),
-        "timeline": [{"at": fmt(e.at), "step": e.step, "who": e.who, "what": e.what}
+        "timeline": [{"at": cell(e.at), "step": e.step, "who": e.who, "what": e.what}
                      for e in events],
         "plan": plan,
         "informed": [c.name for c in plan.inform],
