@@ -15,6 +15,15 @@ LABEL org.opencontainers.image.title="incident-ops-airflow" \
       org.opencontainers.image.description="Airflow with the incident-ops pipelines' package" \
       org.opencontainers.image.licenses="Apache-2.0"
 
+# Chromium prints the Major Incident Report to PDF (incident_ops/reports/pdf.py) with a
+# Chinese font to embed; without them the report goes out as HTML only.
+USER root
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+       chromium fonts-wqy-microhei \
+    && apt-get clean && rm -rf /var/lib/apt/lists/*
+USER airflow
+
 # The official image installs Python packages as the airflow user. Naming apache-airflow
 # again keeps pip from moving Airflow itself while it installs the rest of the set.
 COPY --chown=airflow:0 requirements.txt /opt/incident-ops/requirements.txt

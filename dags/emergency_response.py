@@ -14,6 +14,12 @@ reporter), the REST API or the CLI. The questions to people wait under **Require
 | 101.5 | `round_N.lifted` | *lifted?* no → the next round; after the last round a new run continues with the history |
 | 101.6 | `aftermath.*` | group told it is lifted; report (HTML + printable) mailed to reporter, leaders, group; 《重大事件报告》 ticket when major; problem ticket to the problem manager; asset `incident-ops://emergency/closed` |
 
+Each question is assigned to its role's Airflow logins (the plan's team and team lead,
+contacts.yaml's leaders and incident manager; `airflow_user`), told to them by mail and SMS
+with a link, reminded on the plan's `questions` cadence and escalated once to the incident
+manager and management; an answer the form cannot check (a recovery time when *lifted*) is
+sent back with the reason.
+
 The group headquarters hears each key point once (start, route, approval, lifted): every
 message and ticket carries an idempotency key recorded on the incident, so retries repeat
 nothing. Plans: `include/config/plans/<system>.yaml`. Rounds per run:

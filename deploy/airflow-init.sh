@@ -2,7 +2,10 @@
 # airflow-init (docker-compose.yml): runs once before the other Airflow services start.
 #   1. directories the services write (logs, reports, auth) owned by AIRFLOW_UID;
 #   2. `airflow db migrate` (also the upgrade step of a new image);
-#   3. the admin user (simple auth manager: its passwords file; FAB: `airflow users create`);
+#   3. the admin user (simple auth manager: its passwords file; FAB: `airflow users create`)
+#      and, with FAB, one user per person of contacts.yaml (their airflow_user, role User:
+#      the emergency's questions are assigned to them), each with a random first password
+#      kept in the auth volume (initial-passwords.json, owner only) for the admin to hand out;
 #   4. the `servicedesk` pool that bounds calls to the desk (INCIDENT_OPS_DESK_POOL_SLOTS);
 #   5. the connections given as AIRFLOW_CONN_* in .env: each is parsed now, so a malformed
 #      one fails here, loudly, instead of in the first task that needs it.
@@ -27,6 +30,37 @@ if [[ "$auth_manager" == *fab* ]]; then
   airflow users create --role Admin --username "$user" --password "$password" \
     --firstname Admin --lastname Incident-Ops --email "${user}@localhost" \
     || airflow users reset-password --username "$user" --password "$password"
+  echo "== people of contacts.yaml: one login each (role User)"
+  PASSWORDS_FILE="$home/auth/initial-passwords.json" python - <<'PY'
+import json, os, secrets, subprocess
+
+from incident_ops.config import load_contacts
+
+path = os.environ["PASSWORDS_FILE"]
+listed = subprocess.run(["airflow", "users", "list", "-o", "json"], check=True,
+                        capture_output=True, text=True).stdout
+existing = {u["username"] for u in json.loads(listed[listed.index("["):] or "[]")}
+try:
+    with open(path, encoding="utf-8") as fh:
+        first = json.load(fh)
+except (OSError, ValueError):
+    first = {}
+for person in load_contacts().people.values():
+    login = person.airflow_user
+    if not login or login in existing:
+        continue
+    first[login] = secrets.token_urlsafe(12)
+    subprocess.run(["airflow", "users", "create", "--role", "User", "--username", login,
+                    "--password", first[login], "--firstname", person.name,
+                    "--lastname", login, "--email", person.email or f"{login}@localhost"],
+                   check=True, capture_output=True)
+    print(f"  {login}: created")
+with open(path, "w", encoding="utf-8") as fh:
+    json.dump(first, fh, ensure_ascii=False, indent=1)
+os.chmod(path, 0o600)
+print(f"  {len(first)} first passwords in {path} (hand them out; people change them)")
+PY
+  chown "${uid}:0" "$home/auth/initial-passwords.json"
 else
   passwords=${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE:-$home/auth/passwords.json}
   # The simple auth manager reads {"user": "password"}; the file stays on the auth volume,

@@ -14,8 +14,10 @@ export AIRFLOW__CORE__DAGS_FOLDER=$ROOT/dags
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__CORE__PARALLELISM=4
 export AIRFLOW__CORE__TEST_CONNECTION=Enabled
-# Simple auth manager (what standalone uses): user admin, its password from our own file.
-export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=admin:admin
+# Simple auth manager (what standalone uses): the platform's admin, and one login per person
+# of include/config/contacts.yaml (airflow_user; role "user"): each answers the emergency's
+# questions of their role, nobody else's. Passwords (our own file): admin/admin, and each
+# person's login as password (loopback demo only).
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=$AIRFLOW_HOME/passwords.json
 export AIRFLOW__API__HOST=127.0.0.1  # loopback only (the default listens on 0.0.0.0)
 export AIRFLOW__API__PORT=8080
@@ -95,7 +97,11 @@ start() {
   echo "== mail catcher: SMTP 127.0.0.1:1025, inbox http://127.0.0.1:8026/"
   start_bg mailcatcher "$BIN/python" scripts/mailcatcher.py --dir "$RUN/outbox"
   echo "== Airflow standalone on http://127.0.0.1:8080 (first start ~1 min)"
-  echo '{"admin": "admin"}' > "$AIRFLOW_HOME/passwords.json"
+  people=$("$BIN/python" -c 'from incident_ops.config import load_contacts
+print(" ".join(p.airflow_user for p in load_contacts().people.values() if p.airflow_user))')
+  export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin$(printf ',%s:user' $people)"
+  "$BIN/python" -c 'import json, sys; print(json.dumps({"admin": "admin", **{p: p for p in sys.argv[1:]}}))' \
+    $people > "$AIRFLOW_HOME/passwords.json"
   "$BIN/airflow" db migrate > "$RUN/airflow-migrate.log" 2>&1
   "$BIN/airflow" pools set servicedesk 4 "Calls to the service desk" > /dev/null
   if [[ $seeded == *'"status": "seeded"'* ]]; then
@@ -117,7 +123,10 @@ start() {
   cat <<MSG
 
 Demo running.
-  Airflow UI    http://127.0.0.1:8080   user admin / admin
+  Airflow UI    http://127.0.0.1:8080   user admin / admin; the people of contacts.yaml
+                answer the emergency's questions, each with their login as password
+                (liu.yang, chen.jing, zhao.lei: team leads; zheng.gang: leader;
+                sun.min: incident manager)
                 DAGs: incident_closure unpaused (every 10 min; a run started now), the
                 others paused: trigger them from the UI (dry_run: decide and report only)
   Desk (RT 5)   $DESK_URL   user root / password   (queues: Incidents, Problems, ...)

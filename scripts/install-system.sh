@@ -5,7 +5,8 @@ set -euo pipefail
 PACKAGES=(
   request-tracker5 rt5-db-sqlite rt5-standalone   # the embedded desk (Request Tracker 5)
   fonts-wqy-microhei                              # Chinese labels in report charts
-  chromium chromium-driver                        # report mail rendered at phone/desktop width
+  chromium chromium-driver                        # report mail at phone/desktop width; report PDF
+  poppler-utils                                   # pdffonts/pdftotext: the tests read the PDF back
   gnumeric                                        # ssconvert: an independent reader of workbooks
   docker-compose postgresql redis-server          # tests/deploy: compose config, Celery run
 )

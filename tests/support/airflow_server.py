@@ -218,6 +218,27 @@ class AirflowServer:
         """The question of ``task_id`` is posted and waits for an answer."""
         return self.task_states(dag_id, run_id).get(task_id) == "awaiting_input"
 
+    # ------------------------------------------------------------------------ UI
+    def task_url(self, dag_id: str, run_id: str, task_id: str, tab: str = "required_actions"
+                 ) -> str:
+        """A task's page in the UI (by default its question: "Required actions")."""
+        from urllib.parse import quote
+
+        return (f"{self.url}/dags/{dag_id}/runs/{quote(run_id, safe='')}/tasks/"
+                f"{quote(task_id, safe='')}/{tab}")
+
+    def sign_in(self, page: Any, login: str) -> None:
+        """Sign ``login`` in on ``page`` when it shows the login form (the UI sends an
+        unknown visitor there and back to where they were going)."""
+        page.wait_for_load_state("networkidle")
+        if "/auth/login" not in page.url:
+            return
+        page.get_by_label("Username").fill(login)
+        page.get_by_label("Password").fill(self.passwords[login])
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(lambda url: "/auth/login" not in url, timeout=30_000)
+        page.wait_for_load_state("networkidle")
+
     # ------------------------------------------------------------------- waiting
     def wait(self, check: Callable[[], T], what: str, timeout: float, pause: float = 0.5
              ) -> T:

@@ -97,15 +97,24 @@ class Browser:
         return str(self._browser.version)
 
     def open(self, path: Path | str, *, width: int, height: int = 900,
-             scale: float = 1.0) -> Any:
-        """A page showing ``path`` (a file or URL) at ``width`` CSS px, fonts and images loaded."""
+             scale: float = 1.0, timezone: str | None = None,
+             wait_until: str = "load") -> Any:
+        """A page showing ``path`` (a file or URL) at ``width`` CSS px, fonts and images loaded.
+        Each page has its own context (cookies: one signed-in person per page); ``timezone``
+        is the browser's zone (web apps that show local times use it), ``wait_until``
+        "networkidle" for an app that loads its data after the page."""
         context = self._browser.new_context(viewport={"width": width, "height": height},
-                                            device_scale_factor=scale)
+                                            device_scale_factor=scale, timezone_id=timezone)
         self._contexts.append(context)
         page = context.new_page()
         url = path if isinstance(path, str) else path.resolve().as_uri()
-        page.goto(url, wait_until="load")
-        page.evaluate("document.fonts.ready.then(() => true)")
+        page.goto(url, wait_until=wait_until)
+        from playwright.sync_api import Error as PlaywrightError
+
+        try:
+            page.evaluate("document.fonts.ready.then(() => true)")
+        except PlaywrightError:  # the app went elsewhere meanwhile (a sign-in page): wait there
+            page.wait_for_load_state(wait_until)
         return page
 
     def layout(self, page: Any) -> Layout:

@@ -107,3 +107,50 @@ def test_the_report_mail_carries_both_renderings():
     (mail,) = action.notices
     assert [a["path"] for a in mail.attachments] == [PATHS["html"], PATHS["print"]]
     assert mail.to[0] == "wang.fang@ops.example.cn"
+
+
+def test_every_time_of_the_lifted_notice_is_local_and_labelled():
+    b = brief()  # Asia/Shanghai
+    lifted = answer("101.5", em.Q_LIFTED, em.LIFTED, "孙敏", 118, recovered_at="2026-11-26 10:58")
+    empty = Ticket(id="4711", subject="s", status="assigned-l2", priority="urgent",
+                   created=START, updated=START)
+    hq, record = em.decide_lifted(b, "r", lifted, empty).actions
+    what = hq.notices[0].context["what"]
+    # 03:03 UTC is 11:03 in Shanghai; the recovery time typed is already local.
+    assert "(孙敏, 2026-11-26 11:03 (Asia/Shanghai))" in what
+    assert "business recovered: 2026-11-26 10:58 (Asia/Shanghai)" in what
+    assert "UTC" not in what and "UTC" not in str(record.comment)
+    utc_deployment = replace(b, tz="UTC")
+    hq, _ = em.decide_lifted(utc_deployment, "r", lifted, empty).actions
+    assert "2026-11-26 03:03 (UTC)" in hq.notices[0].context["what"]
+
+
+def test_a_pdf_is_what_the_report_mail_and_the_major_incident_report_carry_when_there_is_one():
+    with_pdf = {**PATHS, "pdf": "/r/EMR-4711.pdf"}
+    (mail,) = em.decide_report(brief(), "r", {"number": "EMR-4711"}, with_pdf).actions[0].notices
+    assert [(a["name"], a["mime"]) for a in mail.attachments] == [
+        ("EMR-4711.html", "text/html"), ("EMR-4711.pdf", "application/pdf")]
+    rs, _, _ = rounds()
+    (mir,) = em.decide_major_report(brief(), "r", rs, {"number": "EMR-4711"}, with_pdf).actions
+    assert [a["name"] for a in mir.attachments] == ["EMR-4711.html", "EMR-4711.pdf"]
+    assert "《重大事件报告》 EMR-4711 (pdf)" in [a["note"] for a in mir.attachments]
+
+
+def test_a_system_or_impact_other_than_the_tickets_is_warned_about_not_refused():
+    ticket = Ticket(id="4711", subject="s", status="assigned-l2", priority="urgent",
+                    created=START, updated=START, system="crm", impact="high")
+    assert em.input_warnings(ticket, "crm", "high") == []
+    system, impact = em.input_warnings(ticket, "billing", "major")
+    assert "the trigger chose system 'billing' but incident #4711 records 'crm'" in system
+    assert "impact 'major' but the incident records 'high'" in impact
+    unknown = replace(ticket, system=None)
+    assert "records no system" in em.input_warnings(unknown, "crm", "high")[0]
+
+
+def test_answers_name_people_as_contacts_yaml_does_not_by_login():
+    payload = {"chosen_options": [em.APPROVE], "responded_at": "2026-11-26T03:00:00+00:00",
+               "responded_by_user": {"id": "zheng.gang", "name": "zheng.gang"}}
+    named = em.Answer.from_xcom("101.4", "q", payload, brief().names())
+    assert named is not None and named.by == "郑刚 (省中心副主任)"
+    stranger = {**payload, "responded_by_user": {"id": "guest", "name": "Guest"}}
+    assert em.Answer.from_xcom("101.4", "q", stranger, brief().names()).by == "Guest"

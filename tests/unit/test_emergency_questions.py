@@ -99,6 +99,7 @@ def test_asking_tells_the_assignees_by_mail_and_sms_with_the_link_once():
     assert mail.to == ("zheng.gang@ops.example.cn",) and sms.to == ("13800000051",)
     assert mail.context["question"]["link"] == q.link and mail.context["kind"] == "ask"
     assert action.key == qs.decide_ask(b, q, START + minutes(5)).actions[0].key  # one per question
+    assert action.key == qs.ask_key(b, q)  # what a retried task looks for on the incident
     other_run = replace(b, run_id="manual__continuation")
     assert qs.decide_ask(other_run, q, START).actions[0].key != action.key
 

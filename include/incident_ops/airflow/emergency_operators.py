@@ -107,19 +107,35 @@ class _Prepared:
 
         raise TaskAwaitingInput(method_name="execute_complete", kwargs=state, timeout=wake)
 
+    def _retried(self, context: Any) -> bool:
+        """A retry (after a failure), as opposed to a first try or a clear, which restart
+        the count of tries (``max_tries`` grows by ``retries`` on a clear).
+
+        A retry must not post its question again: Airflow erases an answer when a question
+        is posted again (what a person clearing the task wants), and 3.3.2 has a race that
+        retries a question whose answer landed while the worker that parked it was still
+        finishing (the scheduler takes that worker's exit for a task killed from outside).
+        Not posting again keeps that answer: the task picks it up as it parks."""
+        ti = context["ti"]
+        op: Any = self
+        first_try = ti.max_tries - (op.retries or 0) + 1
+        return bool(ti.try_number > max(first_try, 1))
+
     def execute(self, context: Any) -> Any:
-        from incident_ops.airflow.question_tasks import question_of, wake_in
+        from incident_ops.airflow.question_tasks import already_posted, question_of, wake_in
 
         spec = self._prepare(context)
         self.question = question_of(context, spec)
         self.asked_at = _now()
+        state = {"question": self.question.to_dict(), "asked_at": self.asked_at.isoformat(),
+                 "sent_back": 0}
         wake = wake_in(context, self.asked_at, self.asked_at)
-        self._post(context, chased=wake is not None)
+        if not (self._retried(context) and already_posted(context, self.question)):
+            self._post(context, chased=wake is not None)
         op: Any = self
         for notifier in op.notifiers:
             notifier(context)
-        self._park(context, {"question": self.question.to_dict(),
-                             "asked_at": self.asked_at.isoformat(), "sent_back": 0}, wake)
+        self._park(context, state, wake)
 
     def execute_complete(self, context: Any, event: dict[str, Any],
                          question: dict[str, Any] | None = None, asked_at: str | None = None,

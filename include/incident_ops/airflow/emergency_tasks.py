@@ -65,7 +65,9 @@ def brief_of(context: Any) -> em.Brief:
 
 def answer_of(context: Any, task_id: str, step: str, question: str) -> em.Answer | None:
     payload = context["ti"].xcom_pull(task_ids=task_id, key=ANSWER_KEY)
-    return em.Answer.from_xcom(step, question, payload)
+    if not payload:
+        return None
+    return em.Answer.from_xcom(step, question, payload, brief_of(context).names())
 
 
 def round_answers(context: Any, k: int, n: int) -> tuple[em.Answer | None, list[em.Answer]]:

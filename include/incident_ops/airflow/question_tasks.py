@@ -68,6 +68,18 @@ def _apply(context: Any, plan: Plan, step: str) -> None:
         carry(s, brief, plan, step, strict=False)
 
 
+def already_posted(context: Any, question: qs.Question) -> bool:
+    """Whether an earlier try of this task got as far as telling the question's people (and
+    so had posted it): the desk holds the key of that notice."""
+    from incident_ops.airflow.bootstrap import services
+
+    brief = brief_of(context)
+    if brief.dry_run:
+        return False
+    with services(context) as s:
+        return qs.ask_key(brief, question) in s.desk.get(brief.incident_id).automation_keys
+
+
 def question_asked(context: Any, question: qs.Question, asked_at: datetime) -> None:
     """The question is posted: tell the people who answer it."""
     brief = brief_of(context)

@@ -98,11 +98,15 @@ class Answer:
     params: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_xcom(cls, step: str, question: str, payload: Mapping[str, Any] | None
-                  ) -> Answer | None:
+    def from_xcom(cls, step: str, question: str, payload: Mapping[str, Any] | None,
+                  names: Mapping[str, str] | None = None) -> Answer | None:
+        """``names``: people's names by Airflow login (auth managers often know only the
+        login), so reports say who decided, not which account."""
         if not payload:
             return None
-        user = payload.get("responded_by_user") or {}
+        user = dict(payload.get("responded_by_user") or {})
+        if names and user.get("id") in names:
+            user["name"] = names[str(user["id"])]
         at = payload.get("responded_at")
         if isinstance(at, str):
             at = datetime.fromisoformat(at)
@@ -308,6 +312,11 @@ class Brief:
     @property
     def incident_id(self) -> str:
         return self.incident.id
+
+    def names(self) -> dict[str, str]:
+        """The people of this emergency by Airflow login."""
+        return {c.airflow_user: c.name for people in self.people.values() for c in people
+                if c.airflow_user}
 
     @property
     def system_label(self) -> str:

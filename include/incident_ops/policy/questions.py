@@ -193,6 +193,11 @@ def _messages(brief: Brief, template_kind: str, q: Question, people: Sequence[Co
     return (mail, *texts)
 
 
+def ask_key(brief: Brief, q: Question) -> str:
+    """The key of telling a question's people it waits (one per question of a run)."""
+    return _key(brief, "ask", q.task_id)
+
+
 def decide_ask(brief: Brief, q: Question, asked_at: datetime) -> Plan:
     """The question is waiting: its people are told by mail and SMS, with the link."""
     people = assignees(brief, q.kind)
@@ -200,7 +205,7 @@ def decide_ask(brief: Brief, q: Question, asked_at: datetime) -> Plan:
                    f"问题已发出，等待回答 / question asked, waiting for an answer: {q.subject} — "
                    f"{', '.join(c.name for c in people) or '—'}",
                    f"{q.task_id}: question sent to {len(people)} people",
-                   brief.run_id, q.task_id,
+                   brief.run_id, q.task_id,  # the parts of ask_key
                    notices=_messages(brief, "ask", q, people, brief.run_id,
                                      asked=local_time(asked_at, brief.tz)))
     return _plan(brief, brief.run_id, action)
