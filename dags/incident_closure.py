@@ -25,7 +25,7 @@ import os
 from airflow.sdk import Param, dag
 from airflow.timetables.trigger import CronTriggerTimetable
 
-from incident_ops.airflow.dag_defaults import default_args, timezone
+from incident_ops.airflow.dag_defaults import alerting, default_args, timezone
 from incident_ops.airflow.plans import plan_closure
 from incident_ops.airflow.wiring import plan_apply_report
 
@@ -42,6 +42,7 @@ from incident_ops.airflow.wiring import plan_apply_report
     default_args=default_args(retry_seconds=60),
     params={"dry_run": Param(False, type="boolean",
                              description="Plan and report only; change nothing in the desk.")},
+    **alerting("incident_closure"),
 )
 def incident_closure():
     plan_apply_report(plan_closure)

@@ -36,7 +36,7 @@ from datetime import timedelta
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.timetables.trigger import CronTriggerTimetable
 
-from incident_ops.airflow.dag_defaults import DESK_POOL, timezone
+from incident_ops.airflow.dag_defaults import DESK_POOL, alerting, timezone
 
 SCHEDULES = {
     "daily": os.environ.get("INCIDENT_OPS_REPORT_DAILY_SCHEDULE", "30 7 * * *"),
@@ -64,6 +64,7 @@ def report_dag(kind: str) -> None:
             "language": Param(None, type=["null", "string"], enum=[None, "zh", "en"],
                               description="zh or en; empty: reports.yaml's language."),
         },
+        **alerting(f"incident_report_{kind}"),
     )
     def incident_report() -> None:
         @task(pool=DESK_POOL)
