@@ -177,7 +177,7 @@ def page(title: str, body: str) -> bytes:
     return ("<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'>"
             f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
             f"<title>{html.escape(title)}</title><style>{STYLE}</style></head>"
-            f"<body>{body}</body></html>").encode("utf-8")
+            f"<body>{body}</body></html>").encode()
 
 
 def index_page(store: Store) -> bytes:

@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "include"), str(REPO)]
 
 from scripts.render_report_png import quantize  # noqa: E402
+
 from tests.support.browser import chromium  # noqa: E402
 from tests.support.catcher import Catcher, fill_with_sample  # noqa: E402
 

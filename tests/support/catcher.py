@@ -92,8 +92,13 @@ def fill_with_sample(catcher: Catcher, work: Path) -> Filled:
     two SMS. Needs ``AIRFLOW_CONN_SMS_MAILBOX`` free to set (done here)."""
     from incident_ops.airflow.senders import build_mime, send_sms
     from incident_ops.notify.messages import Sms
-    from incident_ops.notify.oncall import RunFacts, TaskLink, failure_alert, record_failure
-    from incident_ops.notify.oncall import OnCallState
+    from incident_ops.notify.oncall import (
+        OnCallState,
+        RunFacts,
+        TaskLink,
+        failure_alert,
+        record_failure,
+    )
     from tests.support.report_sample import render_sample
 
     sample = render_sample(work, "zh")
