@@ -322,9 +322,11 @@ def deadline_missed_now(context: dict[str, Any], minutes: float, md: Any | None 
     queued_at = _aware(dag_run.get("queued_at"))
     state = load_state(md, dag_id)
     why = deadline_reason(state, run_id, run_state, queued_at)
+    # One line per missed deadline and what came of it: the triggerer's log is where a
+    # platform engineer (and the demo test) reads why a deadline did or did not alert.
+    log.info("deadline of %s %s (%s) missed: %s", dag_id, run_id, run_state,
+             f"alert, the run {why}" if why else "no alert, not an outage of its own")
     if why is None:
-        log.info("deadline of %s %s (%s) passed; not an outage of its own: no alert",
-                 dag_id, run_id, run_state)
         return
     now = datetime.now(UTC)
     facts = run_facts(md, dag_id, run_id, state=run_state, queued_at=queued_at)
