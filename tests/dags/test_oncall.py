@@ -134,3 +134,17 @@ def test_an_unreadable_silence_does_not_silence(oncall, monkeypatch):
     Variable.set("incident_ops.oncall.silence", '{"until": "tomorrow"}')
     assert str(run_dag("urgent_incidents").state) == "failed"
     oncall["mail"].wait_for(1, to=ONCALL)
+
+
+def test_a_failure_told_once_is_not_told_again_when_its_callback_runs_again(oncall, monkeypatch):
+    from types import SimpleNamespace
+
+    from incident_ops.airflow.alerting import on_run_failed
+
+    dead_desk(monkeypatch)
+    run = run_dag("urgent_incidents")
+    oncall["mail"].wait_for(1, to=ONCALL)
+    again = SimpleNamespace(dag_id="urgent_incidents", run_id=run.run_id,
+                            start_date=run.start_date, queued_at=None)
+    on_run_failed({"dag_run": again, "reason": "task_failure"})  # a replayed callback
+    assert len(alerts(oncall)) == 1

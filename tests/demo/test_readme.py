@@ -256,6 +256,14 @@ def test_a_killed_desk_reaches_on_call_once_within_the_deadline(demo):
     assert all(m["in_reply_to"] == failed[0]["message_id"] for m in failed[1:]), \
         "the failures of one outage are one thread"
 
+    # The desk comes back (docs/deploy.md, "Test it"): the next good run says so, once.
+    back = demo.shell(f"DESK_PORT={demo.ports['DESK_PORT']} PYTHONPATH=include "
+                      ".venv/bin/python -m incident_ops.embedded_desk start")
+    assert back.returncode == 0, back.stderr
+    assert demo.shell("scripts/airflow dags trigger urgent_incidents").returncode == 0
+    [recovered] = poll(lambda: new_alerts("RECOVERED"), 240, "the recovery mail")
+    assert recovered["in_reply_to"] == failed[0]["message_id"]
+
 
 def test_make_stop_stops_everything(demo):
     done = demo.stop()
