@@ -182,6 +182,21 @@ def test_late_duplicate_of_a_closed_master_follows_its_close_code():
     assert action.kind == CASCADE_CLOSE and action.fields["close_code"] == "workaround"
 
 
+def test_open_duplicates_under_a_master_closed_earlier_close_with_its_code():
+    master = complete("110", status=CLOSED, close_code="workaround")
+    chain = [complete("111", duplicate_of="110", status="new", close_code=None),
+             complete("112", duplicate_of="111", status="assigned-l1", close_code=None),
+             complete("113", duplicate_of="110", status=CLOSED, close_code="solved")]
+    plan = decide([], [master, *chain])
+    assert kinds(plan) == {(CASCADE_CLOSE, "111"), (CASCADE_CLOSE, "112")}
+    assert {(a.fields["close_code"], a.master_id) for a in plan.actions} == {("workaround", "110")}
+
+
+def test_open_duplicates_of_an_unsuccessful_master_are_left_for_its_reopened_copy():
+    master = complete("114", status=CLOSED, close_code=UNSUCCESSFUL)
+    assert decide([], [master, complete("115", duplicate_of="114", status="new")]).actions == []
+
+
 def test_resolved_duplicate_of_an_open_master_waits():
     plan = decide([complete("101", duplicate_of="100")], [complete("100", status="in-progress")])
     assert plan.actions == [] and "#100" in plan.waiting["101"]

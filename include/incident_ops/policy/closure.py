@@ -103,6 +103,9 @@ def decide_closure(resolved: Iterable[Ticket], related: Iterable[Ticket], policy
     for ticket in sorted(candidates.values(), key=_order):
         if ticket.id not in handled and graph.master_of(ticket.id) is not None:
             _decide_duplicate(ticket, graph, ctx, plan, handled)
+    for master in sorted(graph.tickets.values(), key=_order):
+        if master.id not in candidates and graph.master_of(master.id) is None:
+            _follow_closed_master(master, graph, ctx, plan, handled)
     return plan
 
 
@@ -190,6 +193,20 @@ def _decide_duplicate(ticket: Ticket, graph: DuplicateGraph, ctx: _Context, plan
         _add(plan, ticket, _cascade(ticket, master, ctx))
     else:
         plan.waiting[ticket.id] = f"waits for its master #{root}"
+
+
+def _follow_closed_master(master: Ticket, graph: DuplicateGraph, ctx: _Context, plan: Plan,
+                          handled: set[str]) -> None:
+    """100.7.1 for duplicates still open under a master closed earlier (linked after it
+    closed, or left open when a run stopped between the master's close and theirs): they
+    close with the master's code. An unsuccessful master's duplicates follow its reopened
+    copy instead (100.7.3)."""
+    if master.status != CLOSED or master.close_code == UNSUCCESSFUL:
+        return
+    for dup in graph.descendants(master.id):
+        if dup.id not in handled and dup.status != CLOSED:
+            handled.add(dup.id)
+            _add(plan, dup, _cascade(dup, master, ctx))
 
 
 def _close_family(master: Ticket, step: str, rule: str, reason: str, graph: DuplicateGraph,
