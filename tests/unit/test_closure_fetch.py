@@ -80,3 +80,26 @@ def test_a_duplicate_in_a_cycle_is_read_in_full_once_it_turns_out_a_root(desk: M
     desk.edit(a, duplicate_of=b)  # a desk that allows loops (RT refuses them)
     batch = fetch_closure_batch(desk, None)
     assert {t.id: t.partial for t in batch.resolved} == {a: False, b: True}
+
+
+def test_a_resolved_duplicate_of_a_master_closed_since_gets_the_master_in_full(
+        desk: MemoryDesk) -> None:
+    master = add(desk, status=CLOSED, close_code="workaround")
+    dup = add(desk, duplicate_of=master)
+    batch = fetch_closure_batch(desk, T0 - timedelta(hours=1))
+    assert [t.id for t in batch.resolved] == [dup]
+    (m,) = batch.related
+    assert m.id == master and not m.partial and m.close_code == "workaround"
+
+
+def test_a_family_closed_whole_is_not_read_again(desk: MemoryDesk) -> None:
+    master = add(desk, status=CLOSED)
+    add(desk, status=CLOSED, duplicate_of=master)
+    batch = fetch_closure_batch(desk, T0 - timedelta(hours=1))
+    assert batch.resolved == [] and batch.related == []
+
+
+def test_the_first_run_does_not_go_through_every_closed_family(desk: MemoryDesk) -> None:
+    master = add(desk, status=CLOSED)
+    add(desk, status="new", duplicate_of=master)
+    assert fetch_closure_batch(desk, None).related == []

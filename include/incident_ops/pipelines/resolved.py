@@ -102,11 +102,15 @@ class _Fetch:
         for t in pending.result():
             if t.id not in resolved or resolved[t.id].partial:
                 resolved[t.id] = t
-        # Masters closed since the last run that have duplicates: any still open follow the
-        # master's code (linked after it closed, or a run stopped between the two closes).
-        closed = {t.id: t for t in self.desk.search(TicketQuery(
-            statuses=[CLOSED], updated_since=since, has_duplicates=True))}
+        # Masters closed since the last run that have duplicates (read light): any duplicate
+        # still open follows the master's code (linked after it closed, or a run stopped
+        # between the two closes). Only those masters are then read in full. The first run
+        # has no "since": families closed before it are not its business.
+        closed = {} if since is None else {t.id: t for t in self.desk.search(TicketQuery(
+            statuses=[CLOSED], updated_since=since, has_duplicates=True,
+            custom_fields=False))}
         related = self.families(resolved, closed)
+        self.complete_closed_masters(closed, resolved, related)
         self.complete_roots(resolved, related)
         log.info("fetched %d resolved tickets and %d related (duplicates and masters), "
                  "%d read in full", len(resolved), len(related),
@@ -156,6 +160,26 @@ class _Fetch:
             missing = {t.duplicate_of for t in found.values()
                        if t.duplicate_of and t.duplicate_of not in known}
         return related
+
+    def complete_closed_masters(self, closed: dict[str, Ticket], resolved: dict[str, Ticket],
+                                related: dict[str, Ticket]) -> None:
+        """Read in full the closed masters with a duplicate not closed yet (their close code
+        is what it closes with); forget the others, whose families are done."""
+        if not closed:
+            return
+        graph = DuplicateGraph([*resolved.values(), *related.values()])
+        wanted = [m for m in closed if m in related and graph.master_of(m) is None and any(
+            d.status != CLOSED for d in graph.descendants(m))]
+        for master in set(closed) - set(wanted):
+            if master in resolved or graph.master_of(master) is not None:
+                continue  # part of a family read for another reason: keep it as read
+            for dup in graph.descendants(master):
+                related.pop(dup.id, None)
+            related.pop(master, None)
+        if wanted:
+            log.info("reading %d closed masters in full: duplicates of theirs are still open",
+                     len(wanted))
+            related.update(self.full(wanted))
 
     def complete_roots(self, resolved: dict[str, Ticket], related: dict[str, Ticket]) -> None:
         """Read in full the light tickets the decision will judge on their own record: those

@@ -201,7 +201,7 @@ def _follow_closed_master(master: Ticket, graph: DuplicateGraph, ctx: _Context, 
     closed, or left open when a run stopped between the master's close and theirs): they
     close with the master's code. An unsuccessful master's duplicates follow its reopened
     copy instead (100.7.3)."""
-    if master.status != CLOSED or master.close_code == UNSUCCESSFUL:
+    if master.status != CLOSED or master.close_code == UNSUCCESSFUL or master.partial:
         return
     for dup in graph.descendants(master.id):
         if dup.id not in handled and dup.status != CLOSED:
