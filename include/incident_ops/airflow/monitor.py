@@ -53,6 +53,8 @@ def plan_monitor(context: Any, *, conn_id: str = "servicedesk_default") -> dict[
         tickets = fetch_monitor_batch(hook.get_desk(), since, info.now)
     plan = decide_escalation(tickets, sla_policy(), load_vocabulary(), load_contacts(),
                              info.now, info.run_id)
+    for warning in plan.warnings:  # also on the run's plan report
+        log.warning("SLA calendar: %s", warning)
     return planned(plan, tickets, now=info.now, read=tickets,
                    watermark_variable=MONITOR_WATERMARK, watermark=since,
                    fetch_started=started)
@@ -78,6 +80,8 @@ def snapshot_task(context: Any, *, resend: bool = False,
     page.write_text(html, encoding="utf-8")
     log.info("snapshot: %d open, %d breached, %d at risk -> %s", snap.total,
              len(snap.breached), len(snap.at_risk), page)
+    for warning in snap.warnings:  # also on the page
+        log.warning("SLA calendar: %s", warning)
     sent_marker = page.with_suffix(".sent")
     roles = (load_yaml("sla.yaml").get("snapshot") or {}).get("to", ["incident_manager"])
     contacts = load_contacts()
@@ -89,4 +93,4 @@ def snapshot_task(context: Any, *, resend: bool = False,
                                            key=f"snapshot:{info.dag_id}:{info.run_id}"))
         sent_marker.write_text(info.now.isoformat(), encoding="utf-8")
     return {"page": str(page), "open": snap.total, "breached": len(snap.breached),
-            "at_risk": len(snap.at_risk), "mailed_to": list(to)}
+            "at_risk": len(snap.at_risk), "mailed_to": list(to), "warnings": snap.warnings}
