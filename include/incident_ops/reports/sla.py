@@ -28,6 +28,11 @@ def target_hours(priority: pd.Series, impact: pd.Series, policy: SlaPolicy) -> p
     return pd.Series(np.fmin(by_priority.to_numpy(), by_impact.to_numpy()), index=priority.index)
 
 
+def respond_hours(priority: pd.Series, policy: SlaPolicy) -> pd.Series:
+    """Response target per ticket: its priority's ``respond`` hours (NaN for none)."""
+    return priority.astype(object).map(policy.respond_hours).astype("float64")
+
+
 def elapsed_hours(start: pd.Series, end: pd.Series, priority: pd.Series,
                   policy: SlaPolicy) -> pd.Series:
     """Hours from ``start`` to ``end`` on each ticket's SLA clock (NaN where either is NaT).
