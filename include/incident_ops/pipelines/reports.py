@@ -95,6 +95,12 @@ def kpi_settings(settings: ReportSettings, vocab: Vocabulary, sla: SlaPolicy | N
 
 
 def compute(archive: ReportArchive, settings: KpiSettings) -> PeriodKpis:
+    sla = settings.sla
+    if sla is not None and sla.calendar is not None and sla.calendar_priorities:
+        period = archive.period
+        for year in sorted({period.previous().first_day.year, period.last_day.year}):
+            for warning in sla.calendar.year_warnings(year):
+                log.warning("SLA calendar: %s", warning)
     kpis = compute_kpis(read_snapshot(archive.snapshot), archive.period, settings)
     archive.write_json(archive.kpis, kpis.to_dict())
     return kpis

@@ -122,9 +122,12 @@ class Calendar:
         years = [today.year]
         if (date(today.year + 1, 1, 1) - today).days <= self.warn_days_ahead:
             years.append(today.year + 1)
-        return [w for year in years for w in self._year_warnings(year)]
+        return [w for year in years for w in self.year_warnings(year)]
 
-    def _year_warnings(self, year: int) -> list[str]:
+    def year_warnings(self, year: int) -> list[str]:
+        """What is missing of ``year``'s public calendar (nothing without a source)."""
+        if not self.country:
+            return []
         public = self.year(year)
         extra_off = any(d.year == year for d in self.holidays)
         extra_on = any(d.year == year for d in self.workdays)
