@@ -189,7 +189,8 @@ def times_from_history(ticket: Ticket, history: Sequence[Mapping[str, Any]],
                        nobody: str) -> Ticket:
     """``ticket`` with ``resolved_at``, ``closed_at`` and ``responded_at`` read from its
     status and owner transactions (oldest first; owner values are user ids, ``nobody``
-    the id of RT's Nobody).
+    the id of RT's Nobody). The status moves needed are those out of ``new`` and into
+    resolved or closed (``reads.history`` reads no others); more do no harm.
 
     - closed: closed when it last moved to closed; resolved when it last moved to resolved,
       if it went from there to closed, else (closed straight from an open status, e.g. a
