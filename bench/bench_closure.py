@@ -265,7 +265,7 @@ def floor_pass(url: str, user: str, password: str, tag: str,
         fields: dict[str, Any] = {"Close Code": CLOSE_CODE}
         if audit:
             # the audit field every pipeline close carries (closes write no key: final)
-            fields |= {"Automation": "100.7.1 close.auto-source · run bench__floor"}
+            fields |= {"Automation": "100.7.4 close.handled-by-support · run bench__floor"}
         body = [{"id": i, "Status": "closed", "CustomFields": fields}
                 for i in ids[start:start + 100]]
         resp = session.put(api + "/tickets/bulk", json=body, timeout=300)

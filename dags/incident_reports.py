@@ -10,6 +10,7 @@ the period before (two bounded desk searches) → **compute** the KPIs with pand
 |---|---|
 | volume | tickets created by priority, system, source and category, against the previous period |
 | resolution | mean and P90 time to resolve, SLA compliance by priority (targets: `sla.yaml`) |
+| response | creation to first pick-up (owner set or out of *New*) against `respond` in `sla.yaml`, by priority |
 | closure | auto-closed (100.7.1), confirmed, reopened as unsuccessful (100.7.3), the reopen rate |
 | quality | incomplete resolutions bounced back (100.6) by handler, duplicates per master |
 | escalation | tickets per rung of the ladder (100.8), urgent incidents, major-impact emergencies |

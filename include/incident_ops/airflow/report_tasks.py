@@ -65,7 +65,8 @@ def compute_task(fetched: dict[str, Any], s: Any) -> dict[str, Any]:
 
     archive = _archive(fetched["period"])
     kpis = compute(archive, kpi_settings(s.config.reports, s.config.vocabulary, _sla(s)))
-    keys = ("created", "resolved", "closed", "sla_pct", "reopen_rate_pct", "urgent", "major")
+    keys = ("created", "resolved", "closed", "sla_pct", "response_pct", "reopen_rate_pct",
+            "urgent", "major")
     headline = {k: kpis.headline[k] for k in keys}
     log.info("KPIs %s %s: %s", archive.period.kind, archive.period.label, headline)
     return {"period": fetched["period"], "kpis": str(archive.kpis), "headline": headline,
