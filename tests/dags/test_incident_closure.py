@@ -96,7 +96,7 @@ def test_phone_ticket_the_help_desk_resolved_itself_asks_the_requester(env):
                requester="zhao.user@example.cn")
     run = run_dag("incident_closure")
     succeeded(run)
-    (outcome,) = [o for o in xcom(run, "apply") if o["ticket_id"] == tid]
+    (outcome,) = [o for o in xcom(run, "apply")["outcomes"] if o["ticket_id"] == tid]
     assert (outcome["kind"], outcome["step"], outcome["outcome"]) == (
         "ask_confirmation", "100.7.2", "done")
     t = ticket(env, tid)
@@ -113,7 +113,8 @@ def test_alarm_l2_handled_alone_closes_with_its_duplicates_under_100_7_4(env):
     env["desk"].link_duplicate(dup, master)
     run = run_dag("incident_closure")
     succeeded(run)
-    steps = {o["ticket_id"]: (o["kind"], o["step"], o["outcome"]) for o in xcom(run, "apply")}
+    steps = {o["ticket_id"]: (o["kind"], o["step"], o["outcome"])
+             for o in xcom(run, "apply")["outcomes"]}
     assert steps[master] == ("close", "100.7.4", "done")
     assert steps[dup] == ("cascade_close", "100.7.4", "done")
     assert ticket(env, dup).automation.startswith("100.7.4 close.duplicate-cascade")
@@ -146,11 +147,11 @@ def test_a_duplicate_loop_stored_in_the_desk_is_broken_and_closed_in_one_run(env
     assert ticket(env, a).duplicate_of == c  # the loop a -> c -> b -> a is in the desk
     run = run_dag("incident_closure")
     succeeded(run)
-    outcomes = {o["ticket_id"]: (o["kind"], o["outcome"]) for o in xcom(run, "apply")
+    outcomes = {o["ticket_id"]: (o["kind"], o["outcome"]) for o in xcom(run, "apply")["outcomes"]
                 if o["ticket_id"] in (a, b, c) and o["kind"] != "break_link"}
     assert outcomes == {a: ("close", "done"), b: ("cascade_close", "done"),
                         c: ("cascade_close", "done")}, outcomes
-    breaks = [o for o in xcom(run, "apply") if o["kind"] == "break_link"]
+    breaks = [o for o in xcom(run, "apply")["outcomes"] if o["kind"] == "break_link"]
     assert [(o["ticket_id"], o["outcome"]) for o in breaks] == [(a, "done")]
     assert [(t.status, t.close_code) for t in map(lambda x: ticket(env, x), (a, b, c))] == \
         [("closed", "self-healed")] * 3
