@@ -308,10 +308,14 @@ def main(argv: list[str] | None = None) -> int:
             desk.stop()
 
 
-def measure_pipeline(desk: EmbeddedDesk, now: datetime, since: datetime,
-                     profiler: cProfile.Profile | None,
+def measure_pipeline(desk: EmbeddedDesk, now: datetime, profiler: cProfile.Profile | None,
                      profile_path: str) -> tuple[dict[str, Any], float]:
-    """One pipeline pass with the DAG's watermark, and the CPU seconds it cost."""
+    """One pipeline pass with the watermark of a run in steady state, and its CPU seconds.
+
+    The watermark is the moment the pass starts: the round's set is dated after it, and
+    nothing closed before it (earlier rounds, the floor of this one) is read again.
+    """
+    since = datetime.now(UTC)
     if profiler:
         profiler.enable()
     cpu = cpu_seconds(desk)
@@ -352,12 +356,11 @@ def run(desk: EmbeddedDesk, args: argparse.Namespace) -> int:
         # round), so that the desk's speed has no minute to drift between the two. The
         # pipeline runs with a watermark, as the DAG does after its first run: the floor's
         # set lies ten days back, before it, so the pipeline never sees it.
-        # Each round is a DAG run in steady state: its watermark is the previous run's fetch
-        # start (less the skew margin), so it does not see what earlier rounds closed. The
-        # round's set is dated after that watermark (hours ahead of the wall clock: seeded
-        # history lies hours before its "now"), the floor's set ten days before it.
-        since = datetime.now(UTC).replace(microsecond=0) - SKEW
-        now = since + SKEW + LEAD
+        # Each round is a DAG run in steady state: it reads only what changed since its
+        # watermark, not what earlier rounds (or this round's floor) closed. The round's set
+        # is dated after the watermark (hours ahead of the wall clock: seeded history lies
+        # hours before its "now"), the floor's set ten days before.
+        now = datetime.now(UTC).replace(microsecond=0) + LEAD
         tag_a, tag_b = f"bcA{uuid.uuid4().hex[:6]}", f"bcB{uuid.uuid4().hex[:6]}"
         seed_a, ids_a = seed(desk, records(tag_a, args.masters, now, random.Random(7)))
         _, ids_b = seed(desk, records(tag_b, args.masters, now - FLOOR_AGE,
@@ -368,11 +371,11 @@ def run(desk: EmbeddedDesk, args: argparse.Namespace) -> int:
         profiler = cProfile.Profile() if args.profile and r == 1 else None
 
         if r % 2:
-            result, cpu_pipeline = measure_pipeline(desk, now, since, profiler, args.profile)
+            result, cpu_pipeline = measure_pipeline(desk, now, profiler, args.profile)
             floor, cpu_floor = measure_floor(desk, tag_b)
         else:
             floor, cpu_floor = measure_floor(desk, tag_b)
-            result, cpu_pipeline = measure_pipeline(desk, now, since, profiler, args.profile)
+            result, cpu_pipeline = measure_pipeline(desk, now, profiler, args.profile)
         # The next scheduled run: it reads the masters this pass closed once more (light)
         # and finds nothing to do. Reported, not part of the ratio.
         after = pipeline_pass(desk.url, desk.user, desk.password, now,
