@@ -65,6 +65,14 @@ os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{AIRFLOW_HOME / 
 os.environ["AIRFLOW__LOGGING__BASE_LOG_FOLDER"] = str(AIRFLOW_HOME / "logs")
 # A task that fails in a DAG test retries after a second, not a minute.
 os.environ["INCIDENT_OPS_RETRY_DELAY_SECONDS"] = "1"
+# One Fernet key for this session's every Airflow process (the tests' DAG runs, the runs they
+# start in processes of their own, the CLI): otherwise each process that finds no key makes
+# its own, and a Variable one encrypted reads as ciphertext in another (the outbox of a
+# killed run's subprocess did, whenever an `airflow` CLI call had written airflow.cfg first).
+if not os.environ.get("AIRFLOW__CORE__FERNET_KEY"):
+    import base64
+
+    os.environ["AIRFLOW__CORE__FERNET_KEY"] = base64.urlsafe_b64encode(os.urandom(32)).decode()
 
 
 def pytest_report_header(config: pytest.Config) -> str:
