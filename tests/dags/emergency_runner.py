@@ -36,10 +36,12 @@ DEFAULT_USER = {"id": "sun.min", "name": "孙敏 (事件经理)"}
 class Answerer(threading.Thread):
     """Answers every question of ``dag_id`` that parks in ``awaiting_input``."""
 
-    def __init__(self, dag_id: str, answers: dict[str, Any]):
+    def __init__(self, dag_id: str, answers: dict[str, Any],
+                 mail_back_before: dict[str, str] | None = None):
         super().__init__(name="hitl-answerer", daemon=True)
         self.dag_id = dag_id
         self.answers = answers
+        self.mail_back_before = mail_back_before or {}
         self.asked: dict[str, dict[str, Any]] = {}  # task id -> the question as asked
         self.answered_at: dict[str, float] = {}
         self.unexpected: str | None = None
@@ -74,6 +76,8 @@ class Answerer(threading.Thread):
                     continue
                 if detail.responded_at is None:
                     spec = self.answers.get(ti.task_id)
+                    if self.mail_back_before.get("task") == ti.task_id:
+                        Path(self.mail_back_before["switch"]).unlink(missing_ok=True)
                     if spec is None:
                         self.unexpected = ti.task_id
                         _thread.interrupt_main()  # stop dag.test(): the script has no answer
@@ -119,7 +123,8 @@ def run_one(dag: Any, scenario: dict[str, Any]) -> dict[str, Any]:
 
     for task_id in scenario.get("fail_once_after", []):
         fail_once_after(dag.task_dict[task_id])
-    answerer = Answerer(dag.dag_id, scenario.get("answers", {}))
+    answerer = Answerer(dag.dag_id, scenario.get("answers", {}),
+                        scenario.get("mail_back_before"))
     answerer.start()
     result: dict[str, Any] = {}
     started = time.monotonic()

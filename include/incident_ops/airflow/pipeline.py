@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -45,9 +45,10 @@ def clock_skew() -> timedelta:
 
 def planned(plan: Plan, tickets: Iterable[Ticket], *, now: datetime,
             watermark: dict[str, Any] | None = None, bulk_size: int = 100,
-            read: Iterable[Ticket] = ()) -> dict[str, Any]:
-    """What a plan task hands on. ``read``: the tickets the watermark is computed over;
-    ``watermark``: {"previous", "fetch_started", "desk_mark"} of an incremental fetch."""
+            read: Mapping[str, datetime] | None = None) -> dict[str, Any]:
+    """What a plan task hands on. ``read``: ticket id -> the update time the watermark holds
+    back to if that ticket's action does not happen; ``watermark``: {"fetch_started",
+    "desk_mark", "since"} of an incremental fetch."""
     tickets = list(tickets)
     log.info("plan %s: %s; %d findings, %d waiting", plan.run_id,
              plan.by_kind() or "nothing to do", len(plan.findings), len(plan.waiting))
@@ -56,7 +57,7 @@ def planned(plan: Plan, tickets: Iterable[Ticket], *, now: datetime,
     return {
         "plan": plan.to_dict(),
         "keys": {t.id: list(t.automation_keys) for t in tickets},
-        "updated": {t.id: t.updated.isoformat() for t in read},
+        "updated": {tid: at.isoformat() for tid, at in (read or {}).items()},
         "watermark": watermark,
         "now": now.isoformat(),
         "bulk_size": bulk_size,
