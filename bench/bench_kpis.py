@@ -45,6 +45,8 @@ def synthetic_tickets(n: int, start: datetime, end: datetime, seed: int = 7) -> 
     span = int((end - start).total_seconds())
     created_s = np.sort(rng.integers(0, span, n))
     ttr_s = rng.exponential(18 * 3600, n).astype(np.int64) + 300
+    response_s = rng.exponential(3600, n).astype(np.int64) + 30
+    unanswered = rng.random(n) < 0.05
 
     def pick(values: list, p: list[float] | None = None) -> list:
         return [values[i] for i in rng.choice(len(values), n, p=p)]
@@ -70,11 +72,13 @@ def synthetic_tickets(n: int, start: datetime, end: datetime, seed: int = 7) -> 
     rungs = ("at-risk", "breached", "convene", "management")
     bounce = rng.random(n) < 0.04
     confirmed = rng.random(n) < 0.3
-    created_l, ttr_l = created_s.tolist(), ttr_s.tolist()
+    created_l, ttr_l, response_l = created_s.tolist(), ttr_s.tolist(), response_s.tolist()
     for i in range(n):
         created = start + timedelta(seconds=created_l[i])
         done = status[i] in ("resolved", "closed")
         finished = created + timedelta(seconds=ttr_l[i]) if done else None
+        responded = None if unanswered[i] and not done else \
+            created + timedelta(seconds=min(response_l[i], ttr_l[i]))
         yield Ticket(
             id=str(i + 1), subject=f"合成事件 {i + 1}", status=status[i], priority=priority[i],
             created=created, updated=finished or created, impact=impact[i], source=source[i],
@@ -82,7 +86,7 @@ def synthetic_tickets(n: int, start: datetime, end: datetime, seed: int = 7) -> 
             close_code=close_code[i] if status[i] == "closed" else None,
             faulty_vendor=vendor[i], config_item=ci[i], duplicate_of=dup_of[i],
             confirmation="confirmed" if confirmed[i] else None,
-            completed_at=finished, resolved_at=finished,
+            completed_at=finished, resolved_at=finished, responded_at=responded,
             closed_at=finished + timedelta(hours=2) if status[i] == "closed" and finished
             else None,
             escalation=rungs[:esc[i]] if esc[i] <= 4 else (),
@@ -131,8 +135,8 @@ def main() -> None:
           f"  (goal < 4096 MB)")
     print(f"frame memory: {frame.memory_usage(deep=True).sum() / 2**20:.0f} MB; "
           f"created {h['created']:,}, resolved {h['resolved']:,}, closed {h['closed']:,}, "
-          f"SLA {h['sla_pct']}%, reopen rate {h['reopen_rate_pct']}%, "
-          f"bounce rate {h['bounce_rate_pct']}%")
+          f"SLA {h['sla_pct']}%, response {h['response_pct']}%, "
+          f"reopen rate {h['reopen_rate_pct']}%, bounce rate {h['bounce_rate_pct']}%")
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ from airflow.sdk import TriggerRule as TR
 
 from incident_ops.airflow import emergency_questions as ask
 from incident_ops.airflow.bootstrap import services
-from incident_ops.airflow.dag_defaults import DESK_POOL, default_args, timezone
+from incident_ops.airflow.dag_defaults import DESK_POOL, alerting, default_args, timezone
 from incident_ops.airflow.emergency_ids import ANNOUNCE_LIFTED, COVERED, ESCALATE, round_task
 from incident_ops.airflow.emergency_operators import (
     PreparedApproval,
@@ -147,6 +147,7 @@ def solution_form() -> dict:
                               description="留空 / Leave empty: filled in when an emergency "
                               "outlasts one run's rounds."),
     },
+    **alerting("emergency_response"),
 )
 def emergency_response():
     # Tasks read the run's brief (validate's XCom) themselves rather than taking it as an

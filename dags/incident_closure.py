@@ -8,10 +8,10 @@ send the mails) → **report** (JSON + HTML page under `reports/incident_closure
 | ticket | step | what happens |
 |---|---|---|
 | resolution record incomplete | 100.6 | back to its resolver's tier, one comment listing what is missing (中文/English), one mail |
-| monitoring alarm or auto-transfer | 100.7.1 | closed with its close code; every duplicate closed with the same code |
-| dispatched by the help desk | 100.7.2 | the requester is asked once; *confirmed* → closed; no answer in time → help desk reminded once |
+| resolved by L1/L2, not dispatched by the help desk | 100.7.4 | closed with its close code, duplicates with it |
+| resolved or dispatched by the help desk: monitoring alarm or auto-transfer | 100.7.1 | closed with its close code; every duplicate closed with the same code |
+| resolved or dispatched by the help desk: any other source | 100.7.2 | the requester is asked once; *confirmed* → closed; no answer in time → help desk reminded once |
 | requester says not fixed | 100.7.3 | closed *unsuccessful*; a new ticket to the original handler at his tier |
-| handled by L1/L2 themselves | 100.7.4 | closed with its close code, duplicates with it |
 
 Trigger with **dry_run = true** to see the plan without changing anything. Policy:
 `include/config/closure.yaml`. Connections: `servicedesk_default`, `smtp_default`.
@@ -25,7 +25,7 @@ import os
 from airflow.sdk import Param, dag
 from airflow.timetables.trigger import CronTriggerTimetable
 
-from incident_ops.airflow.dag_defaults import default_args, timezone
+from incident_ops.airflow.dag_defaults import alerting, default_args, timezone
 from incident_ops.airflow.plans import plan_closure
 from incident_ops.airflow.wiring import plan_apply_report
 
@@ -42,6 +42,7 @@ from incident_ops.airflow.wiring import plan_apply_report
     default_args=default_args(retry_seconds=60),
     params={"dry_run": Param(False, type="boolean",
                              description="Plan and report only; change nothing in the desk.")},
+    **alerting("incident_closure"),
 )
 def incident_closure():
     plan_apply_report(plan_closure)

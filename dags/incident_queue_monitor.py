@@ -24,7 +24,7 @@ import os
 from airflow.sdk import Param, dag
 from airflow.timetables.trigger import CronTriggerTimetable
 
-from incident_ops.airflow.dag_defaults import default_args, timezone
+from incident_ops.airflow.dag_defaults import alerting, default_args, timezone
 from incident_ops.airflow.plans import plan_monitor
 from incident_ops.airflow.wiring import plan_apply_report
 
@@ -38,6 +38,7 @@ from incident_ops.airflow.wiring import plan_apply_report
     tags=["itil", "incident", "sla", "escalation", "100.8"],
     default_args=default_args(retry_seconds=60),
     params={"dry_run": Param(False, type="boolean", description="Decide and report only.")},
+    **alerting("incident_queue_monitor"),
 )
 def incident_queue_monitor():
     plan_apply_report(plan_monitor)

@@ -15,7 +15,7 @@ import os
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.timetables.trigger import CronTriggerTimetable
 
-from incident_ops.airflow.dag_defaults import DESK_POOL, default_args, timezone
+from incident_ops.airflow.dag_defaults import DESK_POOL, alerting, default_args, timezone
 
 
 @dag(
@@ -28,6 +28,7 @@ from incident_ops.airflow.dag_defaults import DESK_POOL, default_args, timezone
     tags=["itil", "incident", "sla", "report", "100.8"],
     default_args=default_args(retry_seconds=120),
     params={"resend": Param(False, type="boolean", description="Mail again on a re-run.")},
+    **alerting("incident_queue_snapshot"),
 )
 def incident_queue_snapshot():
     @task(pool=DESK_POOL)

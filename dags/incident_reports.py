@@ -10,6 +10,7 @@ the period before (two bounded desk searches) → **compute** the KPIs with pand
 |---|---|
 | volume | tickets created by priority, system, source and category, against the previous period |
 | resolution | mean and P90 time to resolve, SLA compliance by priority (targets: `sla.yaml`) |
+| response | creation to first pick-up (owner set or out of *New*) against `respond` in `sla.yaml`, by priority |
 | closure | auto-closed (100.7.1), confirmed, reopened as unsuccessful (100.7.3), the reopen rate |
 | quality | incomplete resolutions bounced back (100.6) by handler, duplicates per master |
 | escalation | tickets per rung of the ladder (100.8), urgent incidents, major-impact emergencies |
@@ -31,12 +32,12 @@ Policy: `include/config/reports.yaml` (recipients, language), `sla.yaml`. Connec
 from __future__ import annotations
 
 import os
-from datetime import timedelta
 
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.timetables.trigger import CronTriggerTimetable
 
-from incident_ops.airflow.dag_defaults import DESK_POOL, timezone
+from incident_ops.airflow.bootstrap import services
+from incident_ops.airflow.dag_defaults import DESK_POOL, alerting, default_args, timezone
 
 SCHEDULES = {
     "daily": os.environ.get("INCIDENT_OPS_REPORT_DAILY_SCHEDULE", "30 7 * * *"),
@@ -53,8 +54,7 @@ def report_dag(kind: str) -> None:
         max_active_runs=1,
         doc_md=__doc__,
         tags=["itil", "incident", "report", kind],
-        default_args={"retries": 3, "retry_delay": timedelta(minutes=2),
-                      "retry_exponential_backoff": True},
+        default_args=default_args(retry_seconds=120),
         params={
             "date": Param(None, type=["null", "string"], format="date",
                           description="Report the period holding this day (YYYY-MM-DD); "
@@ -64,31 +64,36 @@ def report_dag(kind: str) -> None:
             "language": Param(None, type=["null", "string"], enum=[None, "zh", "en"],
                               description="zh or en; empty: reports.yaml's language."),
         },
+        **alerting(f"incident_report_{kind}"),
     )
     def incident_report() -> None:
         @task(pool=DESK_POOL)
         def fetch() -> dict:
             from incident_ops.airflow.report_tasks import fetch_task
 
-            return fetch_task(kind, get_current_context())
+            with services(get_current_context()) as s:
+                return fetch_task(kind, s)
 
         @task
         def compute(fetched: dict) -> dict:
             from incident_ops.airflow.report_tasks import compute_task
 
-            return compute_task(fetched)
+            with services(get_current_context()) as s:
+                return compute_task(fetched, s)
 
         @task
         def render(computed: dict) -> dict:
             from incident_ops.airflow.report_tasks import render_task
 
-            return render_task(computed, get_current_context())
+            with services(get_current_context()) as s:
+                return render_task(computed, s)
 
         @task
         def send(rendered: dict) -> dict:
             from incident_ops.airflow.report_tasks import send_task
 
-            return send_task(rendered, get_current_context())
+            with services(get_current_context()) as s:
+                return send_task(rendered, s)
 
         send(render(compute(fetch())))
 

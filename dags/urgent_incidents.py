@@ -20,7 +20,7 @@ import os
 from airflow.sdk import Param, dag
 from airflow.timetables.trigger import CronTriggerTimetable
 
-from incident_ops.airflow.dag_defaults import default_args, timezone
+from incident_ops.airflow.dag_defaults import alerting, default_args, timezone
 from incident_ops.airflow.plans import plan_urgent
 from incident_ops.airflow.wiring import plan_apply_report
 
@@ -34,6 +34,7 @@ from incident_ops.airflow.wiring import plan_apply_report
     tags=["itil", "incident", "urgent", "100.5"],
     default_args=default_args(retry_seconds=20),
     params={"dry_run": Param(False, type="boolean", description="Decide and report only.")},
+    **alerting("urgent_incidents"),
 )
 def urgent_incidents():
     plan_apply_report(plan_urgent)

@@ -1,31 +1,21 @@
 #!/usr/bin/env bash
 # make demo / make stop: the embedded desk with sample data, a mail catcher, Airflow standalone
 # with the project's DAGs. Everything runs on 127.0.0.1, in its own process group, with its
-# state under .run/ and .desk/ (both git-ignored).
+# state under .run/ and .desk/ (both git-ignored). The environment is scripts/demo-env.sh;
+# scripts/airflow is the demo's Airflow CLI from any shell.
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+# shellcheck source=demo-env.sh
+source scripts/demo-env.sh
 BIN=$ROOT/.venv/bin
-RUN=$ROOT/.run
-# `airflow standalone` starts its components as plain `airflow ...` from PATH: the venv's.
-export PATH=$BIN:$PATH
-export AIRFLOW_HOME=$RUN/airflow
-export AIRFLOW__CORE__DAGS_FOLDER=$ROOT/dags
-export AIRFLOW__CORE__LOAD_EXAMPLES=False
-export AIRFLOW__CORE__PARALLELISM=4
-export AIRFLOW__CORE__TEST_CONNECTION=Enabled
-# Simple auth manager (what standalone uses): the platform's admin, and one login per person
-# of include/config/contacts.yaml (airflow_user; role "user"): each answers the emergency's
-# questions of their role, nobody else's. Passwords (our own file): admin/admin, and each
-# person's login as password (loopback demo only).
-export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=$AIRFLOW_HOME/passwords.json
-export AIRFLOW__API__HOST=127.0.0.1  # loopback only (the default listens on 0.0.0.0)
-export AIRFLOW__API__PORT=8080
-AIRFLOW_URL=http://127.0.0.1:8080
-export INCIDENT_OPS_REPORTS_DIR=$ROOT/reports
-export AIRFLOW_CONN_SMTP_DEFAULT='smtp://127.0.0.1:1025?disable_ssl=true&disable_tls=true&from_email=incident-ops%40ops.example.cn'
-export AIRFLOW_CONN_SMS_DEFAULT='{"conn_type": "sms_gateway", "host": "http://127.0.0.1:8026/sms"}'
-DESK_URL=http://127.0.0.1:${DESK_PORT:-8480}
+RUN=$DEMO_RUN
+AIRFLOW_URL=http://127.0.0.1:$DEMO_AIRFLOW_PORT
+DESK_URL=http://127.0.0.1:$DESK_PORT
+MAILBOX_URL=http://127.0.0.1:$DEMO_MAIL_PORT
+# What the demo shows people: the pipelines that run on their own, and the emergency DAG,
+# which must be unpaused for a trigger (UI, CLI or REST) to start a run rather than queue.
+UNPAUSED=(incident_closure urgent_incidents incident_queue_monitor emergency_response)
 
 wait_http() {  # url deadline-seconds what
   local deadline=$((SECONDS + $2))
@@ -45,15 +35,23 @@ start_bg() {  # name command...: start in its own process group, remember the pi
 }
 
 api() {  # METHOD PATH [JSON]: Airflow's REST API as admin (token from /auth/token)
-  "$BIN/python" - "$@" <<'PY'
-import json, sys, requests
-method, path = sys.argv[1], sys.argv[2]
-body = json.loads(sys.argv[3]) if len(sys.argv) > 3 else None
-base = "http://127.0.0.1:8080"
-token = requests.post(f"{base}/auth/token", json={"username": "admin", "password": "admin"},
-                      timeout=30).json()["access_token"]
-resp = requests.request(method, base + path, json=body, timeout=60,
-                        headers={"Authorization": f"Bearer {token}"})
+  "$BIN/python" - "$AIRFLOW_URL" "$@" <<'PY'
+import json, sys, time, requests
+base, method, path = sys.argv[1:4]
+body = json.loads(sys.argv[4]) if len(sys.argv) > 4 else None
+for attempt in range(5):  # a busy SQLite answers 500 now and then: try again
+    try:
+        token = requests.post(f"{base}/auth/token", timeout=30,
+                              json={"username": "admin", "password": "admin"}).json()["access_token"]
+        resp = requests.request(method, base + path, json=body, timeout=90,
+                                headers={"Authorization": f"Bearer {token}"})
+    except (requests.RequestException, ValueError, KeyError) as exc:
+        resp, error = None, exc
+    if resp is not None and resp.status_code < 500:
+        break
+    time.sleep(2 * (attempt + 1))
+if resp is None:
+    sys.exit(f"{method} {path}: {error}")
 print(resp.text)
 sys.exit(0 if resp.ok else 1)
 PY
@@ -64,6 +62,35 @@ wait_dag() {  # dag deadline-seconds: until the dag-processor has parsed and sto
   until api GET "/api/v2/dags/$1" > /dev/null 2>&1; do
     if (( SECONDS > deadline )); then echo "error: DAG $1 not loaded within $2 s" >&2; return 1; fi
     sleep 2
+  done
+}
+
+first_closure_run() {  # prints the id of the closure run the demo opens with
+  # Unpausing lets the scheduler start the run of the latest cron tick when that is recent
+  # (Airflow's CronTriggerTimetable); start one by hand only when it would not, so the demo
+  # opens with exactly one closure run, and say which: later runs (every 10 min) find
+  # nothing new unless tickets change.
+  api GET /api/v2/dags/incident_closure | "$BIN/python" -c '
+import json, sys
+from datetime import UTC, datetime, timedelta
+dag = json.load(sys.stdin)
+after, logical = dag.get("next_dagrun_run_after"), dag.get("next_dagrun_logical_date")
+if after and logical and datetime.fromisoformat(after) <= datetime.now(UTC) + timedelta(seconds=5):
+    print("scheduled__" + datetime.fromisoformat(logical).isoformat())' > "$RUN/first-closure-run"
+  if [[ ! -s $RUN/first-closure-run ]]; then
+    api POST /api/v2/dags/incident_closure/dagRuns '{"logical_date": null}' \
+      | "$BIN/python" -c 'import json, sys; print(json.load(sys.stdin)["dag_run_id"])' \
+      > "$RUN/first-closure-run"
+  fi
+  cat "$RUN/first-closure-run"
+}
+
+save_env() {  # what this demo runs with, for scripts/airflow in other shells
+  local name
+  : > "$RUN/demo.env"
+  for name in DEMO_AIRFLOW_PORT DESK_PORT DEMO_SMTP_PORT DEMO_MAIL_PORT \
+      $(compgen -e | grep '^INCIDENT_OPS_' | grep -v '^INCIDENT_OPS_REPORTS_DIR$\|^INCIDENT_OPS_AIRFLOW_URL$'); do
+    printf '%s=%q\n' "$name" "${!name}" >> "$RUN/demo.env"
   done
 }
 
@@ -88,15 +115,21 @@ stop_bg() {  # name signal
 
 start() {
   trap failed ERR
-  mkdir -p "$RUN" "$AIRFLOW_HOME"
+  mkdir -p "$RUN" "$AIRFLOW_HOME/config"
+  echo 'CONNECT_ARGS = {"timeout": 60}  # seconds a writer waits for SQLite (scripts/demo-env.sh)' \
+    > "$AIRFLOW_HOME/config/incident_ops_demo_db.py"
+  save_env
   echo "== desk: Request Tracker 5 on $DESK_URL"
   "$BIN/python" -m incident_ops.embedded_desk provision
-  "$BIN/python" -m incident_ops.embedded_desk start
+  "$BIN/python" -m incident_ops.embedded_desk start --port "$DESK_PORT"
   seeded=$("$BIN/python" -m incident_ops.embedded_desk seed --count "${DEMO_TICKETS:-2000}")
   echo "$seeded"
-  echo "== mail catcher: SMTP 127.0.0.1:1025, inbox http://127.0.0.1:8026/"
-  start_bg mailcatcher "$BIN/python" scripts/mailcatcher.py --dir "$RUN/outbox"
-  echo "== Airflow standalone on http://127.0.0.1:8080 (first start ~1 min)"
+  echo "== mail catcher: SMTP 127.0.0.1:$DEMO_SMTP_PORT, inbox $MAILBOX_URL/"
+  start_bg mailcatcher "$BIN/python" scripts/mailcatcher.py --dir "$RUN/outbox" \
+    --smtp-port "$DEMO_SMTP_PORT" --http-port "$DEMO_MAIL_PORT"
+  echo "== Airflow standalone on $AIRFLOW_URL (first start ~1 min)"
+  # One login per person of contacts.yaml (airflow_user; role "user"): each answers the
+  # emergency's questions of their role, nobody else's; password = login (loopback demo only).
   people=$("$BIN/python" -c 'from incident_ops.config import load_contacts
 print(" ".join(p.airflow_user for p in load_contacts().people.values() if p.airflow_user))')
   export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin$(printf ',%s:user' $people)"
@@ -106,7 +139,8 @@ print(" ".join(p.airflow_user for p in load_contacts().people.values() if p.airf
   "$BIN/airflow" pools set servicedesk 4 "Calls to the service desk" > /dev/null
   if [[ $seeded == *'"status": "seeded"'* ]]; then
     # A new desk: how far the pipelines read the previous one means nothing for it.
-    for variable in incident_closure_watermark incident_queue_monitor_watermark; do
+    for variable in incident_ops.watermark.incident_closure \
+        incident_ops.watermark.incident_queue_monitor; do
       "$BIN/airflow" variables delete "$variable" > /dev/null 2>&1 || true
     done
   fi
@@ -115,23 +149,34 @@ print(" ".join(p.airflow_user for p in load_contacts().people.values() if p.airf
     "{\"conn_type\": \"servicedesk\", \"host\": \"$DESK_URL\", \"login\": \"root\", \"password\": \"password\", \"extra\": {\"backend\": \"rt5\"}}" > /dev/null
   start_bg airflow "$BIN/airflow" standalone
   wait_http "$AIRFLOW_URL/api/v2/monitor/health" 180 "Airflow"
-  wait_dag incident_closure 180
-  # New DAGs start paused: unpause the closure DAG and run it once now.
-  api PATCH /api/v2/dags/incident_closure '{"is_paused": false}' > /dev/null
-  api POST /api/v2/dags/incident_closure/dagRuns '{"logical_date": null}' > /dev/null
+  wait_http "$MAILBOX_URL/" 30 "the mail catcher"
+  for dag in "${UNPAUSED[@]}"; do wait_dag "$dag" 180; done
+  for dag in "${UNPAUSED[@]}"; do
+    api PATCH "/api/v2/dags/$dag" '{"is_paused": false}' > /dev/null
+  done
   trap - ERR
+  first_run=$(first_closure_run) || first_run=""
+  if [[ -z $first_run ]]; then
+    echo "warning: the first closure run did not start (see $RUN/airflow.log); the next" \
+      "one starts on the schedule, within 10 minutes" >&2
+    first_run="(none yet)"
+  fi
   cat <<MSG
 
 Demo running.
-  Airflow UI    http://127.0.0.1:8080   user admin / admin; the people of contacts.yaml
+  Airflow UI    $AIRFLOW_URL   user admin / admin; the people of contacts.yaml
                 answer the emergency's questions, each with their login as password
                 (liu.yang, chen.jing, zhao.lei: team leads; zheng.gang: leader;
                 sun.min: incident manager)
-                DAGs: incident_closure unpaused (every 10 min; a run started now), the
-                others paused: trigger them from the UI (dry_run: decide and report only)
+                first closure run: $first_run
+                running on their own: incident_closure (every 10 min),
+                urgent_incidents (every minute), incident_queue_monitor (every 5 min);
+                emergency_response waits for a trigger; the reports and the queue
+                snapshot are paused (trigger them from the UI)
   Desk (RT 5)   $DESK_URL   user root / password   (queues: Incidents, Problems, ...)
-  Mailbox       http://127.0.0.1:8026/  every mail and SMS the pipelines sent
-  Plan pages    $ROOT/reports/incident_closure/<date>/<run>.html
+  Mailbox       $MAILBOX_URL/  every mail and SMS the pipelines sent, on-call alerts too
+  Plan pages    a run's report task > Plan page (files: reports/<pipeline>/<date>/<run>.html)
+  Airflow CLI   scripts/airflow dags list    (the demo's Airflow, from any shell)
 Stop everything with: make stop
 MSG
 }

@@ -69,6 +69,22 @@ os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{AIRFLOW_HOME / 
 os.environ["AIRFLOW__LOGGING__BASE_LOG_FOLDER"] = str(AIRFLOW_HOME / "logs")
 # A task that fails in a DAG test retries after a second, not a minute.
 os.environ["INCIDENT_OPS_RETRY_DELAY_SECONDS"] = "1"
+# No deadline alerts under dag.test(): nothing there would notice a missed deadline (that
+# is the scheduler's job, tested on the demo), and Airflow 3.3.2's dag.test() fails a
+# successful run of a DAG with a deadline (update_state looks the alert definitions up as
+# if they were database ids).
+os.environ["INCIDENT_OPS_URGENT_DEADLINE_MINUTES"] = "0"
+os.environ["INCIDENT_OPS_CLOSURE_DEADLINE_MINUTES"] = "0"
+# On-call alerting is off (no address) unless a test switches it on.
+os.environ.pop("INCIDENT_OPS_ALERT_TO", None)
+# One Fernet key for this session's every Airflow process (the tests' DAG runs, the runs they
+# start in processes of their own, the CLI): otherwise each process that finds no key makes
+# its own, and a Variable one encrypted reads as ciphertext in another (the outbox of a
+# killed run's subprocess did, whenever an `airflow` CLI call had written airflow.cfg first).
+if not os.environ.get("AIRFLOW__CORE__FERNET_KEY"):
+    import base64
+
+    os.environ["AIRFLOW__CORE__FERNET_KEY"] = base64.urlsafe_b64encode(os.urandom(32)).decode()
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -72,8 +72,14 @@ class Ticket:
     escalation_due: datetime | None = None  # when the next rung falls due
     urgent_notified: str | None = None  # priority already notified under 100.5
     first_line_cannot_handle: bool = False  # 100.5.2
+    # From the desk's own record (on RT: ``Resolved`` and the status and owner history):
+    # when it was last resolved, when it was closed, when it was first picked up (an owner
+    # set or a move out of ``new``; its creation if it was created assigned). ``None`` when
+    # it has not happened or, for ``resolved_at`` of a closed ticket and ``responded_at``,
+    # when the search did not read the history (``TicketQuery.history``).
     resolved_at: datetime | None = None
     closed_at: datetime | None = None
+    responded_at: datetime | None = None
     automation_keys: tuple[str, ...] = ()  # idempotency keys of actions already applied
     automation: str | None = None  # the last automated change: step, rule and DAG run
     idempotency_key: str | None = None  # the key a ticket was created under, if any

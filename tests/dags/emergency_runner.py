@@ -38,10 +38,12 @@ DEFAULT_USER = {"id": "sun.min", "name": "孙敏 (事件经理)"}
 class Answerer(threading.Thread):
     """Answers every question of ``dag_id`` that parks in ``awaiting_input``."""
 
-    def __init__(self, dag_id: str, answers: dict[str, Any]):
+    def __init__(self, dag_id: str, answers: dict[str, Any],
+                 mail_back_before: dict[str, str] | None = None):
         super().__init__(name="hitl-answerer", daemon=True)
         self.dag_id = dag_id
         self.answers = answers
+        self.mail_back_before = mail_back_before or {}
         self.asked: dict[str, dict[str, Any]] = {}  # task id -> the question as asked
         self.times_asked: dict[str, int] = {}  # task id -> answers given (sent back: > 1)
         self.answered_at: dict[str, float] = {}
@@ -80,6 +82,8 @@ class Answerer(threading.Thread):
                     if isinstance(spec, list):
                         given = self.times_asked.get(ti.task_id, 0)
                         spec = spec[min(given, len(spec) - 1)]
+                    if self.mail_back_before.get("task") == ti.task_id:
+                        Path(self.mail_back_before["switch"]).unlink(missing_ok=True)
                     if spec is None:
                         self.unexpected = ti.task_id
                         _thread.interrupt_main()  # stop dag.test(): the script has no answer
@@ -131,7 +135,8 @@ def run_one(dag: Any, scenario: dict[str, Any]) -> dict[str, Any]:
 
     for task_id in scenario.get("fail_once_after", []):
         fail_once_after(dag.task_dict[task_id])
-    answerer = Answerer(dag.dag_id, scenario.get("answers", {}))
+    answerer = Answerer(dag.dag_id, scenario.get("answers", {}),
+                        scenario.get("mail_back_before"))
     answerer.start()
     result: dict[str, Any] = {}
     started = time.monotonic()

@@ -163,3 +163,37 @@ def test_every_dag_retries_its_tasks_by_default(parsed: Parsed) -> None:
         if int((dag.default_args or {}).get("retries", 0)) < MIN_RETRIES
     }
     assert not too_few, f"DAGs whose default_args retries < {MIN_RETRIES}: {too_few}"
+
+
+def test_every_dag_tells_on_call_of_its_failed_runs_and_recoveries(parsed: Parsed) -> None:
+    from incident_ops.airflow.alerting import OnCallNotifier
+
+    def event(callback: Any) -> str | None:
+        return callback.event if isinstance(callback, OnCallNotifier) else None
+
+    wiring = {dag_id: (event(dag.on_failure_callback), event(dag.on_success_callback))
+              for dag_id, dag in parsed.dagbag.dags.items()}
+    assert wiring and set(wiring.values()) == {("failed", "succeeded")}, wiring
+
+
+def test_urgent_incidents_and_closure_have_a_deadline_from_the_environment(monkeypatch) -> None:
+    from datetime import timedelta
+
+    from airflow.sdk.definitions.deadline import DeadlineReference
+
+    from incident_ops.airflow.dag_defaults import alerting
+
+    monkeypatch.setenv("INCIDENT_OPS_URGENT_DEADLINE_MINUTES", "10")
+    monkeypatch.delenv("INCIDENT_OPS_CLOSURE_DEADLINE_MINUTES")  # the default: 60
+    urgent, closure = alerting("urgent_incidents")["deadline"], alerting("incident_closure")[
+        "deadline"]
+    assert (urgent.interval, closure.interval) == (timedelta(minutes=10), timedelta(minutes=60))
+    assert urgent.reference == DeadlineReference.DAGRUN_QUEUED_AT
+    assert urgent.callback.path == "incident_ops.airflow.alerting.deadline_missed"
+    assert urgent.callback.kwargs == {"minutes": 10.0}
+    assert "deadline" not in alerting("incident_queue_monitor")
+    monkeypatch.setenv("INCIDENT_OPS_URGENT_DEADLINE_MINUTES", "0")
+    assert "deadline" not in alerting("urgent_incidents")
+    monkeypatch.setenv("INCIDENT_OPS_URGENT_DEADLINE_MINUTES", "ten")
+    with pytest.raises(ValueError, match="urgent_incidents.*'ten'"):
+        alerting("urgent_incidents")

@@ -348,3 +348,80 @@ def _applied(run: Any) -> dict[str, Any]:
             XComModel.task_id == "apply", XComModel.key == "applied").one()
         value = row.value
     return json.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+# ------------------------------------------------------- urgent, monitor and emergency
+def open_ticket(env: dict[str, Any], subject: str, *, priority: str, **fields: Any) -> str:
+    values: dict[str, Any] = {"source": "phone", "category": "fault", "system": "billing",
+                              "impact": "medium", "handler_tier": "l1", **fields}
+    tag = uuid.uuid4().hex[:8]
+    return env["desk"].create(TicketDraft(
+        queue="Incidents", subject=f"[{tag}] {subject}", description=subject,
+        status="assigned-l1", priority=priority, owner="zhang.wei",
+        requester="caller@example.cn", fields=values, idempotency_key=f"matrix:{tag}"))
+
+
+def about(env: dict[str, Any], tid: str) -> list[Any]:
+    return [m for m in env["mail"].messages if f"#{tid} " in str(m["Subject"])]
+
+
+def sms_about(env: dict[str, Any], tid: str) -> list[Any]:
+    return [r for r in env["sms"].delivered if f"#{tid}" in str(r.json)]
+
+
+def test_an_sms_gateway_failing_for_a_run_loses_no_urgent_notice(env):
+    tid = open_ticket(env, "计费批价中断", priority="urgent", impact="major")
+    env["sms"].fail_next(100, status=503)
+    first = run_dag("urgent_incidents")
+    assert task_states(first)["apply"] == "failed"
+    assert len(about(env, tid)) == 1 and sms_about(env, tid) == []  # the mail went out
+    assert env["desk"].get(tid).urgent_notified == "urgent"  # the desk records it once
+    env["sms"].reset()
+    for _ in range(2):
+        run_dag("urgent_incidents")
+    assert len(about(env, tid)) == 1
+    (sms,) = sms_about(env, tid)
+    assert sms.header("Idempotency-Key").startswith("urgent:")
+    comments = rest(env, f"/ticket/{tid}/history", fields="Type", per_page=100)["items"]
+    assert sum(1 for h in comments if h.get("Type") == "Comment") == 1
+
+
+def test_a_mail_server_refusing_for_a_run_loses_no_escalation(env):
+    tid = open_ticket(env, "营业厅开户缓慢", priority="high")
+    created = env["desk"].get(tid).created
+    env["mail"].refuse()
+    first = run_dag("incident_queue_monitor", logical_date=created + timedelta(hours=6.5))
+    env["mail"].accept()
+    assert task_states(first)["apply"] == "failed"
+    assert env["desk"].get(tid).escalation == ("at-risk",)  # committed, the mail owed
+    assert about(env, tid) == []
+    for hours in (6.6, 6.7):  # the next scheduled runs, the same rung not due again
+        run_dag("incident_queue_monitor", logical_date=created + timedelta(hours=hours))
+    (mail,) = about(env, tid)
+    assert "at-risk" in str(mail["Subject"])
+    assert env["desk"].get(tid).escalation == ("at-risk",)
+
+
+def test_an_emergency_goes_on_while_the_mail_server_refuses_and_its_mails_follow(env):
+    from incident_ops.policy import emergency as flow
+    from tests.dags.test_emergency_response import LIFTED_FORM, TEAM_USER, run
+
+    tid = open_ticket(env, "CRM 前台无法登录", priority="urgent", system="crm", impact="high")
+    switch = env["tmp"] / "smtp-refuses"
+    switch.write_text("refuse")
+    env["mail"].switch = switch
+    [result] = run(env, {"conf": {"ticket_id": tid, "system": "crm", "impact": "high",
+                                  "symptoms": "全省营业厅 CRM 无法登录，受理失败",
+                                  "reporter": "li.na"},
+                         "mail_back_before": {"switch": str(switch), "task": "covered"},
+                         "answers": {"covered": {"chosen": None, "by": TEAM_USER},
+                                     "plan.follow_plan": {"chosen": [flow.STEPS_DONE],
+                                                          "by": TEAM_USER},
+                                     "plan.lifted": {"chosen": [flow.LIFTED],
+                                                     "params": LIFTED_FORM, "by": TEAM_USER}}})
+    assert result.get("state") == "success", result
+    assert env["mail"].refused >= 3  # notify_start tried, retried, then let the run go on
+    hq = [m for m in env["mail"].find(to="noc@group-hq.example.cn")
+          if str(m["Subject"]).startswith("【应急启动】")]
+    assert len(hq) == 1  # the start report, owed, went out with a later step: once
+    assert len(env["sms"].delivered) == 1

@@ -65,7 +65,7 @@ def retry_apply(env, run):
 
 
 def test_alarm_with_a_chain_of_duplicates_closes_all_with_the_masters_code(env):
-    master = make(env, "告警风暴 主单")
+    master = make(env, "告警风暴 主单", resolver_role="helpdesk")
     chain = [master]
     for i in range(3):  # master <- d1 <- d2 <- d3, the last ones still open
         dup = make(env, f"告警风暴 重复{i}", status="new" if i else "resolved",
@@ -84,8 +84,78 @@ def test_alarm_with_a_chain_of_duplicates_closes_all_with_the_masters_code(env):
     data = json.loads(Path(report["report"]["json"]).read_text(encoding="utf-8"))
     mine = {o["ticket_id"]: o for o in data["outcomes"] if o["ticket_id"] in chain}
     assert mine[master]["kind"] == "close" and mine[master]["step"] == "100.7.1"
-    assert {mine[t]["kind"] for t in chain[1:]} == {"cascade_close"}
+    assert {(mine[t]["kind"], mine[t]["step"]) for t in chain[1:]} == {
+        ("cascade_close", "100.7.1")}
     assert {o["outcome"] for o in mine.values()} == {"done"}
+
+
+def test_phone_ticket_the_help_desk_resolved_itself_asks_the_requester(env):
+    """Not 100.7.4: that branch is L1/L2 closing what they handled undispatched."""
+    tid = make(env, "帮助台自行解决", source="phone", category="request", close_code="solved",
+               resolver_role="helpdesk", dispatched_by_helpdesk=False,
+               requester="zhao.user@example.cn")
+    run = run_dag("incident_closure")
+    succeeded(run)
+    (outcome,) = [o for o in xcom(run, "apply")["outcomes"] if o["ticket_id"] == tid]
+    assert (outcome["kind"], outcome["step"], outcome["outcome"]) == (
+        "ask_confirmation", "100.7.2", "done")
+    t = ticket(env, tid)
+    assert (t.status, t.confirmation) == ("resolved", "pending")
+    (ask,) = mails_about(env, tid)
+    assert str(ask["To"]) == "zhao.user@example.cn"
+    plan = {a["ticket_id"]: a for a in xcom(run, "plan")["plan"]["actions"]}
+    assert plan[tid]["reason"].startswith("Phone, resolved by Help desk")
+
+
+def test_alarm_l2_handled_alone_closes_with_its_duplicates_under_100_7_4(env):
+    master = make(env, "二线自行处理的告警", resolver_role="l2")
+    dup = make(env, "二线自行处理的告警 重复", status="new", solution=None)
+    env["desk"].link_duplicate(dup, master)
+    run = run_dag("incident_closure")
+    succeeded(run)
+    steps = {o["ticket_id"]: (o["kind"], o["step"], o["outcome"])
+             for o in xcom(run, "apply")["outcomes"]}
+    assert steps[master] == ("close", "100.7.4", "done")
+    assert steps[dup] == ("cascade_close", "100.7.4", "done")
+    assert ticket(env, dup).automation.startswith("100.7.4 close.duplicate-cascade")
+
+
+def test_a_duplicate_loop_stored_in_the_desk_is_broken_and_closed_in_one_run(env,
+                                                                            embedded_desk):
+    """RT's API refuses loops, but a desk migrated from one without that check can hold one:
+    here it is written into RT's database directly. One run breaks it at the lowest id and
+    closes the whole family."""
+    import sqlite3
+
+    if embedded_desk is None:
+        pytest.skip("the loop is written into the embedded desk's own database")
+    a = make(env, "循环 A", resolver_role="helpdesk")
+    b = make(env, "循环 B", status="new", solution=None)
+    c = make(env, "循环 C", status="new", solution=None)
+    env["desk"].link_duplicate(b, a)
+    env["desk"].link_duplicate(c, b)
+    with sqlite3.connect(embedded_desk.db_path, timeout=30) as db:
+        base, target = db.execute(
+            "SELECT Base, Target FROM Links WHERE Type = 'MemberOf' AND LocalBase = ?",
+            (int(b),)).fetchone()
+        prefix = target.rsplit("/", 1)[0]
+        db.execute("INSERT INTO Links (Base, Target, Type, LocalBase, LocalTarget, Creator, "
+                   "Created, LastUpdatedBy, LastUpdated) SELECT ?, ?, 'MemberOf', ?, ?, "
+                   "Creator, Created, LastUpdatedBy, LastUpdated FROM Links WHERE Base = ? "
+                   "AND Type = 'MemberOf'",
+                   (f"{prefix}/{a}", f"{prefix}/{c}", int(a), int(c), base))
+    assert ticket(env, a).duplicate_of == c  # the loop a -> c -> b -> a is in the desk
+    run = run_dag("incident_closure")
+    succeeded(run)
+    outcomes = {o["ticket_id"]: (o["kind"], o["outcome"]) for o in xcom(run, "apply")["outcomes"]
+                if o["ticket_id"] in (a, b, c) and o["kind"] != "break_link"}
+    assert outcomes == {a: ("close", "done"), b: ("cascade_close", "done"),
+                        c: ("cascade_close", "done")}, outcomes
+    breaks = [o for o in xcom(run, "apply")["outcomes"] if o["kind"] == "break_link"]
+    assert [(o["ticket_id"], o["outcome"]) for o in breaks] == [(a, "done")]
+    assert [(t.status, t.close_code) for t in map(lambda x: ticket(env, x), (a, b, c))] == \
+        [("closed", "self-healed")] * 3
+    assert ticket(env, a).duplicate_of is None
 
 
 def test_duplicate_cycle_is_refused_at_the_desk_and_the_family_still_closes(env):

@@ -244,6 +244,7 @@ def test_daily_report_is_mailed_once_with_inline_charts_and_a_matching_workbook(
 def test_a_desk_outage_fails_the_fetch_and_nothing_is_written_or_sent(env, monkeypatch):
     import json
 
+    from incident_ops.airflow.bootstrap import services
     from incident_ops.airflow.report_tasks import fetch_task
     from incident_ops.desk.port import DeskError
     from incident_ops.reports.archive import IncompleteReport, ReportArchive
@@ -256,8 +257,8 @@ def test_a_desk_outage_fails_the_fetch_and_nothing_is_written_or_sent(env, monke
     monkeypatch.setenv("AIRFLOW_CONN_SERVICEDESK_DEFAULT", json.dumps(dead))
     context = {"params": {"date": "2025-06-11"}, "dag_run": _Run(),
                "data_interval_end": datetime.now(UTC)}
-    with pytest.raises(DeskError):
-        fetch_task("daily", context)
+    with pytest.raises(DeskError), services(context) as s:
+        fetch_task("daily", s)
     archive = ReportArchive(Path(env["reports"]), Period.from_dict(
         {"kind": "daily", "first_day": "2025-06-11", "tz": "Asia/Shanghai"}))
     assert not archive.snapshot.exists()

@@ -99,3 +99,36 @@ def test_queue_snapshot_is_mailed_to_the_incident_manager(env):
     (mail,) = [m for m in env["mail"].messages if "Queue snapshot" in str(m["Subject"])]
     assert str(mail["To"]) == "incident.manager@ops.example.cn"
     assert f"{tid}" in mail.get_body(("html",)).get_content()
+
+
+def test_monitor_and_snapshot_warn_when_the_coming_year_lacks_make_up_days(env, caplog):
+    """holidays 0.109 knows 2027's holidays but none of its make-up working days: from
+    warn_days_ahead (90) before 2027 the monitor's run log and plan report and the queue
+    snapshot say so; in June they do not."""
+    import logging
+
+    make_open(env, "日历告警检查", priority="medium")
+    late = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
+    with caplog.at_level(logging.WARNING, logger="incident_ops"):
+        run = run_dag("incident_queue_monitor", conf={"dry_run": True}, logical_date=late)
+    succeeded(run)
+    (warning,) = xcom(run, "plan")["plan"]["warnings"]
+    assert "2027" in warning and "extra_workdays" in warning
+    assert any("SLA calendar" in r.getMessage() and "2027" in r.getMessage()
+               for r in caplog.records), [r.getMessage() for r in caplog.records]
+    page = Path(xcom(run, "report")["report"]["html"]).read_text(encoding="utf-8")
+    assert "警告 / Warnings (1)" in page and "holiday data for 2027 is incomplete" in page
+
+    snap = run_dag("incident_queue_snapshot", logical_date=late)
+    succeeded(snap)
+    result = xcom(snap, "snapshot")
+    assert len(result["warnings"]) == 1 and "2027" in result["warnings"][0]
+    assert "holiday data for 2027 is incomplete" in Path(result["page"]).read_text(
+        encoding="utf-8")
+
+    june = run_dag("incident_queue_monitor", conf={"dry_run": True},
+                   logical_date=datetime(2026, 6, 1, 8, 0, tzinfo=UTC))
+    succeeded(june)
+    assert xcom(june, "plan")["plan"]["warnings"] == []
+    assert "Warnings" not in Path(xcom(june, "report")["report"]["html"]).read_text(
+        encoding="utf-8")

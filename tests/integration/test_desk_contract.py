@@ -177,3 +177,28 @@ def test_transactions_after_a_given_id_can_be_searched(
     assert len(found.get("items") or []) >= 1, says(
         f"searching transactions with id > {newest} on ticket {tid} found {found!r}",
         "desk/rt/reads.py moved(): 'changed since read' checks before every write")
+
+
+def test_status_and_owner_changes_are_transactions_searchable_by_ticket(
+        rest: Rest, says: Callable[[str, str], str]) -> None:
+    tid = rest.new_ticket()
+    assert rest("PUT", f"/ticket/{tid}", json={"Owner": "li.na"}).ok
+    assert rest("PUT", f"/ticket/{tid}", json={"Status": "in-progress"}).ok
+    nobody = str(rest("GET", "/user/Nobody").json()["id"])
+    li_na = str(rest("GET", "/user/li.na").json()["id"])
+    query = (f"ObjectType = 'RT::Ticket' AND ObjectId = {tid} AND "
+             "(Field = 'Status' OR Field = 'Owner')")
+    found = rest("GET", "/transactions", params={
+        "query": query, "per_page": 100, "orderby": "id", "order": "ASC",
+        "fields": "ObjectId,Type,Field,OldValue,NewValue,Created"}).json()
+    seen = [(t.get("Type"), t.get("Field"), t.get("OldValue"), t.get("NewValue"))
+            for t in found.get("items") or []]
+    # RT 5 records an owner change twice, the column's Set and the role's SetWatcher;
+    # reads.history() reads the Set.
+    assert seen == [("Set", "Owner", nobody, li_na), ("SetWatcher", "Owner", nobody, li_na),
+                    ("Status", "Status", "new", "in-progress")], says(
+        f"a ticket's owner and status changes search as {seen}, not as Set and SetWatcher "
+        f"of Owner {nobody} -> {li_na} (user ids, Nobody's id when unowned) then Status "
+        "new -> in-progress",
+        "desk/rt/reads.py history() and mapping.times_from_history(): response, "
+        "resolution and close times of the reports")

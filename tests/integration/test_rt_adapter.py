@@ -360,3 +360,38 @@ def test_any_value_is_found_exactly_by_real_rt(rt_desk: RequestTrackerDesk, one_
     subject = f"{ticketsql.equals('Subject', value)} AND id = {tid}"
     items, _ = rt_desk.reads.tickets_page(subject, 10, fields="Subject")
     assert [i["Subject"] for i in items if i["Subject"] == value] == [value]
+
+
+def test_a_history_search_reads_the_desks_own_times_in_one_query_per_page(
+        rt_desk: RequestTrackerDesk, new_ticket: NewTicket, person: Person,
+        marker: str) -> None:
+    picked, closed, waiting = new_ticket("picked up"), new_ticket("closed"), new_ticket("new")
+    person.put(picked, {"Owner": "li.na"})
+    person.put(picked, {"Status": "in-progress"})
+    person.put(closed, {"Status": "resolved"})
+    person.put(closed, {"Status": "closed"})
+    history = {t: rt_desk.client.json("GET", f"/ticket/{t}/history", params={
+        "per_page": 100, "fields": "Type,Field,NewValue,Created"})["items"]
+        for t in (picked, closed)}
+
+    def moved(tid: str, field: str, value: str) -> datetime:
+        [when] = [h["Created"] for h in history[tid]
+                  if h.get("Field") == field and h.get("Type") != "SetWatcher"
+                  and (h.get("NewValue") == value or field == "Owner")]
+        return datetime.fromisoformat(when.replace("Z", "+00:00"))
+
+    before = rt_desk.client.requests_made
+    got = {t.id: t for t in rt_desk.search(TicketQuery(fields={"system": marker},
+                                                       history=True))}
+    requests = rt_desk.client.requests_made - before
+    assert got[picked].responded_at == moved(picked, "Owner", "li.na")
+    assert (got[closed].resolved_at, got[closed].closed_at, got[closed].responded_at) == (
+        moved(closed, "Status", "resolved"), moved(closed, "Status", "closed"),
+        moved(closed, "Status", "resolved"))
+    assert got[waiting].responded_at is None
+    plain = {t.id: t for t in rt_desk.search(TicketQuery(fields={"system": marker}))}
+    assert plain[closed].resolved_at is None and plain[closed].closed_at == \
+        got[closed].closed_at
+    # The page, its version, which tickets are duplicates, Nobody's id (once per adapter)
+    # and one history query for the whole page.
+    assert requests == 5, requests

@@ -18,6 +18,14 @@ def load_dag(dag_id: str) -> Any:
     assert not bag.import_errors, bag.import_errors
     dag = bag.get_dag(dag_id)
     assert dag is not None, f"no DAG {dag_id} in {DAGS_FOLDER}"
+    if any(not p.has_value and p.value is not None for p in dag.params.values()):
+        # Airflow 3.3.2's dag.test() builds a DAG callback's context without the run's conf,
+        # so a DAG with a param that has no default cannot finish a test run with its
+        # on-call callbacks on (ParamValidationError). They run in the DAG processor in a
+        # deployment, where they get the conf: tests/demo/test_readme.py fails a run of
+        # such a DAG (emergency_response) on the demo and reads on-call's mail.
+        dag.on_failure_callback = dag.on_success_callback = None
+        dag.has_on_failure_callback = dag.has_on_success_callback = False
     return dag
 
 

@@ -25,13 +25,17 @@ _CORE = {"priority"}
 
 @dataclass(frozen=True)
 class Past:
-    """One ticket's life: created, optionally resolved and closed, at given times (aware)."""
+    """One ticket's life at given times (aware): created; picked up (``assigned``: owner set
+    and moved to an open status, by default a minute after creation); any further status
+    ``moves`` (a 100.6 bounce: ``(t, "resolved"), (t2, "assigned-l1")``); resolved; closed.
+    A closed ticket without ``resolved`` was closed straight from work (a duplicate closed
+    with its master)."""
 
     key: str
     subject: str
     priority: str
     created: datetime
-    status: str = "new"  # its status now; "resolved"/"closed" need ``resolved``
+    status: str = "new"  # its status now; "resolved" needs ``resolved``
     resolved: datetime | None = None
     closed: datetime | None = None
     owner: str | None = "li.na"
@@ -40,6 +44,8 @@ class Past:
     member_of: str | None = None  # key of its master, imported earlier in the same batch
     queue: str = "Incidents"
     description: str = ""
+    assigned: datetime | None = None  # None: a minute after creation
+    moves: Sequence[tuple[datetime, str]] = ()  # (when, status) between pick-up and resolution
 
 
 def _rt_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -50,16 +56,21 @@ def _rt_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
 def as_seed(p: Past) -> Any:
     from incident_ops.embedded_desk.seed_data import SeedEvent, SeedTicket
 
-    if p.status in ("resolved", "closed") and p.resolved is None:
-        raise ValueError(f"{p.key}: a {p.status} ticket needs its resolution time")
-    assigned = p.created + timedelta(minutes=1)
+    if p.status == "resolved" and p.resolved is None:
+        raise ValueError(f"{p.key}: a resolved ticket needs its resolution time")
+    assigned = p.assigned or p.created + timedelta(minutes=1)
     open_status = "in-progress" if p.status in ("resolved", "closed") else p.status
     events = [SeedEvent(at=assigned, actor="root", owner=p.owner,
                         status=open_status if open_status != "new" else None)]
+    events += [SeedEvent(at=when, actor=p.owner or "root", status=status)
+               for when, status in p.moves]
     if p.resolved is not None:
         events.append(SeedEvent(at=p.resolved, actor=p.owner or "root", status="resolved"))
     if p.closed is not None:
         events.append(SeedEvent(at=p.closed, actor="root", status="closed"))
+    times = [e.at for e in events]
+    if times != sorted(times) or times[0] < p.created:
+        raise ValueError(f"{p.key}: its events are not in time order after its creation")
     return SeedTicket(
         key=p.key, scenario="test", queue=p.queue, subject=p.subject,
         description=p.description or p.subject, priority=p.priority, created=p.created,

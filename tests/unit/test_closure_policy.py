@@ -80,6 +80,21 @@ def test_duplicate_cycle_is_reported_and_broken_at_the_lowest_id():
     assert {(CLOSE, "41"), (CASCADE_CLOSE, "42"), (CASCADE_CLOSE, "43")} <= kinds(plan)
 
 
+def test_a_broken_cycle_closes_in_the_same_run():
+    """The break changes both ends of the removed link (41 and 43): their closes must not
+    wait for a version the break itself moved on; the untouched 42 keeps its check."""
+    plan = decide([complete("41", duplicate_of="43"), complete("42", duplicate_of="41"),
+                   complete("43", duplicate_of="42")])
+    versions = {a.ticket_id: a.expected_version for a in plan.actions if a.kind != BREAK_LINK}
+    assert versions == {"41": None, "42": "v-42", "43": None}
+
+
+def test_tickets_outside_a_broken_cycle_keep_their_version_check():
+    plan = decide([complete("44", duplicate_of="44"), complete("45")])
+    assert {a.ticket_id: a.expected_version for a in plan.actions if a.kind == CLOSE} == \
+        {"44": None, "45": "v-45"}
+
+
 def test_self_link_is_reported_and_removed():
     plan = decide([complete("50", duplicate_of="50")])
     assert [f.ticket_id for f in plan.findings] == ["50"]
@@ -125,11 +140,88 @@ def test_ticket_the_help_desk_dispatched_asks_the_requester():
     assert action.kind == ASK_CONFIRMATION and action.step == "100.7.2"
     assert action.fields["confirmation"] == "pending"
     assert action.notices[0].to == ("user@example.cn",)
+    assert action.reason.startswith("Phone, dispatched by the help desk, resolved by "
+                                    "Second-line support and back with the help desk")
 
 
 def test_ticket_handled_by_support_themselves_closes_under_100_7_4():
     (action,) = decide([complete("91", source="portal")]).actions
     assert (action.kind, action.step) == (CLOSE, "100.7.4")
+    assert action.reason == ("resolved by Second-line support, not dispatched by the help "
+                             "desk: closed by its resolver with its close code")
+
+
+def test_phone_ticket_the_help_desk_resolved_itself_asks_the_requester():
+    """100.7.4 is for L1/L2: a ticket the help desk resolved is the help desk's to close,
+    and a user-raised one is closed only after the requester is asked (100.7.2)."""
+    ticket = complete("110", source="phone", category="request", resolver_role="helpdesk",
+                      dispatched_by_helpdesk=False)
+    (action,) = decide([ticket]).actions
+    assert (action.kind, action.step, action.rule) == (ASK_CONFIRMATION, "100.7.2",
+                                                       "confirm.ask")
+    assert action.reason == ("Phone, resolved by Help desk: the help desk asks the requester "
+                             "whether it is fixed")
+
+
+def test_alarm_the_help_desk_resolved_closes_under_100_7_1_without_asking():
+    plan = decide([complete("111", resolver_role="helpdesk")],
+                  [complete("112", duplicate_of="111", status="new")])
+    assert {(a.kind, a.ticket_id, a.step) for a in plan.actions} == {
+        (CLOSE, "111", "100.7.1"), (CASCADE_CLOSE, "112", "100.7.1")}
+    assert plan.actions[0].reason == ("Monitoring alarm, resolved by Help desk: the help desk "
+                                      "closes it without asking the requester")
+
+
+def test_alarm_dispatched_by_the_help_desk_goes_back_to_it_and_closes_under_100_7_1():
+    ticket = complete("113", source="auto-transfer", dispatched_by_helpdesk=True,
+                      resolver_role="l1")
+    (action,) = decide([ticket]).actions
+    assert (action.kind, action.step, action.rule) == (CLOSE, "100.7.1", "close.auto-source")
+    assert "Auto-transfer from another system, dispatched by the help desk" in action.reason
+
+
+def test_alarm_l2_handled_alone_closes_its_family_under_100_7_4():
+    plan = decide([complete("114", resolver_role="l2")],
+                  [complete("115", duplicate_of="114", status="new"),
+                   complete("116", duplicate_of="115", status="new")])
+    assert {(a.kind, a.ticket_id, a.step) for a in plan.actions} == {
+        (CLOSE, "114", "100.7.4"), (CASCADE_CLOSE, "115", "100.7.4"),
+        (CASCADE_CLOSE, "116", "100.7.4")}
+    assert plan.actions[1].reason == ("duplicate of #114 (closed under 100.7.4): closed "
+                                      "with the master's close code")
+
+
+def test_late_duplicate_follows_the_step_its_master_was_closed_under():
+    master = complete("117", status=CLOSED, automation="100.7.4 close.handled-by-support · run x")
+    (action,) = decide([complete("118", duplicate_of="117")], [master]).actions
+    assert (action.kind, action.step) == (CASCADE_CLOSE, "100.7.4")
+
+
+def test_unknown_resolver_role_goes_through_the_help_desk_with_a_warning():
+    off = ClosurePolicy.from_dict({**load_yaml("closure.yaml"),
+                                   "completeness": {"resolver_role": False}})
+    plan = decide([complete("119", source="email", resolver_role=None)], policy=off)
+    assert kinds(plan) == {(ASK_CONFIRMATION, "119")}
+    assert [(f.field, f.severity) for f in plan.findings] == [("resolver_role", "warning")]
+
+
+@settings(max_examples=200, deadline=None)
+@given(source=st.sampled_from(["phone", "email", "portal", "helpdesk", "monitoring",
+                               "auto-transfer"]),
+       role=st.sampled_from(["l1", "l2", "helpdesk"]), dispatched=st.booleans())
+def test_routing_follows_the_spec_table(source, role, dispatched):
+    """100.7 as a table: L1/L2 close what the help desk did not dispatch (100.7.4); the
+    help desk closes alarms and auto-transfers (100.7.1) and asks about the rest (100.7.2)."""
+    ticket = complete("120", source=source, resolver_role=role,
+                      dispatched_by_helpdesk=dispatched)
+    (action,) = decide([ticket]).actions
+    if role in ("l1", "l2") and not dispatched:
+        expected = (CLOSE, "100.7.4")
+    elif source in ("monitoring", "auto-transfer"):
+        expected = (CLOSE, "100.7.1")
+    else:
+        expected = (ASK_CONFIRMATION, "100.7.2")
+    assert (action.kind, action.step) == expected
 
 
 def test_confirmed_ticket_closes_with_its_duplicates():
@@ -180,6 +272,21 @@ def test_late_duplicate_of_a_closed_master_follows_its_close_code():
     plan = decide([complete("99", duplicate_of="98", close_code="solved")], [master])
     (action,) = plan.actions
     assert action.kind == CASCADE_CLOSE and action.fields["close_code"] == "workaround"
+
+
+def test_open_duplicates_under_a_master_closed_earlier_close_with_its_code():
+    master = complete("110", status=CLOSED, close_code="workaround")
+    chain = [complete("111", duplicate_of="110", status="new", close_code=None),
+             complete("112", duplicate_of="111", status="assigned-l1", close_code=None),
+             complete("113", duplicate_of="110", status=CLOSED, close_code="solved")]
+    plan = decide([], [master, *chain])
+    assert kinds(plan) == {(CASCADE_CLOSE, "111"), (CASCADE_CLOSE, "112")}
+    assert {(a.fields["close_code"], a.master_id) for a in plan.actions} == {("workaround", "110")}
+
+
+def test_open_duplicates_of_an_unsuccessful_master_are_left_for_its_reopened_copy():
+    master = complete("114", status=CLOSED, close_code=UNSUCCESSFUL)
+    assert decide([], [master, complete("115", duplicate_of="114", status="new")]).actions == []
 
 
 def test_resolved_duplicate_of_an_open_master_waits():

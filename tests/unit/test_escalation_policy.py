@@ -103,6 +103,28 @@ def test_business_hours_skip_the_weekend_and_holidays():
     assert cal.add(sunday_night, 9) == datetime(2026, 11, 30, 10, 0, tzinfo=UTC)  # Mon 18:00
 
 
+def test_medium_ticket_of_the_spring_festival_friday_breaches_on_the_make_up_saturday():
+    # Friday 2026-02-13 17:00 Shanghai, medium: respond 4 business hours, resolve 24.
+    friday = datetime(2026, 2, 13, 9, 0, tzinfo=UTC)
+    ticket = open_ticket(priority="medium", created=friday)
+    assert SLA.add(ticket, friday, SLA.respond_hours["medium"]) == \
+        datetime(2026, 2, 14, 4, 0, tzinfo=UTC)  # Saturday 14th (worked) 12:00
+    # 1 h on Friday, 9 on Saturday 14th, then Feb 15-23 off: 9 on the 24th, 5 on the 25th.
+    assert due_times(ticket, SLA)["breached"] == datetime(2026, 2, 25, 6, 0, tzinfo=UTC)
+
+
+def test_the_plan_carries_the_calendars_warning_about_the_coming_year():
+    plan = decide_escalation([open_ticket()], SLA, VOCAB, CONTACTS,
+                             datetime(2026, 11, 26, 8, 0, tzinfo=UTC), "r")
+    (warning,) = plan.warnings
+    assert "2027" in warning and "make-up working days" in warning
+    from incident_ops.policy.plan import Plan
+
+    assert Plan.from_dict(plan.to_dict()).warnings == plan.warnings
+    assert decide_escalation([open_ticket()], SLA, VOCAB, CONTACTS, T0 - timedelta(days=180),
+                             "r").warnings == []
+
+
 def test_low_priority_target_counts_business_hours_only():
     friday = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)  # Friday 09:00 Shanghai
     due = due_times(open_ticket(priority="low", created=friday), SLA)

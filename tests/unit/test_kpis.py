@@ -177,13 +177,60 @@ def test_unknown_codes_are_kept_and_listed_after_the_known_ones() -> None:
     assert list(k.tables["volume_system"]["code"]) == ["crm", "mainframe"]
 
 
-def test_a_completion_time_before_creation_is_flagged_not_averaged() -> None:
+def test_a_completion_time_before_creation_is_flagged_and_the_desks_time_measured() -> None:
     t0 = START + timedelta(hours=5)
     bad = ticket("1", t0, status="resolved", completed_at=t0 - timedelta(hours=2),
                  resolved_at=t0 + timedelta(hours=1))
     k = kpis([bad])
     assert k.headline["resolved"] == 1 and k.headline["bad_resolution_time"] == 1
+    assert k.headline["mean_ttr_h"] == 1.0 and k.headline["sla_measured"] == 1
+
+
+def test_a_resolution_before_creation_is_flagged_not_averaged() -> None:
+    t0 = START + timedelta(hours=5)
+    bad = ticket("1", t0, status="resolved", resolved_at=t0 - timedelta(hours=2))
+    k = kpis([bad])
+    assert k.headline["resolved"] == 1 and k.headline["bad_resolution_time"] == 1
     assert k.headline["mean_ttr_h"] is None and k.headline["sla_measured"] == 0
+
+
+def test_the_desks_resolution_time_wins_over_the_recorded_completion_time() -> None:
+    t0 = START + timedelta(hours=1)
+    t = ticket("1", t0, status="closed", completed_at=t0 + timedelta(hours=1),
+               resolved_at=t0 + timedelta(hours=3), closed_at=t0 + timedelta(hours=4))
+    assert kpis([t]).headline["mean_ttr_h"] == 3.0
+    # Without the desk's time (a desk that gave none) the record stands in.
+    assert kpis([t.with_changes(resolved_at=None)]).headline["mean_ttr_h"] == 1.0
+
+
+def test_response_is_measured_on_new_tickets_against_the_priority_target() -> None:
+    t0 = START + timedelta(hours=10)  # 10:00 in Shanghai, a Wednesday
+    tickets = [
+        ticket("1", t0, priority="high", responded_at=t0 + timedelta(minutes=30)),  # 1 h: met
+        ticket("2", t0, priority="high", responded_at=t0 + timedelta(hours=2)),  # missed
+        # medium: 4 business hours; 10:00 -> 17:00 is 7 h: missed
+        ticket("3", t0, priority="medium", responded_at=t0 + timedelta(hours=7)),
+        # low: 8 business hours; 10:00 -> 16:00 is 6: met
+        ticket("4", t0, priority="low", responded_at=t0 + timedelta(hours=6)),
+        # never answered: urgent (15 min) long past at the day's end -> missed
+        ticket("5", t0, priority="urgent"),
+        # never answered, low, created 17:00: 1 business hour by the end of the day -> open
+        ticket("6", t0 + timedelta(hours=7), priority="low"),
+        # a duplicate is answered through its master: not measured
+        ticket("7", t0, priority="high", duplicate_of="1"),
+        # created the day before: not this period's
+        ticket("8", t0 - timedelta(days=1), priority="high", responded_at=t0),
+    ]
+    k = kpis(tickets)
+    assert (k.headline["response_measured"], k.headline["response_met"]) == (5, 2)
+    assert k.headline["response_pct"] == 40.0
+    rows = table(k, "response_priority")
+    assert (rows["high"]["tickets"], rows["high"]["measured"], rows["high"]["met"]) == (2, 2, 1)
+    assert rows["high"]["mean_response_h"] == pytest.approx(1.25)
+    assert rows["high"]["respond_target_h"] == 1.0
+    assert (rows["low"]["tickets"], rows["low"]["measured"], rows["low"]["met"]) == (2, 1, 1)
+    assert rows["urgent"]["response_pct"] == 0.0
+    assert rows["high"]["previous_response_pct"] == 0.0  # ticket 8, answered after 25 h
 
 
 def test_duplicates_are_counted_per_master() -> None:

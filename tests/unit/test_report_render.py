@@ -232,3 +232,41 @@ def test_without_a_chinese_font_the_charts_fall_back_to_english(monkeypatch, cap
     assert drawn and all(c.png.startswith(b"\x89PNG") for c in drawn)
     assert drawn[0].title == "Created and resolved"
     assert "no font with Chinese glyphs" in caplog.text
+
+
+def test_the_report_shows_response_compliance_in_the_mail_and_the_workbook() -> None:
+    items = [tickets()[0].with_changes(responded_at=T0 + timedelta(minutes=5)),  # urgent: met
+             tickets()[1]]  # high, nobody picked it up: 20 h late by the day's end
+    report, kpis = rendered(items)
+    assert (kpis.headline["response_measured"], kpis.headline["response_met"]) == (2, 1)
+    assert "响应达成率" in report.email_html and "50.0%" in report.email_html
+    assert "响应时长与达成率 (按优先级)" in report.email_html
+    book = pd.read_excel(io.BytesIO(report.workbook), sheet_name=None)
+    summary = book["概览"].set_index("代码")
+    assert summary.loc["response_pct", "本期"] == 0.5  # an Excel percentage: shows 50.0%
+    sheet = book["响应时长与达成率"].set_index("代码")
+    assert sheet.loc["urgent", "响应达成率 %"] == 1.0 and sheet.loc["high", "达成"] == 0
+    detail = book["工单明细"].dropna(subset=["工单号"])
+    detail = detail.set_index(detail["工单号"].astype(str))
+    assert detail.loc["1", "响应时间"] == pd.Timestamp("2026-11-25 03:05")  # Shanghai time
+    assert detail.loc["1", "按时响应"] == 1 and pd.isna(detail.loc["2", "按时响应"])
+    english, _ = rendered(items, "en")
+    assert "Response target met" in english.email_html
+
+
+def test_a_report_on_a_year_without_make_up_days_warns_in_the_log(tmp_path: Path,
+                                                                   caplog) -> None:
+    import logging
+
+    from incident_ops.pipelines.reports import compute
+    from incident_ops.reports.frame import write_snapshot
+
+    for day, expected in ((date(2027, 3, 3), 1), (date(2026, 11, 25), 0)):
+        archive = ReportArchive(tmp_path, Period("daily", day))
+        write_snapshot(frame_from_tickets([]), archive.snapshot)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="incident_ops"):
+            compute(archive, SETTINGS)
+        warned = [r.getMessage() for r in caplog.records if "SLA calendar" in r.getMessage()]
+        assert len(warned) == expected, warned
+        assert all("2027" in w for w in warned)

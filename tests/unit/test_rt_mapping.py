@@ -117,3 +117,101 @@ def test_success_messages_are_not_refusals() -> None:
     assert mapping.rejections(messages, body) == []
     assert mapping.rejections(["Ticket 3: That user does not exist"], {"Owner": "x"}) == [
         ("owner", "Ticket 3: That user does not exist")]
+
+
+# -- times from the desk's own record -----------------------------------------------------
+
+NOBODY_ID = "6"
+UNOWNED = {"id": "Nobody", "Name": "Nobody"}
+
+
+def at(hour: int, minute: int = 0, day: int = 20) -> str:
+    return f"2026-11-{day:02d}T{hour:02d}:{minute:02d}:00Z"
+
+
+def status(when: str, old: str, new: str) -> dict[str, object]:
+    return {"Type": "Status", "Field": "Status", "OldValue": old, "NewValue": new,
+            "Created": when}
+
+
+def owner(when: str, old: str, new: str) -> dict[str, object]:
+    return {"Type": "SetWatcher", "Field": "Owner", "OldValue": old, "NewValue": new,
+            "Created": when}
+
+
+def with_history(item_status: str, history: list[dict[str, object]], **item: object):
+    ticket = mapping.ticket_from_rt(rt_item(Status=item_status, Created=at(1), **item),
+                                    ranks=RANKS, version="1")
+    return mapping.times_from_history(ticket, history, NOBODY_ID)
+
+
+def utc(hour: int, minute: int = 0, day: int = 20) -> datetime:
+    return datetime(2026, 11, day, hour, minute, tzinfo=UTC)
+
+
+def test_a_closed_tickets_resolution_and_close_come_from_its_status_moves() -> None:
+    # RT's Resolved of a closed ticket is its close time, not its resolution time.
+    t = with_history("closed", [owner(at(2), NOBODY_ID, "22"),
+                                status(at(3), "new", "in-progress"),
+                                status(at(5), "in-progress", "resolved"),
+                                status(at(9), "resolved", "closed")], Resolved=at(9))
+    assert (t.responded_at, t.resolved_at, t.closed_at) == (utc(2), utc(5), utc(9))
+
+
+def test_a_bounced_ticket_is_resolved_when_it_was_last_resolved() -> None:
+    t = with_history("closed", [status(at(2), "new", "assigned-l1"),
+                                status(at(3), "assigned-l1", "resolved"),
+                                status(at(4), "resolved", "assigned-l1"),  # 100.6 bounce
+                                status(at(6), "assigned-l1", "resolved"),
+                                status(at(8), "resolved", "closed")], Resolved=at(8),
+                     Owner=UNOWNED)
+    assert (t.responded_at, t.resolved_at, t.closed_at) == (utc(2), utc(6), utc(8))
+
+
+def test_a_ticket_closed_straight_from_work_is_resolved_at_its_close() -> None:
+    dup = with_history("closed", [status(at(7), "new", "closed")], Resolved=at(7),
+                       Owner=UNOWNED)
+    assert (dup.responded_at, dup.resolved_at, dup.closed_at) == (utc(7), utc(7), utc(7))
+    reopened_then_closed = with_history("closed", [
+        status(at(2), "new", "resolved"), status(at(3), "resolved", "in-progress"),
+        status(at(5), "in-progress", "closed")], Resolved=at(5))
+    assert reopened_then_closed.resolved_at == utc(5)
+
+
+def test_a_resolved_ticket_is_resolved_at_its_last_move_to_resolved() -> None:
+    t = with_history("resolved", [status(at(2), "new", "resolved")], Resolved=at(2))
+    assert (t.resolved_at, t.closed_at) == (utc(2), None)
+
+
+def test_response_is_the_first_owner_or_move_out_of_new() -> None:
+    # The owner came first, the status later.
+    t = with_history("in-progress", [owner(at(2, 30), NOBODY_ID, "22"),
+                                     status(at(4), "new", "in-progress")])
+    assert t.responded_at == utc(2, 30)
+    # Un-assigning (owner back to Nobody) is no response.
+    t = with_history("new", [owner(at(2), "22", NOBODY_ID)], Owner={"id": "Nobody",
+                                                                     "Name": "Nobody"})
+    assert t.responded_at == utc(1)  # it was created with owner 22
+    t = with_history("assigned-l1", [owner(at(2), NOBODY_ID, NOBODY_ID),
+                                     status(at(3), "new", "assigned-l1")])
+    assert t.responded_at == utc(3)
+
+
+def test_a_ticket_created_assigned_responded_at_its_creation() -> None:
+    copy = with_history("assigned-l1", [])  # a 100.7.3 copy is created assigned, with owner
+    assert copy.responded_at == utc(1)
+    moved_later = with_history("in-progress", [status(at(5), "assigned-l2", "in-progress")],
+                               Owner=UNOWNED)
+    assert moved_later.responded_at == utc(1)
+
+
+def test_a_ticket_nobody_picked_up_has_no_response_yet() -> None:
+    t = with_history("new", [], Owner=UNOWNED)
+    assert t.responded_at is None
+
+
+def test_without_history_a_closed_tickets_close_is_rts_resolved_date() -> None:
+    t = mapping.ticket_from_rt(rt_item(Status="closed", Resolved=at(9),
+                                       LastUpdated=at(11, day=21)), ranks=RANKS, version="1")
+    # LastUpdated moves with any later comment; Resolved is the close.
+    assert (t.closed_at, t.resolved_at, t.responded_at) == (utc(9), None, None)

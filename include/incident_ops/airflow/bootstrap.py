@@ -58,6 +58,12 @@ class Config:
 
         return SlaPolicy.from_dict(load_yaml("sla.yaml"))
 
+    @cached_property
+    def reports(self) -> Any:
+        from incident_ops.reports.settings import load_report_settings
+
+        return load_report_settings()
+
     def yaml(self, name: str) -> dict[str, Any]:
         from incident_ops.config import load_yaml
 

@@ -3,6 +3,12 @@
 ``INCIDENT_OPS_RETRIES`` (default 2) and ``INCIDENT_OPS_RETRY_DELAY_SECONDS`` (default 60)
 let a deployment tune how long a desk outage is ridden out; the test suite shortens the
 delay so a failing task fails fast instead of waiting minutes.
+
+``alerting(dag_id)`` is the on-call alerting of every DAG (``airflow.alerting``): its
+failure and success callbacks and, for the DAGs that must keep running, a deadline:
+``INCIDENT_OPS_URGENT_DEADLINE_MINUTES`` (default 10) for ``urgent_incidents`` and
+``INCIDENT_OPS_CLOSURE_DEADLINE_MINUTES`` (default 60) for ``incident_closure``; 0 turns a
+deadline off.
 """
 
 from __future__ import annotations
@@ -23,6 +29,41 @@ def default_args(retry_seconds: float = 60) -> dict[str, Any]:
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(seconds=max(delay, 1) * 10),
     }
+
+
+def deadline_minutes(dag_id: str) -> float:
+    """How long a run of ``dag_id`` may go without succeeding before on-call hears (0: never)."""
+    if dag_id == "urgent_incidents":
+        raw = os.environ.get("INCIDENT_OPS_URGENT_DEADLINE_MINUTES", "10")
+    elif dag_id == "incident_closure":
+        raw = os.environ.get("INCIDENT_OPS_CLOSURE_DEADLINE_MINUTES", "60")
+    else:
+        return 0.0
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        raise ValueError(f"the deadline of {dag_id} must be minutes (a number), not {raw!r}")\
+            from None
+
+
+def alerting(dag_id: str) -> dict[str, Any]:
+    """``@dag(..., **alerting("dag_id"))``: on-call hears of every failed run (and of the
+    recovery after), and of a run that has not succeeded within the DAG's deadline."""
+    from incident_ops.airflow.alerting import OnCallNotifier, deadline_missed
+
+    kwargs: dict[str, Any] = {"on_failure_callback": OnCallNotifier("failed"),
+                              "on_success_callback": OnCallNotifier("succeeded")}
+    minutes = deadline_minutes(dag_id)
+    if minutes > 0:
+        from airflow.sdk.definitions.callback import AsyncCallback
+        from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
+
+        kwargs["deadline"] = DeadlineAlert(
+            reference=DeadlineReference.DAGRUN_QUEUED_AT,
+            interval=timedelta(minutes=minutes),
+            callback=AsyncCallback(deadline_missed, kwargs={"minutes": minutes}),
+            name=f"{dag_id} not succeeded within {minutes:g} min")
+    return kwargs
 
 
 def timezone() -> str:

@@ -144,7 +144,8 @@ def carry(s: Any, brief: em.Brief, plan: Plan, step: str, *, strict: bool = True
                      ", ".join(f"{n.channel} {n.template} to {len(n.to)}" for n in action.notices)
                      or "no message")
         return None
-    for line in summary_lines(applied.outcomes, applied.replayed):
+    for line in summary_lines(applied.outcomes, applied.replayed,
+                              undelivered=applied.undelivered, findings=len(plan.findings)):
         log.info("%s", line)
     missing = [o for o in [*applied.replayed, *applied.outcomes]
                if o.outcome not in ("done", "skipped", "dropped")]

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from incident_ops.model import Ticket
@@ -44,9 +45,10 @@ def clock_skew() -> timedelta:
 
 def planned(plan: Plan, tickets: Iterable[Ticket], *, now: datetime,
             watermark: dict[str, Any] | None = None, bulk_size: int = 100,
-            read: Iterable[Ticket] = ()) -> dict[str, Any]:
-    """What a plan task hands on. ``read``: the tickets the watermark is computed over;
-    ``watermark``: {"previous", "fetch_started", "desk_mark"} of an incremental fetch."""
+            read: Mapping[str, datetime] | None = None) -> dict[str, Any]:
+    """What a plan task hands on. ``read``: ticket id -> the update time the watermark holds
+    back to if that ticket's action does not happen; ``watermark``: {"fetch_started",
+    "desk_mark", "since"} of an incremental fetch."""
     tickets = list(tickets)
     log.info("plan %s: %s; %d findings, %d waiting", plan.run_id,
              plan.by_kind() or "nothing to do", len(plan.findings), len(plan.waiting))
@@ -55,7 +57,7 @@ def planned(plan: Plan, tickets: Iterable[Ticket], *, now: datetime,
     return {
         "plan": plan.to_dict(),
         "keys": {t.id: list(t.automation_keys) for t in tickets},
-        "updated": {t.id: t.updated.isoformat() for t in read},
+        "updated": {tid: at.isoformat() for tid, at in (read or {}).items()},
         "watermark": watermark,
         "now": now.isoformat(),
         "bulk_size": bulk_size,
@@ -78,7 +80,9 @@ def apply_task(planned: dict[str, Any], services: Any) -> dict[str, Any] | None:
         record = {"outcomes": [o.to_dict() for o in applied.outcomes],
                   "replayed": [o.to_dict() for o in applied.replayed],
                   "undelivered": applied.undelivered}
-        for line in summary_lines(applied.outcomes, applied.replayed):
+        for line in summary_lines(applied.outcomes, applied.replayed,
+                                  undelivered=applied.undelivered,
+                                  findings=len(plan.findings)):
             log.info("%s", line)
         for o in [*applied.replayed, *applied.outcomes]:
             if o.outcome in ("failed", "stale", "undelivered", "deferred", "waiting"):
@@ -91,24 +95,36 @@ def apply_task(planned: dict[str, Any], services: Any) -> dict[str, Any] | None:
     return record
 
 
-def summary_lines(outcomes: Iterable[Any], replayed: Iterable[Any] = ()) -> list[str]:
-    """One line per kind of action: how many of each outcome (the task log's summary)."""
+def summary_lines(outcomes: Iterable[Any], replayed: Iterable[Any] = (), *,
+                  undelivered: Iterable[str] = (), findings: int = 0,
+                  waiting: int = 0) -> list[str]:
+    """The task log's summary: one line per kind of action (how many of each outcome), then
+    what earlier runs owed, the messages still undelivered, and the findings (bad input)."""
     by_kind: dict[str, dict[str, int]] = {}
     for o in outcomes:
         counts = by_kind.setdefault(o.kind, {})
         counts[o.outcome] = counts.get(o.outcome, 0) + 1
     lines = [f"{kind:<16} " + ", ".join(f"{n} {outcome}" for outcome, n in sorted(c.items()))
-             for kind, c in sorted(by_kind.items())]
+             for kind, c in sorted(by_kind.items())] or ["nothing to apply"]
     owed = list(replayed)
     if owed:
         done = sum(1 for o in owed if o.outcome == "done")
         lines.append(f"{'owed earlier':<16} {len(owed)} carried on, {done} now complete")
-    return lines or ["nothing to apply"]
+    unsent = list(dict.fromkeys(undelivered))  # one entry per message
+    lines.append(f"{'undelivered':<16} {len(unsent)} message(s)"
+                 + (" still owed (outbox): " + "; ".join(unsent[:10])
+                    + (" …" if len(unsent) > 10 else "") if unsent else ""))
+    lines.append(f"{'findings':<16} {findings} (bad input, named by ticket and field on the "
+                 "plan page)" if findings else f"{'findings':<16} 0")
+    if waiting:
+        lines.append(f"{'waiting':<16} {waiting} ticket(s) (for a requester or a master)")
+    return lines
 
 
 def report_task(services: Any) -> dict[str, Any]:
-    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+    from airflow.sdk.exceptions import AirflowFailException
 
+    from incident_ops.airflow.plan_pages import PLAN_PAGE_XCOM, page_url
     from incident_ops.airflow.state import read_watermark, write_watermark
     from incident_ops.config import reports_dir
     from incident_ops.engine import ActionOutcome
@@ -118,7 +134,10 @@ def report_task(services: Any) -> dict[str, Any]:
     ti = services.context["ti"]
     planned = ti.xcom_pull(task_ids="plan")
     if not planned:
-        raise AirflowSkipException("no plan to report: the plan task did not finish")
+        # Fail, not skip: Airflow judges a run by its leaves, and a skipped report would
+        # make a run whose plan failed (the desk down, say) look successful.
+        raise AirflowFailException("the plan task did not finish: nothing was decided or "
+                                   "applied in this run (see the plan task's log)")
     plan = Plan.from_dict(planned["plan"])
     dry_run = services.dry_run
     record = None if dry_run else ti.xcom_pull(task_ids="apply", key=APPLIED)
@@ -129,10 +148,16 @@ def report_task(services: Any) -> dict[str, Any]:
                               replayed=replayed,
                               undelivered=record["undelivered"] if record else [])
     log.info("plan report: %s", paths["html"])
-    for line in summary_lines(outcomes or [], replayed):
+    url = page_url(Path(paths["html"]), reports_dir())
+    if url:
+        ti.xcom_push(key=PLAN_PAGE_XCOM, value=url)
+        log.info("plan page in the Airflow UI: %s (the task's extra link 'Plan page')", url)
+    unsent = list(record["undelivered"]) if record else []
+    for line in summary_lines(outcomes or [], replayed, undelivered=unsent,
+                              findings=len(plan.findings), waiting=len(plan.waiting)):
         log.info("%s", line)
     result: dict[str, Any] = {"report": paths, "summary": plan.by_kind(),
-                              "findings": len(plan.findings)}
+                              "findings": len(plan.findings), "undelivered": len(unsent)}
     if outcomes is not None:
         result["outcomes"] = {o: sum(1 for x in outcomes if x.outcome == o)
                               for o in sorted({x.outcome for x in outcomes})}

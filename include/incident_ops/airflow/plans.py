@@ -8,10 +8,13 @@ heavy is imported inside the functions.
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
 from incident_ops.airflow.pipeline import fetch_clock, planned
+
+log = logging.getLogger(__name__)
 
 CLOSURE = "incident_closure"
 URGENT = "urgent_incidents"
@@ -45,7 +48,7 @@ def plan_closure(s: Any) -> dict[str, Any]:
     batch = fetch_closure_batch(s.desk, since, parallel=policy.read_parallelism)
     plan = decide_closure(batch.resolved, batch.related, policy, s.config.vocabulary,
                           s.config.contacts, s.info.now, s.info.run_id)
-    return planned(plan, batch.tickets.values(), now=s.info.now, read=batch.resolved,
+    return planned(plan, batch.tickets.values(), now=s.info.now, read=batch.read_times(),
                    watermark=mark, bulk_size=policy.bulk_size)
 
 
@@ -67,4 +70,7 @@ def plan_monitor(s: Any) -> dict[str, Any]:
     tickets = fetch_monitor_batch(s.desk, since, s.info.now)
     plan = decide_escalation(tickets, s.config.sla, s.config.vocabulary, s.config.contacts,
                              s.info.now, s.info.run_id)
-    return planned(plan, tickets, now=s.info.now, read=tickets, watermark=mark)
+    for warning in plan.warnings:  # also on the run's plan report
+        log.warning("SLA calendar: %s", warning)
+    return planned(plan, tickets, now=s.info.now, read={t.id: t.updated for t in tickets},
+                   watermark=mark)

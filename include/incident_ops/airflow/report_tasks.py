@@ -15,15 +15,7 @@ import logging
 from datetime import UTC, date, datetime
 from typing import Any
 
-from incident_ops.airflow.runtime import run_info
-
 log = logging.getLogger(__name__)
-
-
-def _settings() -> Any:
-    from incident_ops.reports.settings import load_report_settings
-
-    return load_report_settings()
 
 
 def _archive(period: dict[str, str]) -> Any:
@@ -34,12 +26,11 @@ def _archive(period: dict[str, str]) -> Any:
     return ReportArchive(reports_dir(), Period.from_dict(period))
 
 
-def _sla() -> Any:
-    from incident_ops.config import ConfigError, load_yaml
-    from incident_ops.policy.escalation import SlaPolicy
+def _sla(s: Any) -> Any:
+    from incident_ops.config import ConfigError
 
     try:
-        return SlaPolicy.from_dict(load_yaml("sla.yaml"))
+        return s.config.sla
     except ConfigError as exc:
         if "file not found" not in str(exc):
             raise  # a broken sla.yaml is an error; only a missing one means "no targets"
@@ -47,68 +38,73 @@ def _sla() -> Any:
         return None
 
 
-def report_period(kind: str, context: Any) -> Any:
+def report_period(kind: str, s: Any) -> Any:
     """The ``date`` param's period if given, else the last one complete at the run's time."""
     from incident_ops.reports.periods import last_complete, period_containing
 
-    tz = _settings().timezone
-    wanted = (context.get("params") or {}).get("date")
+    tz = s.config.reports.timezone
+    wanted = s.params.get("date")
     if wanted:
         return period_containing(kind, date.fromisoformat(str(wanted)), tz)
-    return last_complete(kind, run_info(context).now, tz)
+    return last_complete(kind, s.info.now, tz)
 
 
-def fetch_task(kind: str, context: Any, *, conn_id: str = "servicedesk_default"
-               ) -> dict[str, Any]:
-    from incident_ops.airflow.hooks import ServiceDeskHook
+def fetch_task(kind: str, s: Any) -> dict[str, Any]:
     from incident_ops.pipelines.reports import fetch
 
-    period = report_period(kind, context)
+    period = report_period(kind, s)
     archive = _archive(period.to_dict())
     log.info("%s report for %s (%s .. %s)", kind, period.label, period.start.isoformat(),
              period.end.isoformat())
-    with ServiceDeskHook(conn_id) as hook:
-        result = fetch(hook.get_desk(), archive)
+    result = fetch(s.desk, archive)
     return {"period": period.to_dict(), **result}
 
 
-def compute_task(fetched: dict[str, Any]) -> dict[str, Any]:
-    from incident_ops.config import load_vocabulary
+def compute_task(fetched: dict[str, Any], s: Any) -> dict[str, Any]:
     from incident_ops.pipelines.reports import compute, kpi_settings
 
     archive = _archive(fetched["period"])
-    kpis = compute(archive, kpi_settings(_settings(), load_vocabulary(), _sla()))
-    keys = ("created", "resolved", "closed", "sla_pct", "reopen_rate_pct", "urgent", "major")
+    kpis = compute(archive, kpi_settings(s.config.reports, s.config.vocabulary, _sla(s)))
+    keys = ("created", "resolved", "closed", "sla_pct", "response_pct", "reopen_rate_pct",
+            "urgent", "major")
     headline = {k: kpis.headline[k] for k in keys}
     log.info("KPIs %s %s: %s", archive.period.kind, archive.period.label, headline)
     return {"period": fetched["period"], "kpis": str(archive.kpis), "headline": headline,
             "empty": kpis.is_empty}
 
 
-def render_task(computed: dict[str, Any], context: Any) -> dict[str, Any]:
-    from incident_ops.config import load_vocabulary
+def render_task(computed: dict[str, Any], s: Any) -> dict[str, Any]:
     from incident_ops.pipelines.reports import kpi_settings, load_kpis, render
     from incident_ops.reports.labels import Labels
 
-    settings = _settings()
+    settings = s.config.reports
     archive = _archive(computed["period"])
-    language = (context.get("params") or {}).get("language") or settings.language
-    info = run_info(context)
-    vocab = load_vocabulary()
-    result = render(archive, load_kpis(archive), settings, kpi_settings(settings, vocab, _sla()),
-                    Labels(vocab, language), dag_id=info.dag_id, run_id=info.run_id)
+    language = s.params.get("language") or settings.language
+    vocab = s.config.vocabulary
+    result = render(archive, load_kpis(archive), settings, kpi_settings(settings, vocab, _sla(s)),
+                    Labels(vocab, language), dag_id=s.info.dag_id, run_id=s.info.run_id)
     log.info("rendered %s: %s", result["folder"], result["subject"])
     return {"period": computed["period"], **result}
 
 
-def send_task(rendered: dict[str, Any], context: Any) -> dict[str, Any]:
+def send_task(rendered: dict[str, Any], s: Any) -> dict[str, Any]:
+    """Mail the period's report once (under the period's desk lease, so two runs of the same
+    period at once never both mail it); a failed send leaves no record: the retry sends."""
+    from incident_ops.airflow.bootstrap import lease_ttl
+    from incident_ops.engine import Lease, holder_id
+
+    scope = f"report:{rendered['period']['kind']}:{rendered['period']['first_day']}"
+    with Lease(s.desk, scope, holder_id(s.info.run_id, "send"), ttl=lease_ttl()):
+        return _send_once(rendered, s)
+
+
+def _send_once(rendered: dict[str, Any], s: Any) -> dict[str, Any]:
     from incident_ops.airflow.senders import send_email
-    from incident_ops.config import load_contacts
     from incident_ops.pipelines.reports import prepare_email
 
-    settings = _settings()
+    settings = s.config.reports
     archive = _archive(rendered["period"])
-    resend = bool((context.get("params") or {}).get("resend"))
+    resend = bool(s.params.get("resend"))
     marker = archive.sent()
     if marker is not None and not resend:
         if marker.get("kpis_digest") != rendered["kpis_digest"]:
@@ -117,9 +113,9 @@ def send_task(rendered: dict[str, Any], context: Any) -> dict[str, Any]:
         log.info("already mailed on %s as %s; not sending again (resend=false)",
                  marker.get("sent_at"), marker.get("message_id"))
         return {"sent": False, "reason": "already sent", "marker": str(archive.sent_marker)}
-    email = prepare_email(archive, settings, load_contacts())
+    email = prepare_email(archive, settings, s.config.contacts)
     receipt = send_email(email, conn_id=settings.smtp_conn_id)
-    info = run_info(context)
+    info = s.info
     archive.record_send({
         "sent_at": datetime.now(UTC).isoformat(), "message_id": receipt.message_id,
         "in_reply_to": email.references[-1] if email.references else None,

@@ -34,6 +34,8 @@ def snapshot_task(s: Any) -> dict[str, Any]:
     page.write_text(html, encoding="utf-8")
     log.info("snapshot: %d open, %d breached, %d at risk -> %s", snap.total,
              len(snap.breached), len(snap.at_risk), page)
+    for warning in snap.warnings:  # also on the page
+        log.warning("SLA calendar: %s", warning)
     sent_marker = page.with_suffix(".sent")
     roles = (s.config.yaml("sla.yaml").get("snapshot") or {}).get("to", ["incident_manager"])
     to = tuple(p.email for role in roles for p in s.config.contacts.role(role) if p.email)
@@ -46,4 +48,4 @@ def snapshot_task(s: Any) -> dict[str, Any]:
                                         key=f"snapshot:{info.dag_id}:{info.run_id}"))
             sent_marker.write_text(info.now.isoformat(), encoding="utf-8")
     return {"page": str(page), "open": snap.total, "breached": len(snap.breached),
-            "at_risk": len(snap.at_risk), "mailed_to": list(to)}
+            "at_risk": len(snap.at_risk), "mailed_to": list(to), "warnings": snap.warnings}

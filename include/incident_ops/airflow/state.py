@@ -29,7 +29,18 @@ def _get(name: str) -> Any:
     from airflow.sdk import Variable
 
     raw = Variable.get(name, default=None)
-    return json.loads(raw) if raw else None
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        if str(raw).startswith("gAAAAA"):  # a Fernet token: encrypted, not decrypted here
+            raise ValueError(
+                f"Airflow Variable {name!r} is encrypted with a Fernet key this process does "
+                f"not have: every Airflow component (scheduler, workers, API server, DAG "
+                f"processor) must share one [core] fernet_key") from exc
+        raise ValueError(f"Airflow Variable {name!r} does not hold JSON ({exc}); it is "
+                         f"written by the pipelines only, something else changed it") from exc
 
 
 def _set(name: str, value: Any, description: str) -> None:

@@ -3,7 +3,8 @@
 A DAG file passes its plan function (``airflow.plans``: it takes the run's ``Services`` and
 returns ``pipeline.planned(...)``) to ``plan_apply_report`` inside its ``@dag`` function. The
 ``dry_run`` param decides whether apply writes. Report runs whatever happened to apply
-(``all_done``) and fails the run when apply did not finish cleanly.
+(``all_done``) and fails the run when apply did not finish cleanly; its extra link
+**Plan page** opens the run's plan page (``plan_pages``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from incident_ops.airflow.dag_defaults import DESK_POOL
+from incident_ops.airflow.plan_pages import PlanPageLink
 
 
 def plan_apply_report(plan_function: Callable[[Any], dict[str, Any]]) -> None:
@@ -42,4 +44,7 @@ def plan_apply_report(plan_function: Callable[[Any], dict[str, Any]]) -> None:
             return report_task(s)
 
     # At parse time the calls return XComArgs, which Airflow resolves when the tasks run.
-    apply(plan()) >> report()  # type: ignore[arg-type]
+    reported = report()
+    apply(plan()) >> reported  # type: ignore[arg-type]
+    # TaskFlow has no parameter for extra links; the operator behind the call takes them.
+    reported.operator.operator_extra_links = [PlanPageLink()]  # type: ignore[attr-defined]

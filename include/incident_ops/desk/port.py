@@ -98,6 +98,9 @@ class TicketQuery:
     # Reading custom fields is most of a search's cost on RT (~8 ms a ticket); a duplicate
     # that is only closed with its master's code needs none of them.
     custom_fields: bool = True
+    # True: also read each ticket's status and owner history, for ``resolved_at`` of closed
+    # tickets and ``responded_at`` (on RT one transaction query per page of tickets).
+    history: bool = False
 
 
 class ServiceDesk(Protocol):

@@ -129,7 +129,7 @@ sub mime {
 }
 
 my $json = JSON::PP->new->utf8->canonical;
-my (%id_of, $count, $errors);
+my (%id_of, $count, $errors, $first_id);
 my $started = CORE::time();
 $RT::Handle->BeginTransaction;
 
@@ -170,6 +170,7 @@ while (my $line = <STDIN>) {
     my ($id, undef, $msg) = $ticket->Create(%create);
     die "seed: $rec->{key}: create failed: $msg\n" unless $id;
     $id_of{ $rec->{key} } = $id;
+    $first_id //= $id;
 
     for my $ev (@{ $rec->{events} || [] }) {
         $FAKE_NOW = epoch($ev->{at});
@@ -215,14 +216,15 @@ $RT::Handle->Commit;
 # never older than its newest transaction ("updated since" searches rely on that). Loading
 # history ticket by ticket breaks it where one ticket's event lands on another at an earlier
 # time (a duplicate's link, recorded on its master too): restore it.
+# Only the tickets this run loaded: the others' dates are their own business.
 $dbh->do(q{
     UPDATE Tickets SET LastUpdated = (
         SELECT MAX(Created) FROM Transactions
          WHERE ObjectType = 'RT::Ticket' AND ObjectId = Tickets.id)
-     WHERE LastUpdated < (
+     WHERE id >= ? AND LastUpdated < (
         SELECT MAX(Created) FROM Transactions
          WHERE ObjectType = 'RT::Ticket' AND ObjectId = Tickets.id)
-});
+}, undef, $first_id // 0) if defined $first_id;
 $dbh->commit unless $dbh->{AutoCommit};
 my $secs = CORE::time() - $started;
 print STDERR "seed: loaded " . ($count || 0) . " tickets in ${secs}s, " . ($errors || 0) . " errors\n";

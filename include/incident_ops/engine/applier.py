@@ -227,6 +227,12 @@ class Applier:
             self._keep()
             outcomes[action.key] = self._guard(action, self._break_link)
         self._bulk_all(bulk, outcomes)
+        # Families right after their masters: a duplicate closes only once its master closed
+        # (now, or in an earlier run); a stale or failed master keeps its family waiting. A
+        # master that goes singly (rare) has its family closed after the singles.
+        single_masters = {a.ticket_id for a in singles if a.kind != CASCADE_CLOSE}
+        self._cascades([a for a in cascades if a.master_id not in single_masters],
+                       bulk, outcomes)
         intents = [a for a in singles if effects_of(a)]
         if intents:
             now = self.clock().isoformat()
@@ -236,13 +242,16 @@ class Applier:
         for action in singles:
             self._keep()
             outcomes[action.key] = self._guard(action, self._single)
-        # Families last: a duplicate closes only once its master closed (in any earlier run,
-        # or just now); a stale or failed master keeps the whole family waiting with it.
-        masters = {a.ticket_id: outcomes[a.key] for a in [*bulk, *singles]
-                   if a.kind != CASCADE_CLOSE and a.key in outcomes}
+        self._cascades([a for a in cascades if a.master_id in single_masters], singles,
+                       outcomes)
+
+    def _cascades(self, cascades: list[Action], masters: list[Action],
+                  outcomes: dict[str, ActionOutcome]) -> None:
+        done = {a.ticket_id: outcomes[a.key] for a in masters
+                if a.kind != CASCADE_CLOSE and a.key in outcomes}
         ready = []
         for action in cascades:
-            master = masters.get(action.master_id or "")
+            master = done.get(action.master_id or "")
             if master is None or master.outcome in DONE_KINDS:
                 ready.append(action)
             else:

@@ -8,7 +8,10 @@ Fetch asks the desk two bounded questions about the two periods the report compa
 one and the one before): tickets *created* in that window, and tickets created before it
 that were *resolved or closed* since it began (found by status and last-update time, then
 kept only when their resolution or closing time falls in the window). The second search
-grows with what changed since the window began, not with the size of the desk.
+grows with what changed since the window began, not with the size of the desk. Both read
+the tickets' status and owner history with them (``TicketQuery.history``: in bulk, one
+query per page of tickets on RT), so resolution, close and response times are the desk's
+own.
 """
 
 from __future__ import annotations
@@ -38,9 +41,9 @@ log = logging.getLogger(__name__)
 def period_queries(period: Period) -> tuple[TicketQuery, TicketQuery]:
     """The two searches covering ``period`` and the one before it."""
     since, until = period.previous().start_utc, period.end_utc
-    created = TicketQuery(created_since=since, created_before=until)
+    created = TicketQuery(created_since=since, created_before=until, history=True)
     finished = TicketQuery(statuses=(RESOLVED, CLOSED), updated_since=since,
-                           created_before=since)
+                           created_before=since, history=True)
     return created, finished
 
 
@@ -92,6 +95,12 @@ def kpi_settings(settings: ReportSettings, vocab: Vocabulary, sla: SlaPolicy | N
 
 
 def compute(archive: ReportArchive, settings: KpiSettings) -> PeriodKpis:
+    sla = settings.sla
+    if sla is not None and sla.calendar is not None and sla.calendar_priorities:
+        period = archive.period
+        for year in sorted({period.previous().first_day.year, period.last_day.year}):
+            for warning in sla.calendar.year_warnings(year):
+                log.warning("SLA calendar: %s", warning)
     kpis = compute_kpis(read_snapshot(archive.snapshot), archive.period, settings)
     archive.write_json(archive.kpis, kpis.to_dict())
     return kpis

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from incident_ops.desk.port import ServiceDesk, TicketQuery
-from incident_ops.model import CONFIRMATION_PENDING, RESOLVED, Ticket, id_order
+from incident_ops.model import CLOSED, CONFIRMATION_PENDING, RESOLVED, Ticket, id_order
 from incident_ops.policy.duplicates import DuplicateGraph
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,18 @@ class ClosureBatch:
     @property
     def tickets(self) -> dict[str, Ticket]:
         return {t.id: t for t in [*self.related, *self.resolved]}
+
+    def read_times(self) -> dict[str, datetime]:
+        """What the watermark is computed over: each resolved ticket's update time, and for
+        a duplicate under a master closed earlier, its master's (the master is what the
+        next run would find again, should that duplicate's close not happen now)."""
+        times = {t.id: t.updated for t in self.resolved}
+        graph = DuplicateGraph([*self.resolved, *self.related])
+        for master in self.related:
+            if master.status == CLOSED and graph.master_of(master.id) is None:
+                for dup in graph.descendants(master.id):
+                    times.setdefault(dup.id, master.updated)
+        return times
 
 
 def fetch_closure_batch(desk: ServiceDesk, since: datetime | None, *,
@@ -90,7 +102,15 @@ class _Fetch:
         for t in pending.result():
             if t.id not in resolved or resolved[t.id].partial:
                 resolved[t.id] = t
-        related = self.families(resolved)
+        # Masters closed since the last run that have duplicates (read light): any duplicate
+        # still open follows the master's code (linked after it closed, or a run stopped
+        # between the two closes). Only those masters are then read in full. The first run
+        # has no "since": families closed before it are not its business.
+        closed = {} if since is None else {t.id: t for t in self.desk.search(TicketQuery(
+            statuses=[CLOSED], updated_since=since, has_duplicates=True,
+            custom_fields=False))}
+        related = self.families(resolved, closed)
+        self.complete_closed_masters(closed, resolved, related)
         self.complete_roots(resolved, related)
         log.info("fetched %d resolved tickets and %d related (duplicates and masters), "
                  "%d read in full", len(resolved), len(related),
@@ -102,11 +122,14 @@ class _Fetch:
         return list(self.desk.search(TicketQuery(
             queue=None, ids=ids, statuses=[RESOLVED] if resolved_only else [])))
 
-    def families(self, resolved: dict[str, Ticket]) -> dict[str, Ticket]:
-        """The duplicates below the resolved tickets (light) and the masters above (full)."""
-        related: dict[str, Ticket] = {}
-        known = set(resolved)
-        frontier = sorted(resolved)
+    def families(self, resolved: dict[str, Ticket], closed: dict[str, Ticket] | None = None
+                 ) -> dict[str, Ticket]:
+        """The duplicates below the resolved tickets and the ``closed`` masters (light) and
+        the masters above the resolved ones (full)."""
+        related: dict[str, Ticket] = {k: v for k, v in (closed or {}).items()
+                                      if k not in resolved}
+        known = set(resolved) | set(related)
+        frontier = sorted(known, key=id_order)
         for _ in range(MAX_DEPTH):  # down: duplicates of duplicates
             # The links of the tickets that have duplicates (a cheap query finds them): one
             # read per master, where reading each duplicate's own link is one per duplicate.
@@ -137,6 +160,26 @@ class _Fetch:
             missing = {t.duplicate_of for t in found.values()
                        if t.duplicate_of and t.duplicate_of not in known}
         return related
+
+    def complete_closed_masters(self, closed: dict[str, Ticket], resolved: dict[str, Ticket],
+                                related: dict[str, Ticket]) -> None:
+        """Read in full the closed masters with a duplicate not closed yet (their close code
+        is what it closes with); forget the others, whose families are done."""
+        if not closed:
+            return
+        graph = DuplicateGraph([*resolved.values(), *related.values()])
+        wanted = [m for m in closed if m in related and graph.master_of(m) is None and any(
+            d.status != CLOSED for d in graph.descendants(m))]
+        for master in set(closed) - set(wanted):
+            if master in resolved or graph.master_of(master) is not None:
+                continue  # part of a family read for another reason: keep it as read
+            for dup in graph.descendants(master):
+                related.pop(dup.id, None)
+            related.pop(master, None)
+        if wanted:
+            log.info("reading %d closed masters in full: duplicates of theirs are still open",
+                     len(wanted))
+            related.update(self.full(wanted))
 
     def complete_roots(self, resolved: dict[str, Ticket], related: dict[str, Ticket]) -> None:
         """Read in full the light tickets the decision will judge on their own record: those

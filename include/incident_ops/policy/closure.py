@@ -8,7 +8,7 @@ plan whatever order the tickets arrive in.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,6 +28,7 @@ from incident_ops.policy.duplicates import DuplicateGraph
 from incident_ops.policy.plan import (
     ASK_CONFIRMATION,
     BOUNCE,
+    BREAK_LINK,
     CASCADE_CLOSE,
     CLOSE,
     REMIND_HELPDESK,
@@ -103,6 +104,14 @@ def decide_closure(resolved: Iterable[Ticket], related: Iterable[Ticket], policy
     for ticket in sorted(candidates.values(), key=_order):
         if ticket.id not in handled and graph.master_of(ticket.id) is not None:
             _decide_duplicate(ticket, graph, ctx, plan, handled)
+    for master in sorted(graph.tickets.values(), key=_order):
+        if master.id not in candidates and graph.master_of(master.id) is None:
+            _follow_closed_master(master, graph, ctx, plan, handled)
+    relinked = graph.relinked()
+    if relinked:  # a loop is broken and its family decided in one run (policy.duplicates)
+        plan.actions = [replace(a, expected_version=None)
+                        if a.ticket_id in relinked and a.kind != BREAK_LINK else a
+                        for a in plan.actions]
     return plan
 
 
@@ -126,24 +135,60 @@ def _decide_master(ticket: Ticket, graph: DuplicateGraph, ctx: _Context, plan: P
         plan.findings.append(Finding(ticket.id, "source",
                                      f"unknown source '{ticket.source}', routed as user-raised",
                                      severity="warning"))
-    if ctx.vocab.attr("sources", ticket.source, "route") == "auto":
-        _close_family(ticket, "100.7.1", "close.auto-source",
-                      "raised by monitoring or auto-transferred: closed without asking", graph,
-                      ctx, plan, handled)
-    elif ticket.dispatched_by_helpdesk:
-        _decide_confirmation(ticket, graph, ctx, plan, handled)
-    else:
-        _close_family(ticket, "100.7.4", "close.handled-by-support",
-                      "handled by L1/L2 themselves: closed with its close code", graph, ctx,
+    route = _route(ticket, ctx, plan)
+    if route.step == "100.7.4":
+        _close_family(ticket, "100.7.4", "close.handled-by-support", route.why
+                      + ": closed by its resolver with its close code", graph, ctx, plan,
+                      handled)
+    elif route.step == "100.7.1":
+        _close_family(ticket, "100.7.1", "close.auto-source", route.why
+                      + ": the help desk closes it without asking the requester", graph, ctx,
                       plan, handled)
+    else:
+        _decide_confirmation(ticket, graph, ctx, plan, handled, route.why)
+
+
+@dataclass(frozen=True)
+class _Route:
+    step: str  # 100.7.4 (L1/L2 close it), 100.7.1 (the help desk closes it), 100.7.2 (ask)
+    why: str  # what happened to the ticket, for the plan's reason
+
+
+def _route(ticket: Ticket, ctx: _Context, plan: Plan) -> _Route:
+    """Who closes a resolved ticket, and how (spec 100.6 end, 100.7).
+
+    L1/L2 close what they resolved themselves unless the help desk dispatched it to them
+    (100.7.4). Everything else is the help desk's: a ticket it dispatched comes back to it,
+    and one it resolved itself is already there. The help desk closes monitoring alarms and
+    auto-transfers without asking (100.7.1) and asks the requester about all others (100.7.2).
+    """
+    vocab, role = ctx.vocab, ticket.resolver_role
+    resolver = vocab.label("resolver_roles", role, "en") if role else "an unrecorded resolver"
+    if vocab.attr("resolver_roles", role, "support") and not ticket.dispatched_by_helpdesk:
+        return _Route("100.7.4", f"resolved by {resolver}, not dispatched by the help desk")
+    if not vocab.knows("resolver_roles", role):
+        # Only possible with the 100.6.6 completeness rule switched off: the safe branch is
+        # the help desk's, which asks the requester rather than closing unasked.
+        plan.findings.append(Finding(
+            ticket.id, "resolver_role",
+            f"resolver role '{role or ''}' is not known: routed through the help desk",
+            severity="warning"))
+    if ticket.dispatched_by_helpdesk:
+        how = f"dispatched by the help desk, resolved by {resolver} and back with the help desk"
+    else:
+        how = f"resolved by {resolver}"
+    source = vocab.label("sources", ticket.source, "en") if ticket.source else "no source"
+    if vocab.attr("sources", ticket.source, "route") == "auto":
+        return _Route("100.7.1", f"{source}, {how}")
+    return _Route("100.7.2", f"{source}, {how}")
 
 
 def _decide_confirmation(ticket: Ticket, graph: DuplicateGraph, ctx: _Context, plan: Plan,
-                         handled: set[str]) -> None:
+                         handled: set[str], why: str) -> None:
     answer = ticket.confirmation or None
     if answer == CONFIRMATION_CONFIRMED:
-        _close_family(ticket, "100.7.1", "close.confirmed", "the requester confirmed the fix",
-                      graph, ctx, plan, handled)
+        _close_family(ticket, "100.7.1", "close.confirmed",
+                      f"{why}: the requester confirmed the fix", graph, ctx, plan, handled)
     elif answer == CONFIRMATION_REJECTED:
         _add(plan, ticket, _reopen(ticket, graph, ctx))
         _wait_family(ticket, graph, plan, handled, "moved to the reopened ticket")
@@ -155,7 +200,7 @@ def _decide_confirmation(ticket: Ticket, graph: DuplicateGraph, ctx: _Context, p
                                          "no requester to ask for confirmation (100.7.2)"))
             plan.waiting[ticket.id] = "no requester to ask"
         else:
-            _add(plan, ticket, _ask(ticket, ctx))
+            _add(plan, ticket, _ask(ticket, ctx, why))
         _wait_family(ticket, graph, plan, handled, "its master awaits the requester's answer")
     else:
         plan.findings.append(Finding(ticket.id, "confirmation",
@@ -186,10 +231,25 @@ def _decide_duplicate(ticket: Ticket, graph: DuplicateGraph, ctx: _Context, plan
     root = graph.root_of(ticket.id)
     master = graph.tickets.get(root)
     if master is not None and master.status == CLOSED and master.close_code != UNSUCCESSFUL:
-        # A duplicate linked after its master closed: it follows the master's close code.
-        _add(plan, ticket, _cascade(ticket, master, ctx))
+        # A duplicate linked after its master closed: it follows the master's close code,
+        # under the step that closed the master (100.7.1 or 100.7.4, as its stamp says).
+        _add(plan, ticket, _cascade(ticket, master, _closing_step(master)))
     else:
         plan.waiting[ticket.id] = f"waits for its master #{root}"
+
+
+def _follow_closed_master(master: Ticket, graph: DuplicateGraph, ctx: _Context, plan: Plan,
+                          handled: set[str]) -> None:
+    """100.7.1 for duplicates still open under a master closed earlier (linked after it
+    closed, or left open when a run stopped between the master's close and theirs): they
+    close with the master's code. An unsuccessful master's duplicates follow its reopened
+    copy instead (100.7.3)."""
+    if master.status != CLOSED or master.close_code == UNSUCCESSFUL or master.partial:
+        return
+    for dup in graph.descendants(master.id):
+        if dup.id not in handled and dup.status != CLOSED:
+            handled.add(dup.id)
+            _add(plan, dup, _cascade(dup, master, _closing_step(master)))
 
 
 def _close_family(master: Ticket, step: str, rule: str, reason: str, graph: DuplicateGraph,
@@ -201,13 +261,22 @@ def _close_family(master: Ticket, step: str, rule: str, reason: str, graph: Dupl
     for dup in graph.descendants(master.id):
         handled.add(dup.id)
         if dup.status != CLOSED:
-            _add(plan, dup, _cascade(dup, master, ctx))
+            _add(plan, dup, _cascade(dup, master, step))
 
 
-def _cascade(dup: Ticket, master: Ticket, ctx: _Context) -> Action:
+def _closing_step(master: Ticket) -> str:
+    """The 100.7 step a closed master was closed under, from its automation stamp."""
+    stamp = master.automation or ""
+    return "100.7.4" if stamp.startswith("100.7.4 ") else "100.7.1"
+
+
+def _cascade(dup: Ticket, master: Ticket, step: str) -> Action:
+    # 100.7.1 and 100.7.4 both close the duplicates with the master: the duplicate is
+    # recorded under its master's step, so the plan says who closed the family.
     return Action(
-        kind=CASCADE_CLOSE, ticket_id=dup.id, step="100.7.1", rule="close.duplicate-cascade",
-        reason=f"duplicate of #{master.id}: closed with the master's close code",
+        kind=CASCADE_CLOSE, ticket_id=dup.id, step=step, rule="close.duplicate-cascade",
+        reason=f"duplicate of #{master.id} (closed under {step}): closed with the master's "
+               "close code",
         key=action_key("cascade", dup.id, master.id), status=CLOSED,
         fields={"close_code": master.close_code}, expected_version=dup.version,
         master_id=master.id)
@@ -249,10 +318,10 @@ def _bounce(ticket: Ticket, gaps: list[Gap], ctx: _Context) -> Action:
         status=status, comment=comment, notices=notices, expected_version=ticket.version)
 
 
-def _ask(ticket: Ticket, ctx: _Context) -> Action:
+def _ask(ticket: Ticket, ctx: _Context, why: str) -> Action:
     return Action(
         kind=ASK_CONFIRMATION, ticket_id=ticket.id, step="100.7.2", rule="confirm.ask",
-        reason="dispatched by the help desk: ask the requester whether it is fixed",
+        reason=f"{why}: the help desk asks the requester whether it is fixed",
         key=action_key("ask", ticket.id, ticket.resolved_at or ticket.updated),
         fields={"confirmation": CONFIRMATION_PENDING, "confirmation_asked_at": ctx.now},
         notices=(Notice("confirmation_request", (str(ticket.requester),),

@@ -4,6 +4,12 @@ Each ticket names at most one master (``duplicate_of``), so the links form a for
 someone linked a ticket to itself or made a cycle. Self-links and cycles are reported as
 findings and broken at one deterministic edge (the cycle's lowest ticket id loses its
 master link), so nothing is ever followed forever and every family has one root.
+
+Breaking a link changes the tickets at both of its ends in the desk (RT records the removal
+on both), so an action planned on either of them from the version read before the break
+would find it "changed since read" and wait for the next run. ``relinked`` names those
+tickets: the closure plan writes them without the version check, in the same run (their
+break is unconditional too, and a ticket in a loop is a repair, not a person's edit).
 """
 
 from __future__ import annotations
@@ -75,6 +81,10 @@ class DuplicateGraph:
                 found.append(self.tickets[child])
             queue.extend(self._children.get(child, ()))
         return found
+
+    def relinked(self) -> set[str]:
+        """Ids of the tickets whose links ``break_actions`` change: both ends of each break."""
+        return {end for tid, master in self._broken.items() for end in (tid, master)}
 
     def break_actions(self) -> list[Action]:
         actions = []

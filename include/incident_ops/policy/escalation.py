@@ -74,6 +74,12 @@ class SlaPolicy:
             return by_impact
         return min(hours, by_impact) if by_impact is not None else hours
 
+    def coverage_warnings(self, now: datetime) -> list[str]:
+        """Why business-hour due times may be wrong now (``Calendar.coverage_warnings``)."""
+        if self.calendar is None or not self.calendar_priorities:
+            return []
+        return self.calendar.coverage_warnings(now)
+
     def add(self, ticket: Ticket, start: datetime, hours: float) -> datetime:
         if self.calendar is not None and ticket.priority in self.calendar_priorities:
             return self.calendar.add(start, hours)
@@ -106,7 +112,8 @@ def due_times(ticket: Ticket, policy: SlaPolicy) -> dict[str, datetime]:
 def decide_escalation(tickets: Iterable[Ticket], policy: SlaPolicy, vocab: Vocabulary,
                       contacts: Contacts, now: datetime, run_id: str) -> Plan:
     """Fire every due rung not yet fired; keep each ticket's next due time up to date."""
-    plan = Plan(pipeline="incident_queue_monitor", run_id=run_id)
+    plan = Plan(pipeline="incident_queue_monitor", run_id=run_id,
+                warnings=policy.coverage_warnings(now))
     run = _Run(vocab, contacts, run_id)
     for ticket in sorted(tickets, key=lambda t: id_order(t.id)):
         if not ticket.is_open:

@@ -104,6 +104,8 @@ class Plan:
     actions: list[Action] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     waiting: dict[str, str] = field(default_factory=dict)  # ticket id -> why it waits
+    # About the run rather than a ticket: e.g. the SLA calendar lacks a year's data.
+    warnings: list[str] = field(default_factory=list)
 
     def by_kind(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -116,7 +118,8 @@ class Plan:
         return cls(pipeline=data["pipeline"], run_id=data["run_id"],
                    actions=[Action.from_dict(a) for a in data.get("actions", [])],
                    findings=[Finding(**f) for f in data.get("findings", [])],
-                   waiting=dict(data.get("waiting", {})))
+                   waiting=dict(data.get("waiting", {})),
+                   warnings=list(data.get("warnings", [])))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -126,6 +129,7 @@ class Plan:
             "actions": [a.to_dict() for a in self.actions],
             "findings": [asdict(f) for f in self.findings],
             "waiting": dict(self.waiting),
+            "warnings": list(self.warnings),
         }
 
 

@@ -33,7 +33,9 @@ CODE_COLUMNS = ("status", "priority", "impact", "source", "category", "system", 
                 "escalation")
 # Free text and ids: kept as strings.
 TEXT_COLUMNS = ("id", "subject", "duplicate_of", "automation", "idempotency_key")
-DATE_COLUMNS = ("created", "resolved_at", "completed_at", "closed_at")
+DATE_COLUMNS = ("created", "resolved_at", "completed_at", "closed_at", "responded_at")
+# Columns added after snapshots were first archived: an older snapshot reads them as empty.
+LATER_COLUMNS = ("responded_at",)
 # Derived from tuples on the ticket: "|"-joined rung names (a code column: few combinations),
 # and how often 100.6 bounced it.
 ESCALATION = "escalation"
@@ -132,6 +134,9 @@ def read_snapshot(path: Path) -> pd.DataFrame:
     # must stay a value, which pandas' default NA spellings would swallow.
     text = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""],
                        compression="gzip", encoding="utf-8")
+    for name in LATER_COLUMNS:
+        if name not in text.columns:
+            text[name] = pd.Series(pd.NA, index=text.index, dtype="str")
     missing = [c for c in COLUMNS if c not in text.columns]
     if missing:
         raise ValueError(f"{path}: not a ticket snapshot (missing columns {missing})")

@@ -10,9 +10,15 @@ Which tickets count where:
 * **volume** (by priority, system, source, category), urgent and major incidents,
   duplicates, faults by configuration item and vendor: tickets *created* in the period;
 * **time to resolve** and **SLA compliance**: tickets *resolved* in the period. The
-  resolution time is the recorded actual completion time (100.6.8), else the desk's
-  resolved time; a ticket counts as resolved only in status resolved or closed (a bounced
-  ticket is back at work). The SLA clock is the escalation ladder's (``reports.sla``);
+  resolution time is the desk's own (the last move to resolved, or the close of a ticket
+  closed straight from work; the recorded actual completion time, 100.6.8, only where the
+  desk gave none); a ticket counts as resolved only in status resolved or closed (a
+  bounced ticket is back at work). The SLA clock is the escalation ladder's (``reports.sla``);
+* **response compliance**: tickets *created* in the period, duplicates left out (they are
+  answered through their master), against the ``respond`` target of their priority on the
+  same clock. Response is the desk's first assignment (an owner set or a move out of
+  ``new``). A ticket still unanswered counts as missed once its target passed before the
+  period's end, and is not measured before that;
 * **closure outcomes** (100.7.1 auto-closed, confirmed, 100.7.3 reopened, ...): tickets
   *closed* in the period, classified by the ``automation`` stamp the closure pipeline
   writes (``"100.7.1 close.auto-source · run X"``) and the close code;
@@ -135,6 +141,9 @@ def compute_kpis(frame: pd.DataFrame, period: Period, settings: KpiSettings) -> 
                  "closure_outcomes", "escalations"):
         tables[name] = _with_previous(tables[name], prev_tables[name])
     sla_prev = prev_tables["resolution_priority"].set_index("code")["sla_pct"]
+    resp_prev = prev_tables["response_priority"].set_index("code")["response_pct"]
+    resp = tables["response_priority"]
+    resp["previous_response_pct"] = resp["code"].map(resp_prev).astype("float64")
     res = tables["resolution_priority"]
     res["previous_sla_pct"] = res["code"].map(sla_prev).astype("float64")
     tables["trend"] = _trend(d, cur, period, settings)
@@ -144,6 +153,7 @@ def compute_kpis(frame: pd.DataFrame, period: Period, settings: KpiSettings) -> 
 DETAIL_COLUMNS = ("id", "subject", "status", "priority", "impact", "source", "category",
                   "system", "handler", "resolver_role", "close_code", "config_item",
                   "faulty_vendor", "duplicate_of", "escalation", "automation")
+
 
 
 def period_tickets(frame: pd.DataFrame, period: Period, settings: KpiSettings,
@@ -161,13 +171,17 @@ def period_tickets(frame: pd.DataFrame, period: Period, settings: KpiSettings,
     rows = order[:limit] if limit is not None else order
     out = frame.loc[rows, list(DETAIL_COLUMNS)].astype(object)
     for name, values in (("created_at", frame["created"]), ("completed", d.resolved_at),
-                         ("closed_at", d.closed_at)):
+                         ("closed_at", d.closed_at), ("responded_at", d.responded_at)):
         out[name] = values[rows].dt.tz_convert(settings.tz).dt.tz_localize(None)
     out["ttr_h"] = d.ttr_h[rows].round(2)
     out["sla_h"] = d.sla_h[rows].round(2)
     out["target_h"] = d.target_h[rows]
     measured = out["sla_h"].notna() & out["target_h"].notna()
     out["sla_met"] = (out["sla_h"] <= out["target_h"]).where(measured)
+    out["response_h"] = d.response_h[rows].round(2)
+    out["respond_target_h"] = d.respond_target_h[rows]
+    answered = out["response_h"].notna() & out["respond_target_h"].notna()
+    out["response_met"] = (out["response_h"] <= out["respond_target_h"]).where(answered)
     return out.reset_index(drop=True), total
 
 
@@ -176,13 +190,18 @@ class _Derived:
 
     def __init__(self, frame: pd.DataFrame, settings: KpiSettings) -> None:
         self.f = frame
+        self.settings = settings
         done = frame["status"].isin((RESOLVED, CLOSED))
-        resolved = frame["completed_at"].where(frame["completed_at"].notna(),
-                                               frame["resolved_at"])
+        resolved = frame["resolved_at"].where(frame["resolved_at"].notna(),
+                                              frame["completed_at"])
         self.resolved_at = resolved.where(done)
+        self.responded_at = frame["responded_at"]
         self.closed_at = frame["closed_at"].where(frame["status"] == CLOSED)
         ttr = (self.resolved_at - frame["created"]).dt.total_seconds() / 3600.0
-        self.bad_ttr = ttr < 0  # completion recorded before creation: a data error
+        self.bad_ttr = ttr < 0  # resolved before created: a data error, never averaged
+        # The resolver's recorded completion time (100.6.8) before creation: a bad record,
+        # counted on its own (the measured time is the desk's).
+        self.bad_record = frame["completed_at"] < frame["created"]
         self.ttr_h = ttr.where(~self.bad_ttr)
         if settings.sla is not None:
             self.target_h = sla_clock.target_hours(frame["priority"], frame["impact"],
@@ -190,9 +209,17 @@ class _Derived:
             sla_h = sla_clock.elapsed_hours(frame["created"], self.resolved_at,
                                             frame["priority"], settings.sla)
             self.sla_h = sla_h.where(~self.bad_ttr)
+            self.respond_target_h = sla_clock.respond_hours(frame["priority"], settings.sla)
+            self.response_h = sla_clock.elapsed_hours(frame["created"], self.responded_at,
+                                                      frame["priority"], settings.sla)
         else:
             self.target_h = pd.Series(np.nan, index=frame.index)
             self.sla_h = self.ttr_h
+            self.respond_target_h = pd.Series(np.nan, index=frame.index)
+            self.response_h = pd.Series(np.nan, index=frame.index)
+        self.response_wall_h = (self.responded_at - frame["created"]).dt.total_seconds() / 3600
+        # A duplicate is answered through its master: its own pick-up time says nothing.
+        self.respondable = frame["duplicate_of"].isna() & self.respond_target_h.notna()
         automation = frame["automation"].fillna("")
         self.bounced = (frame["bounces"] > 0) | _on_uniques(
             automation, lambda u: u.str.startswith(BOUNCE_STAMP))
@@ -204,8 +231,27 @@ class _Derived:
         created = (f["created"] >= start) & (f["created"] < end)
         resolved = (self.resolved_at >= start) & (self.resolved_at < end)
         closed = (self.closed_at >= start) & (self.closed_at < end)
+        answered, late = self._responses(created, end)
         return {"created": created, "resolved": resolved, "closed": closed,
-                "touched": created | resolved | closed}
+                "touched": created | resolved | closed,
+                "response_measured": answered | late,
+                "response_met": answered & (self.response_h <= self.respond_target_h)}
+
+    def _responses(self, created: pd.Series, end: pd.Timestamp
+                   ) -> tuple[pd.Series, pd.Series]:
+        """Of the tickets created (``created``): those answered, and those unanswered whose
+        response target passed before ``end``."""
+        eligible = created & self.respondable
+        answered = eligible & self.response_h.notna()
+        waiting = eligible & self.responded_at.isna()
+        late = pd.Series(False, index=self.f.index)
+        sla = self.settings.sla
+        if sla is not None and waiting.any():
+            f = self.f[waiting]
+            until = pd.Series(end, index=f.index).dt.as_unit("us")
+            waited = sla_clock.elapsed_hours(f["created"], until, f["priority"], sla)
+            late[waiting] = (waited > self.respond_target_h[waiting]).to_numpy()
+        return answered, late
 
 
 def _period_numbers(d: _Derived, m: dict[str, pd.Series], s: KpiSettings, *, lists: bool
@@ -217,6 +263,7 @@ def _period_numbers(d: _Derived, m: dict[str, pd.Series], s: KpiSettings, *, lis
     for col in ("priority", "system", "source", "category"):
         tables[f"volume_{col}"] = _counts(f[col][created], s.order.get(col, ()), "created")
     tables["resolution_priority"] = _resolution(d, resolved, s)
+    tables["response_priority"] = _response(d, m, s)
     outcomes = _outcomes(d, closed)
     tables["closure_outcomes"] = _counts(outcomes, OUTCOMES, "closed", keep_order=True)
     if lists:
@@ -255,6 +302,9 @@ def _period_numbers(d: _Derived, m: dict[str, pd.Series], s: KpiSettings, *, lis
         "sla_measured": int(measured.sum()),
         "sla_met": met,
         "sla_pct": _pct(met, int(measured.sum())),
+        "response_measured": int(m["response_measured"].sum()),
+        "response_met": int(m["response_met"].sum()),
+        "response_pct": _pct(int(m["response_met"].sum()), int(m["response_measured"].sum())),
         "auto_closed": int((outcomes == "auto").sum()),
         "confirmed": int((outcomes == "confirmed").sum()),
         "reopened": reopened,
@@ -267,7 +317,7 @@ def _period_numbers(d: _Derived, m: dict[str, pd.Series], s: KpiSettings, *, lis
         "escalated": escalated,
         "urgent": int(urgent.sum()),
         "major": int(major.sum()),
-        "bad_resolution_time": int((resolved & d.bad_ttr).sum()),
+        "bad_resolution_time": int((resolved & (d.bad_ttr | d.bad_record)).sum()),
     }
     return headline, tables
 
@@ -324,6 +374,29 @@ def _resolution(d: _Derived, resolved: pd.Series, s: KpiSettings) -> pd.DataFram
     out[["resolved", "measured", "met"]] = out[["resolved", "measured", "met"]].astype("int64")
     return out.astype({"mean_ttr_h": "float64", "p90_ttr_h": "float64", "target_h": "float64",
                        "sla_pct": "float64"})
+
+
+def _response(d: _Derived, m: dict[str, pd.Series], s: KpiSettings) -> pd.DataFrame:
+    """Response to the tickets created in the period, by priority (module docstring)."""
+    scope = m["created"] & d.respondable
+    frame = pd.DataFrame({
+        "code": d.f["priority"][scope].astype(object).fillna(NOT_SET),
+        "wall_h": d.response_wall_h[scope].where(m["response_measured"][scope]),
+        "target": d.respond_target_h[scope],
+        "measured": m["response_measured"][scope], "met": m["response_met"][scope]})
+    groups = frame.groupby("code", sort=False)
+    out = pd.DataFrame({"tickets": groups.size(), "measured": groups["measured"].sum(),
+                        "met": groups["met"].sum(), "respond_target_h": groups["target"].max(),
+                        "mean_response_h": groups["wall_h"].mean()})
+    codes = [c for c in s.priorities if c in out.index] + \
+        sorted(c for c in out.index if c not in s.priorities)
+    out = out.reindex(codes)
+    out["response_pct"] = [_pct(int(x), int(n)) for x, n in zip(out["met"], out["measured"],
+                                                                 strict=True)]
+    out = out.reset_index(names="code")
+    out[["tickets", "measured", "met"]] = out[["tickets", "measured", "met"]].astype("int64")
+    return out.astype({"respond_target_h": "float64", "mean_response_h": "float64",
+                       "response_pct": "float64"})
 
 
 def _outcomes(d: _Derived, closed: pd.Series) -> pd.Series:

@@ -27,6 +27,7 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "closed": ("已关闭", "Closed", ""),
     "still_open": ("新建未解决", "Created, still open", ""),
     "sla_pct": ("SLA 达成率", "SLA met", "%"),
+    "response_pct": ("响应达成率", "Response target met", "%"),
     "mean_ttr_h": ("平均解决时长", "Mean time to resolve", "h"),
     "p90_ttr_h": ("P90 解决时长", "P90 time to resolve", "h"),
     "urgent": ("紧急事件", "Urgent incidents", ""),
@@ -43,12 +44,14 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "escalated": ("触发升级的事件", "Escalated tickets", ""),
     "sla_measured": ("纳入 SLA 统计", "Measured against SLA", ""),
     "sla_met": ("SLA 达成", "Within SLA", ""),
+    "response_measured": ("纳入响应统计", "Measured against the response target", ""),
+    "response_met": ("按时响应", "Responded in time", ""),
     "bad_resolution_time": ("完成时间早于创建时间", "Completion before creation", ""),
 }
-HEADLINE_CARDS = ("created", "resolved", "closed", "sla_pct", "mean_ttr_h", "p90_ttr_h",
-                  "reopen_rate_pct", "bounce_rate_pct", "urgent", "major")
+HEADLINE_CARDS = ("created", "resolved", "closed", "sla_pct", "response_pct", "mean_ttr_h",
+                  "p90_ttr_h", "reopen_rate_pct", "bounce_rate_pct", "urgent", "major")
 # Metrics where a rise is good news (the others: a rise is bad, counts are neutral).
-HIGHER_IS_BETTER = {"sla_pct", "resolved", "closed"}
+HIGHER_IS_BETTER = {"sla_pct", "response_pct", "resolved", "closed"}
 LOWER_IS_BETTER = {"mean_ttr_h", "p90_ttr_h", "reopen_rate_pct", "bounce_rate_pct", "urgent",
                    "major", "reopened", "bounced", "escalated"}
 
@@ -91,12 +94,21 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "sla_met": ("SLA 达成", "Within SLA"), "created_at": ("创建时间", "Created at"),
     "completed": ("完成时间", "Completed at"), "closed_at": ("关闭时间", "Closed at"),
     "resolved_at": ("解决时间", "Resolved at"),
+    "respond_target_h": ("响应目标 (h)", "Response target (h)"),
+    "mean_response_h": ("平均响应 (h)", "Mean response (h)"),
+    "response_pct": ("响应达成率 %", "Responded in time %"),
+    "previous_response_pct": ("上期响应达成率 %", "Previous responded in time %"),
+    "responded_at": ("响应时间", "Responded at"), "response_h": ("响应计时 (h)",
+                                                             "Response clock (h)"),
+    "response_met": ("按时响应", "Responded in time"),
 }
 
 # table -> (zh, en, code field whose labels the "code" column takes)
 TABLES: dict[str, tuple[str, str, str | None]] = {
     "resolution_priority": ("解决时长与 SLA (按优先级)", "Time to resolve and SLA by priority",
                             "priorities"),
+    "response_priority": ("响应时长与达成率 (按优先级)", "Response and its target by priority",
+                          "priorities"),
     "volume_priority": ("新建事件 (按优先级)", "Created by priority", "priorities"),
     "volume_system": ("新建事件 (按系统)", "Created by system", "systems"),
     "volume_source": ("新建事件 (按来源)", "Created by source", "sources"),

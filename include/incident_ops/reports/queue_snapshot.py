@@ -32,6 +32,7 @@ class Snapshot:
     by_age: dict[str, int] = field(default_factory=dict)
     breached: list[dict[str, Any]] = field(default_factory=list)
     at_risk: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # the SLA calendar's gaps
 
 
 def age_bucket(age: timedelta) -> str:
@@ -43,7 +44,7 @@ def age_bucket(age: timedelta) -> str:
 
 def take_snapshot(tickets: Iterable[Ticket], policy: SlaPolicy, vocab: Vocabulary,
                   now: datetime) -> Snapshot:
-    snap = Snapshot(taken=now)
+    snap = Snapshot(taken=now, warnings=policy.coverage_warnings(now))
     priority, system, tier, age = Counter[str](), Counter[str](), Counter[str](), Counter[str]()
     for ticket in sorted((t for t in tickets if t.is_open), key=lambda t: id_order(t.id)):
         snap.total += 1

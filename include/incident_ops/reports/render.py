@@ -31,13 +31,15 @@ from incident_ops.reports.workbook import build_workbook
 TEMPLATE = "reports/manager_report.html.j2"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 # Tables shown in the mail, in order; the workbook has them all.
-MAIL_TABLES = ("resolution_priority", "volume_system", "volume_source", "volume_category",
-               "closure_outcomes", "escalations", "bounces_by_handler", "duplicates",
-               "top_config_items", "top_vendors", "urgent", "major", "reopened")
+MAIL_TABLES = ("resolution_priority", "response_priority", "volume_system", "volume_source",
+               "volume_category", "closure_outcomes", "escalations", "bounces_by_handler",
+               "duplicates", "top_config_items", "top_vendors", "urgent", "major", "reopened")
 # Columns of each table the mail shows (the workbook shows every column).
 MAIL_COLUMNS = {
     "resolution_priority": ("code", "resolved", "mean_ttr_h", "p90_ttr_h", "target_h",
                             "sla_pct", "previous_sla_pct"),
+    "response_priority": ("code", "tickets", "mean_response_h", "respond_target_h",
+                          "response_pct", "previous_response_pct"),
     "bounces_by_handler": ("handler", "handled", "bounced", "rate_pct"),
     "duplicates": ("master_id", "subject", "duplicates"),
     "urgent": ("id", "subject", "system", "status", "ttr_h", "handler"),

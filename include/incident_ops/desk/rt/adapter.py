@@ -3,7 +3,8 @@
 Reads. A search is keyset-paged and fetches everything a ticket needs in the page query
 (custom fields, owner, requestor, queue), plus one cheap query for which of them are
 duplicates and one for those duplicates' links; its versions cost one tiny query per page
-(``reads.py``). ``get`` reads the ETag header.
+(``reads.py``); ``TicketQuery.history`` adds one transaction query per page (more for a page
+with more than 100 status and owner changes). ``get`` reads the ETag header.
 
 Writes. RT applies what it can of a write and answers HTTP 200 with a message per part,
 refusals included; every write reads those messages (``mapping.rejections``) and raises
@@ -82,6 +83,7 @@ class RequestTrackerDesk:
         self.create_attempts = max(1, create_attempts)
         self._emails: dict[str, str | None] = {}
         self.leases = RTLeases(self)
+        self._nobody_id: str | None = None
 
     def close(self) -> None:
         self.client.close()
@@ -108,10 +110,15 @@ class RequestTrackerDesk:
             items, total = self.reads.tickets_page(page_sql, self.page_size, fields=fields)
             self.reads.add_links(items, masters=query.master_links,
                                  duplicates=query.with_duplicates)
+            history = self.reads.history([str(i["id"]) for i in items]) \
+                if query.history and items else {}
             for item in items:
                 ticket = mapping.ticket_from_rt(item, ranks=self.ranks, version=version,
                                                 partial=not query.custom_fields,
                                                 with_duplicates=query.with_duplicates)
+                if query.history:
+                    ticket = mapping.times_from_history(ticket, history.get(ticket.id, []),
+                                                        self._nobody())
                 if ticket.id not in seen and _matches(ticket, query):
                     seen.add(ticket.id)
                     yield ticket
@@ -138,6 +145,13 @@ class RequestTrackerDesk:
             if idempotency_key in mapping.custom_field_values(item).get(
                 schema.BY_FIELD["idempotency_key"].name, []))
         return str(ids[0]) if ids else None
+
+    def _nobody(self) -> str:
+        """RT's id of its user Nobody: an owner transaction to it is an un-assignment."""
+        if self._nobody_id is None:
+            data = self.client.json("GET", f"/user/{mapping.NOBODY}")
+            self._nobody_id = str(data.get("id") or "")
+        return self._nobody_id
 
     def user_email(self, user: str) -> str | None:
         if user in self._emails:

@@ -20,7 +20,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from incident_ops.desk import lease_log
-from incident_ops.desk.port import DeskError, LeaseState
+from incident_ops.desk.port import DeskError, LeaseState, TicketNotFound
 from incident_ops.desk.rt import mapping, schema, ticketsql
 from incident_ops.model import TicketDraft
 
@@ -30,6 +30,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+# (desk API, scope) -> lease ticket id, for every adapter of this process: a lease ticket is
+# never deleted, and each Airflow task builds its own adapter.
+_TICKETS: dict[tuple[str, str], str] = {}
+_TICKETS_LOCK = threading.Lock()
+
+
 def lease_key(scope: str) -> str:
     return f"lease:{scope}"
 
@@ -37,13 +43,12 @@ def lease_key(scope: str) -> str:
 class RTLeases:
     def __init__(self, desk: RequestTrackerDesk) -> None:
         self.desk = desk
-        self._tickets: dict[str, str] = {}
         self._seq = itertools.count(1)
-        self._lock = threading.Lock()
 
     def ticket(self, scope: str) -> str:
-        with self._lock:
-            known = self._tickets.get(scope)
+        cached = (self.desk.client.api, scope)
+        with _TICKETS_LOCK:
+            known = _TICKETS.get(cached)
         if known:
             return known
         key = lease_key(scope)
@@ -59,15 +64,22 @@ class RTLeases:
         if found is None:
             raise DeskError(f"lease ticket for {scope!r} was created but cannot be found "
                             f"by its key {key!r}")
-        with self._lock:
-            self._tickets[scope] = found
+        with _TICKETS_LOCK:
+            _TICKETS[cached] = found
         return found
 
     def write(self, scope: str, op: str, holder: str, ttl: float) -> str:
         tid = self.ticket(scope)
         text = lease_log.entry_text(op, holder, ttl, next(self._seq))
-        resp = self.desk.client.request("PUT", f"/ticket/{tid}", kind="write",
-                                        json={"Subject": text}, ticket_id=tid)
+        try:
+            resp = self.desk.client.request("PUT", f"/ticket/{tid}", kind="write",
+                                            json={"Subject": text}, ticket_id=tid)
+        except TicketNotFound:  # a desk rebuilt under the same address: find it anew
+            with _TICKETS_LOCK:
+                _TICKETS.pop((self.desk.client.api, scope), None)
+            tid = self.ticket(scope)
+            resp = self.desk.client.request("PUT", f"/ticket/{tid}", kind="write",
+                                            json={"Subject": text}, ticket_id=tid)
         refused = mapping.rejections(resp.json(), {"Subject": text})
         if refused:
             raise DeskError(f"lease {scope!r}: the desk refused the entry: {refused}",

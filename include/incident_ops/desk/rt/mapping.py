@@ -19,7 +19,7 @@ from typing import Any
 
 from incident_ops.desk.rt import schema
 from incident_ops.desk.rt.ticketsql import utc_text
-from incident_ops.model import CLOSED, RESOLVED, Ticket
+from incident_ops.model import CLOSED, NEW, RESOLVED, Ticket
 
 NOBODY = "Nobody"
 _TICKET_FIELDS = {f.name for f in dataclasses.fields(Ticket)}
@@ -155,7 +155,6 @@ def ticket_from_rt(item: Mapping[str, Any], *, ranks: Mapping[str, int],
     created = when("Created", item.get("Created"))
     updated = when("LastUpdated", item.get("LastUpdated"))
     resolved = when("Resolved", item.get("Resolved"))
-    inactive = status in (RESOLVED, CLOSED)
     extra: dict[str, Any] = {"rt_custom_fields": cfs, "rt_priority": item.get("Priority"),
                              "description_loaded": False}  # only get() reads it
     if warnings:
@@ -174,14 +173,70 @@ def ticket_from_rt(item: Mapping[str, Any], *, ranks: Mapping[str, int],
         handler_email=_user_email(owner) if _user_name(owner) else None,
         duplicate_of=parent_link(item),
         duplicates=child_links(item) if with_duplicates else None,
-        resolved_at=resolved if inactive else None,
-        # RT keeps no close date; closed is final, so its last update is when it closed.
-        closed_at=(updated if status == CLOSED else None),
+        # RT stamps Resolved on every move into an inactive status: for a resolved ticket it
+        # is when it was resolved, for a closed one when it was closed. A closed ticket's
+        # resolution time is in its history (``times_from_history``).
+        resolved_at=resolved if status == RESOLVED else None,
+        closed_at=resolved if status == CLOSED else None,
         version=version,
         partial=partial,
         extra=extra,
         **values,
     )
+
+
+def times_from_history(ticket: Ticket, history: Sequence[Mapping[str, Any]],
+                       nobody: str) -> Ticket:
+    """``ticket`` with ``resolved_at``, ``closed_at`` and ``responded_at`` read from its
+    status and owner transactions (oldest first; owner values are user ids, ``nobody``
+    the id of RT's Nobody). The status moves needed are those out of ``new`` and into
+    resolved or closed (``reads.history`` reads no others); more do no harm.
+
+    - closed: closed when it last moved to closed; resolved when it last moved to resolved,
+      if it went from there to closed, else (closed straight from an open status, e.g. a
+      duplicate closed with its master) at its close;
+    - resolved: when it last moved to resolved;
+    - responded: when it first had an owner or left ``new``; its creation if it was created
+      with an owner or in another status (a reopened copy is created assigned).
+    """
+    moves: list[tuple[datetime, str, str]] = []
+    owners: list[tuple[datetime, str, str]] = []
+    for txn in history:
+        try:
+            moment = parse_rt_datetime(txn.get("Created"))
+        except (TypeError, ValueError):
+            moment = None
+        if moment is None:
+            continue
+        change = (moment, str(txn.get("OldValue") or ""), str(txn.get("NewValue") or ""))
+        if txn.get("Field") == "Status":
+            moves.append(change)
+        elif txn.get("Field") == "Owner":
+            owners.append(change)
+
+    def assigned(user_id: str) -> bool:
+        return user_id not in ("", "0", nobody)
+
+    created_status = moves[0][1] if moves else ticket.status
+    created_owned = assigned(owners[0][1]) if owners else ticket.handler is not None
+    if created_status != NEW or created_owned:
+        responded: datetime | None = ticket.created
+    else:
+        firsts = [w for w, old, _ in moves if old == NEW][:1] + \
+            [w for w, _, new in owners if assigned(new)][:1]
+        responded = min(firsts) if firsts else None
+    resolved_at, closed_at = ticket.resolved_at, ticket.closed_at
+    into_resolved = [w for w, _, new in moves if new == RESOLVED]
+    if ticket.status == CLOSED:
+        close = next((m for m in reversed(moves) if m[2] == CLOSED), None)
+        if close is not None:
+            closed_at = close[0]
+        came_from_resolved = close is not None and close[1] == RESOLVED and bool(into_resolved)
+        resolved_at = into_resolved[-1] if came_from_resolved else closed_at
+    elif ticket.status == RESOLVED and into_resolved:
+        resolved_at = into_resolved[-1]
+    return ticket.with_changes(resolved_at=resolved_at, closed_at=closed_at,
+                               responded_at=responded)
 
 
 # -- writing ----------------------------------------------------------------------------

@@ -90,6 +90,35 @@ class RTReads:
                 return
             page += 1
 
+    def history(self, ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        """The status and owner transactions of up to 100 tickets that ``mapping.
+        times_from_history`` reads, oldest first, by ticket id.
+
+        One query per 100 transactions, by ticket id: RT indexes transactions on their
+        ticket, not on their date, so a search by date would read the whole table per page.
+        Keyset-paged on the transaction id (never RT's page offset). Only the moves that
+        matter are read (out of new, into resolved or closed); RT 5 records an owner change
+        twice (the column's ``Set`` and the role's ``SetWatcher``), the latter is left out.
+        """
+        wanted = ticketsql.any_of_numbers("ObjectId", [ticketsql.ticket_id(i) for i in ids])
+        out: dict[str, list[dict[str, Any]]] = {str(i): [] for i in ids}
+        moves = ("(Field = 'Status' AND (OldValue = 'new' OR NewValue = 'resolved' OR "
+                 "NewValue = 'closed'))")
+        owners = "(Field = 'Owner' AND Type != 'SetWatcher')"
+        after = 0
+        while True:
+            data = self.search("/transactions", [
+                ("query", f"ObjectType = 'RT::Ticket' AND {wanted} AND "
+                          f"({moves} OR {owners}) AND id > {after}"),
+                ("page", 1), ("per_page", MAX_PER_PAGE), ("orderby", "id"), ("order", "ASC"),
+                ("fields", "ObjectId,Type,Field,OldValue,NewValue,Created")])
+            items = [i for i in data.get("items") or [] if isinstance(i, dict)]
+            for item in items:
+                out.setdefault(str(item.get("ObjectId")), []).append(item)
+            if len(items) < MAX_PER_PAGE:
+                return out
+            after = int(items[-1]["id"])
+
     def add_links(self, items: Sequence[dict[str, Any]], *, masters: bool = True,
                   duplicates: bool = False) -> None:
         """Fill ``_hyperlinks`` only on tickets that have the links asked for: ``masters``,

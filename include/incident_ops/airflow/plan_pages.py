@@ -1,0 +1,91 @@
+"""Plan pages in the Airflow UI: served by the API server, linked from the report task.
+
+A pipeline's report task writes its plan page under the reports directory
+(``<pipeline>/<date>/<run>.html``, see ``reports.plan_report``) and records the page's URL
+as the XCom ``plan_page``; the task's extra link **Plan page** (``PlanPageLink``) is that
+URL. The API server serves the pages through the plugin in ``plugins/incident_ops.py``
+(``create_app``, mounted at ``/incident-ops``), behind Airflow's own login: a reader needs
+read access to the DAG's runs, the same right that shows the run in the UI.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from airflow.sdk import BaseOperatorLink
+
+URL_PREFIX = "/incident-ops"
+PLAN_PAGE_XCOM = "plan_page"
+_SEGMENT = re.compile(r"^[A-Za-z0-9_.:+-]+$")  # what safe_name and dates produce
+_SUFFIXES = (".html", ".json")
+
+
+def page_url(path: Path, reports: Path) -> str | None:
+    """The URL of a file under ``reports`` as the API server serves it (None if outside)."""
+    from incident_ops.airflow.plans import airflow_url
+
+    try:
+        relative = path.resolve().relative_to(reports.resolve())
+    except ValueError:
+        return None
+    return f"{airflow_url()}{URL_PREFIX}/plans/" + "/".join(quote(p) for p in relative.parts)
+
+
+class PlanPageLink(BaseOperatorLink):
+    """The report task's extra link to its run's plan page."""
+
+    name = "Plan page"
+
+    def get_link(self, operator: Any, *, ti_key: Any) -> str:
+        from airflow.sdk.execution_time.xcom import XCom
+
+        value = XCom.get_value(ti_key=ti_key, key=PLAN_PAGE_XCOM)
+        return str(value) if value else ""
+
+
+def resolve_page(reports: Path, dag_id: str, day: str, name: str) -> Path | None:
+    """The file a plan-page URL names, or None: three plain path segments, a page suffix,
+    and nothing that leaves the reports directory."""
+    if not all(_SEGMENT.match(s) and s not in (".", "..") for s in (dag_id, day, name)):
+        return None
+    if not name.endswith(_SUFFIXES):
+        return None
+    root = reports.resolve()
+    path = (root / dag_id / day / name).resolve()
+    if root not in path.parents or not path.is_file():
+        return None
+    return path
+
+
+def create_app() -> Any:
+    """The FastAPI app the API server mounts at ``URL_PREFIX``."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+    from airflow.api_fastapi.core_api.security import requires_access_dag
+    from fastapi import Depends, FastAPI, HTTPException, Request
+    from fastapi.responses import FileResponse, RedirectResponse, Response
+
+    from incident_ops.config import reports_dir
+
+    app = FastAPI(title="incident-ops", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.exception_handler(HTTPException)
+    async def login_first(request: Request, exc: HTTPException) -> Response:
+        # A person who follows the link without an Airflow session logs in and comes back.
+        if exc.status_code == 401 and "text/html" in request.headers.get("accept", ""):
+            return RedirectResponse(get_auth_manager().get_url_login(next_url=str(request.url)))
+        return Response(str(exc.detail), status_code=exc.status_code, media_type="text/plain")
+
+    @app.get("/plans/{dag_id}/{day}/{name}",
+             dependencies=[Depends(requires_access_dag("GET", DagAccessEntity.RUN))])
+    def plan_page(dag_id: str, day: str, name: str) -> FileResponse:
+        path = resolve_page(reports_dir(), dag_id, day, name)
+        if path is None:
+            raise HTTPException(404, f"no plan page {dag_id}/{day}/{name}")
+        media = "text/html; charset=utf-8" if name.endswith(".html") else "application/json"
+        return FileResponse(path, media_type=media)
+
+    return app
