@@ -404,7 +404,7 @@ def test_a_mail_server_refusing_for_a_run_loses_no_escalation(env):
 
 def test_an_emergency_goes_on_while_the_mail_server_refuses_and_its_mails_follow(env):
     from incident_ops.policy import emergency as flow
-    from tests.dags.test_emergency_response import LIFTED_FORM, TEAM_USER, run
+    from tests.dags.test_emergency_response import TEAM_USER, lifted_form, run
 
     tid = open_ticket(env, "CRM 前台无法登录", priority="urgent", system="crm", impact="high")
     switch = env["tmp"] / "smtp-refuses"
@@ -414,14 +414,17 @@ def test_an_emergency_goes_on_while_the_mail_server_refuses_and_its_mails_follow
                                   "symptoms": "全省营业厅 CRM 无法登录，受理失败",
                                   "reporter": "li.na"},
                          "mail_back_before": {"switch": str(switch), "task": "covered"},
-                         "answers": {"covered": {"chosen": None, "by": TEAM_USER},
+                         "answers": {"covered": {"chosen": [flow.COVERED_PLAN], "by": TEAM_USER},
                                      "plan.follow_plan": {"chosen": [flow.STEPS_DONE],
                                                           "by": TEAM_USER},
                                      "plan.lifted": {"chosen": [flow.LIFTED],
-                                                     "params": LIFTED_FORM, "by": TEAM_USER}}})
+                                                     "params": lifted_form(), "by": TEAM_USER}}})
     assert result.get("state") == "success", result
     assert env["mail"].refused >= 3  # notify_start tried, retried, then let the run go on
     hq = [m for m in env["mail"].find(to="noc@group-hq.example.cn")
           if str(m["Subject"]).startswith("【应急启动】")]
     assert len(hq) == 1  # the start report, owed, went out with a later step: once
-    assert len(env["sms"].delivered) == 1
+    keys = [str(r.json) for r in env["sms"].delivered]
+    asks = [k for k in keys if "emergency-ask:" in k]  # each question told to its people
+    assert len(keys) - len(asks) == 1  # the start SMS, once
+    assert len(asks) == len(set(asks)) == 3  # covered, follow_plan, lifted: once each
