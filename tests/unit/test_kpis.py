@@ -304,3 +304,21 @@ def test_kpis_survive_json_and_the_snapshot_survives_disk(tmp_path: Path) -> Non
     assert again.headline == k.headline and again.period == DAY
     assert again.tables["volume_priority"].to_dict("records") == \
         k.tables["volume_priority"].to_dict("records")
+
+
+HOSTILE_TEXTS = ["a\rb", "a\r\nb", "\x00nul", "\u202eRTL\u202c \u200f", "🔥🚨",
+                 "<script>x</script>", '"q", \'s\'', "Bcc: x@y\r\nSubject: z", "tab\there",
+                 "NA", "null", " lead",
+                 "\ufffd", "长" * 30_000, "\\N", ",", "\n"]
+
+
+@pytest.mark.parametrize("where", ["subject", "config_item", "faulty_vendor"])
+def test_the_snapshot_reads_back_any_text_exactly(tmp_path: Path, where: str) -> None:
+    """Text columns and code columns alike: a lone CR, a NUL, marks, 30 000 characters."""
+    t0 = START + timedelta(hours=1)
+    tickets = [ticket(str(i), t0, **{where: text}) for i, text in enumerate(HOSTILE_TEXTS, 1)]
+    frame = frame_from_tickets(tickets)
+    back = read_snapshot(write_snapshot(frame, tmp_path / "tickets.csv.gz"))
+    assert len(back) == len(HOSTILE_TEXTS)
+    assert list(back[where].astype(str)) == HOSTILE_TEXTS
+    pd.testing.assert_frame_equal(back, frame)

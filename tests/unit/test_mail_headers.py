@@ -83,3 +83,39 @@ def test_a_follow_up_replies_to_the_first_mail() -> None:
     assert message["Message-ID"] != first
     plain, _ = sent(EMAIL, "ops@ops.example.cn")
     assert plain["In-Reply-To"] is None and plain["References"] is None
+
+
+HOSTILE_TITLE = ("<script>alert('x')</script> 告警 & \"q\"\r\nBcc: victim@evil.example\r\n"
+                 "Subject: injected \u202eRTL\u202c 🔥 \x00NUL\ttab \udcff")
+
+
+def test_a_hostile_title_makes_one_clean_subject_line_and_an_escaped_body() -> None:
+    """The urgent mail as composed from the template: the subject is plain text on one line
+    (no HTML entities, no CR/LF, no NUL, no lone surrogate); the body escapes the markup;
+    nothing is injected as a header."""
+    from incident_ops.notify.compose import render_email
+
+    context = {"id": "42", "subject": HOSTILE_TITLE, "run_id": "r", "priority": "紧急",
+               "impact": "重大", "system": "CRM", "handler": "li.na", "created": "x",
+               "first_line_cannot_handle": False, "emergency": False, "commands": {},
+               "told": "孙敏"}
+    email = render_email("urgent", ("im@ops.example.cn",), context, key="urgent:42")
+    message, head = sent(email, "incident-ops@ops.example.cn")
+    subject = str(message["Subject"])
+    assert subject == ("【紧急事件】#42 <script>alert('x')</script> 告警 & \"q\" Bcc: "
+                       "victim@evil.example Subject: injected \u202eRTL\u202c 🔥 NUL tab "
+                       "\ufffd / URGENT incident #42")
+    names = [line.split(b":")[0].lower() for line in head.split(b"\r\n")
+             if line[:1] not in (b" ", b"\t")]
+    assert names.count(b"subject") == 1 and b"bcc" not in names and message["Bcc"] is None
+    html = message.get_body(("html",)).get_content()
+    assert "\x00" not in html and "<script>alert" not in html
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in html
+
+
+def test_one_line_cuts_long_subjects_and_keeps_short_ones() -> None:
+    from incident_ops.notify.text import one_line, printable
+
+    assert one_line("a\r\n\r\nb  c\u2028d") == "a b c d"
+    assert len(one_line("长" * 1000)) == 250 and one_line("长" * 1000).endswith("…")
+    assert printable("a\x00\x07b\r\nc\x7f") == "ab\r\nc"

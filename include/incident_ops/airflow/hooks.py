@@ -411,7 +411,10 @@ def render_sms_body(template: Any, sms: Sms) -> Any:
     Substitution happens on parsed JSON, one pass per string, so quotes or braces in the
     text can neither break the document nor inject a placeholder.
     """
-    values = {"to": ",".join(sms.to), "to_csv": ",".join(sms.to), "text": sms.text, "key": sms.key}
+    from incident_ops.notify.text import printable
+
+    values = {"to": ",".join(sms.to), "to_csv": ",".join(sms.to), "text": printable(sms.text),
+              "key": sms.key}
     if isinstance(template, str):
         if template == "{to}":
             return list(sms.to)

@@ -30,6 +30,7 @@ from typing import Any, cast
 
 from incident_ops.airflow.hooks import SmsGatewayHook, SmsReceipt
 from incident_ops.notify.messages import Attachment, Email, Sms
+from incident_ops.notify.text import one_line, printable
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,9 @@ def build_mime(email: Email, sender: Sender | str, *, date: str | None = None
     if isinstance(sender, str):
         sender = Sender.from_settings(sender)
     msg = EmailMessage(policy=SMTP)
-    msg["Subject"] = email.subject
+    # Whatever composed it, a subject is one line of text: a CR/LF from a ticket title
+    # would otherwise stop the mail ("Header values may not contain linefeed...").
+    msg["Subject"] = one_line(email.subject)
     msg["From"] = sender.header()
     msg["To"] = ", ".join(email.to)
     if email.cc:
@@ -147,12 +150,13 @@ def build_mime(email: Email, sender: Sender | str, *, date: str | None = None
 
     html_part: EmailMessage
     if email.text:
-        msg.set_content(email.text, subtype="plain", charset="utf-8", cte="base64")
-        msg.add_alternative(email.html, subtype="html", charset="utf-8", cte="base64")
+        msg.set_content(printable(email.text), subtype="plain", charset="utf-8", cte="base64")
+        msg.add_alternative(printable(email.html), subtype="html", charset="utf-8",
+                            cte="base64")
         parts = cast(list[EmailMessage], msg.get_payload())
         html_part = parts[-1]
     else:
-        msg.set_content(email.html, subtype="html", charset="utf-8", cte="base64")
+        msg.set_content(printable(email.html), subtype="html", charset="utf-8", cte="base64")
         html_part = msg
 
     for attachment in email.attachments:

@@ -1,8 +1,11 @@
 """Turning a plan's ``Notice`` into a sendable ``Email`` or ``Sms`` with jinja2 (pure).
 
 Templates live in ``incident_ops/templates/``; every value is HTML-escaped (autoescape), so
-a ticket subject holding ``<script>`` stays text. The subject is the template's
-``subject`` block, rendered once and reused for the e-mail header.
+a ticket subject holding ``<script>`` stays text, and stripped of control characters
+(``notify.text.printable``). The subject is the template's ``subject`` block rendered as
+plain text (no HTML escaping: a header is not HTML) and folded to one line
+(``notify.text.one_line``), so a carriage return in a ticket title cannot break or inject a
+header.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from incident_ops.notify.messages import Email, Sms
+from incident_ops.notify.text import one_line, printable
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -26,16 +30,20 @@ def environment() -> Any:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_printable,
     )
+
+
+def _printable(value: Any) -> Any:
+    return printable(value) if isinstance(value, str) else value
 
 
 def render_email(template: str, to: tuple[str, ...], context: dict[str, Any], key: str,
                  cc: tuple[str, ...] = ()) -> Email:
     """Render ``mail/<template>.html.j2`` into an e-mail; its ``subject`` block is the subject."""
-    env = environment()
-    tmpl = env.get_template(f"mail/{template}.html.j2")
-    ctx = tmpl.new_context(dict(context))
-    subject = "".join(tmpl.blocks["subject"](ctx)).strip()
+    tmpl = environment().get_template(f"mail/{template}.html.j2")
+    plain = text_environment().get_template(f"mail/{template}.html.j2")
+    subject = one_line("".join(plain.blocks["subject"](plain.new_context(dict(context)))))
     html = tmpl.render(**context)
     return Email(to=to, cc=cc, subject=subject, html=html, key=key)
 
@@ -43,7 +51,7 @@ def render_email(template: str, to: tuple[str, ...], context: dict[str, Any], ke
 def render_sms(template: str, to: tuple[str, ...], context: dict[str, Any], key: str) -> Sms:
     """Render ``sms/<template>.txt.j2``: one short plain-text line."""
     tmpl = text_environment().get_template(f"sms/{template}.txt.j2")
-    return Sms(to=to, text=" ".join(tmpl.render(**context).split()), key=key)
+    return Sms(to=to, text=one_line(tmpl.render(**context), limit=10_000), key=key)
 
 
 @lru_cache(maxsize=1)
@@ -52,4 +60,5 @@ def text_environment() -> Any:
     import jinja2
 
     return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-                              undefined=jinja2.StrictUndefined, autoescape=False)
+                              undefined=jinja2.StrictUndefined, autoescape=False,
+                              trim_blocks=True, lstrip_blocks=True, finalize=_printable)

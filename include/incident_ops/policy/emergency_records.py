@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from incident_ops.model import TicketDraft
+from incident_ops.notify.text import one_line
 from incident_ops.policy.emergency import (
     ROUTE_PLAN,
     Answer,
@@ -78,8 +79,7 @@ def recovered_text(brief: Brief, lifted: Answer | None) -> str:
 
 
 def _short(text: str, n: int = 60) -> str:
-    one = " ".join(text.split())
-    return one if len(one) <= n else one[: n - 1] + "…"
+    return one_line(text, n)
 
 
 def change_request_draft(brief: Brief, round_no: int, solution: Solution,

@@ -13,6 +13,7 @@ to the compute task (XCom carries only its path).
 
 from __future__ import annotations
 
+import csv
 import gc
 import os
 from collections.abc import Iterable, Iterator
@@ -122,7 +123,9 @@ def write_snapshot(frame: pd.DataFrame, path: Path) -> Path:
     out = frame.copy()
     for name in DATE_COLUMNS:
         out[name] = out[name].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    out.to_csv(tmp, index=False, encoding="utf-8",
+    # Every field quoted: the csv writer quotes only fields holding "\n", so a lone "\r"
+    # (RT keeps them in titles and configuration items) would end the row on reading.
+    out.to_csv(tmp, index=False, encoding="utf-8", quoting=csv.QUOTE_ALL,
                compression={"method": "gzip", "compresslevel": 3, "mtime": 0})
     os.replace(tmp, path)
     return path
