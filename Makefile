@@ -33,6 +33,7 @@ stop: ## stop everything `make demo` started
 lint: $(STAMP)
 	$(BIN)/ruff check include dags plugins tests bench
 	$(BIN)/mypy include/incident_ops
+	$(BIN)/python -m incident_ops check-config
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit -q

@@ -45,7 +45,8 @@ from incident_ops.airflow.emergency_operators import (
     PreparedEntry,
     PreparedQuestion,
 )
-from incident_ops.policy.contingency import IMPACT_LABELS, IMPACTS, PLAN_SYSTEMS, SYSTEM_LABELS
+from incident_ops.config import plan_systems
+from incident_ops.policy.contingency import IMPACT_LABELS, IMPACTS
 from incident_ops.policy.emergency import (
     COVERED_PLAN,
     COVERED_VENDORS,
@@ -58,6 +59,7 @@ from incident_ops.policy.emergency import (
 
 ROUNDS = max(1, int(os.environ.get("INCIDENT_OPS_EMERGENCY_ROUNDS", "3")))
 TZ = timezone()
+SYSTEMS = plan_systems()  # plans/*.yaml by name: a new plan file is a new choice
 RECOVERY_PATTERN = r"^(\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2})?$"
 IMPACT_HELP = (
     "重大：全省或多个地市的核心业务中断或大面积受影响，或批量错误扣费；须提交《重大事件报告》"
@@ -125,7 +127,7 @@ def solution_form() -> dict:
         "ticket_id": Param(type="string", pattern=r"^[0-9]+$", title="事件单号 / Incident ticket",
                            description="服务台中处于打开状态的事件单 / An open incident in the desk"),
         # No defaults for system and impact: whoever triggers chooses them consciously.
-        "system": Param(type="string", enum=list(PLAN_SYSTEMS), values_display=SYSTEM_LABELS,
+        "system": Param(type="string", enum=list(SYSTEMS), values_display=SYSTEMS,
                         title="受影响系统 / Affected system",
                         description="有应急预案的系统；与工单记录不一致时流程会提示 / Systems "
                         "with a contingency plan; a choice that differs from the ticket's is "

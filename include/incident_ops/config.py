@@ -24,16 +24,46 @@ def config_dir() -> Path:
 
 
 def load_yaml(name: str, directory: Path | None = None) -> dict[str, Any]:
-    path = (directory or config_dir()) / name
+    """The file ``name`` of the config folder, checked against its schema
+    (``config_schema``): an unknown key, a wrong type or a quoted boolean raises
+    ``ConfigError`` naming the file, the key and the line, never a silently dropped rule."""
+    from incident_ops.config_schema import problems
+
+    folder = directory or config_dir()
+    path = folder / name
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text)
+        found = problems(name, text)
     except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: file not found") from exc
+        raise ConfigError(f"{path}: file not found (the config folder is {folder}; set "
+                          "$INCIDENT_OPS_CONFIG_DIR to the folder holding "
+                          "vocabulary.yaml, contacts.yaml, closure.yaml, sla.yaml, "
+                          "reports.yaml and plans/)") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if found:
+        raise ConfigError(f"{path}: {len(found)} problem(s):\n" + "\n".join(found))
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return data
+
+
+TIMEZONE_ENV = "INCIDENT_OPS_TIMEZONE"
+
+
+def timezone() -> str:
+    """The deployment's time zone, the one source for every schedule, SLA calendar, report
+    day and time shown in a mail: ``$INCIDENT_OPS_TIMEZONE`` (default Asia/Shanghai)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    name = os.environ.get(TIMEZONE_ENV) or "Asia/Shanghai"
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"${TIMEZONE_ENV}={name!r} is not a time zone (e.g. Asia/Shanghai)"
+                          ) from exc
+    return name
 
 
 REQUIRED_SECTIONS = (
@@ -83,6 +113,25 @@ def load_contacts(directory: Path | None = None) -> Contacts:
     return Contacts(people=people, roles=roles, systems=systems)
 
 
+def system_labels(directory: Path | None = None) -> dict[str, str]:
+    """Every system of the vocabulary: code -> bilingual label ("计费账务系统 / Billing")."""
+    vocabulary = load_vocabulary(directory)
+    return {code: vocabulary.both("systems", code) for code in vocabulary.codes("systems")}
+
+
+def plan_systems(directory: Path | None = None) -> dict[str, str]:
+    """The systems with a contingency plan, for the trigger form: the file names of
+    ``plans/`` (a directory listing, no plan is read), labelled from the vocabulary (its
+    code when the vocabulary cannot be read: the run's first task then says why)."""
+    folder = (directory or config_dir()) / "plans"
+    codes = sorted(p.stem for p in folder.glob("*.yaml"))
+    try:
+        labels = system_labels(directory)
+    except ConfigError:
+        labels = {}
+    return {code: labels.get(code, code) for code in codes}
+
+
 def reports_dir() -> Path:
     """Where generated reports go: ``$INCIDENT_OPS_REPORTS_DIR``, else ``reports/`` of the repo."""
     env = os.environ.get("INCIDENT_OPS_REPORTS_DIR")
@@ -95,7 +144,6 @@ def load_plans(contacts: Contacts, directory: Path | None = None) -> Any:
     """Every usable contingency plan (``plans/*.yaml``), validated; broken ones are reported
     by file and field in the book's ``problems`` and left out."""
     from incident_ops.policy.contingency import (
-        PLAN_SYSTEMS,
         PLANS_DIR,
         PlanBook,
         PlanProblem,
@@ -103,6 +151,11 @@ def load_plans(contacts: Contacts, directory: Path | None = None) -> Any:
     )
 
     book = PlanBook()
+    try:
+        systems = system_labels(directory)
+    except ConfigError as exc:
+        book.problems.append(PlanProblem("vocabulary.yaml", "", str(exc)))
+        return book
     for path in sorted(((directory or config_dir()) / PLANS_DIR).glob("*.yaml")):
         file = f"{PLANS_DIR}/{path.name}"
         try:
@@ -116,8 +169,40 @@ def load_plans(contacts: Contacts, directory: Path | None = None) -> Any:
             book.problems.append(PlanProblem(file, where, f"not valid YAML: "
                                              f"{getattr(exc, 'problem', exc)}"))
             continue
-        plan, problems = parse_plan(data, file, contacts, PLAN_SYSTEMS)
+        plan, problems = parse_plan(data, file, contacts, systems)
         book.problems += problems
         if plan is not None:
             book.plans[plan.system] = plan
     return book
+
+
+def check_config(directory: Path | None = None) -> list[str]:
+    """Every problem of the config folder, one line each (empty: all good): each file's
+    schema, the vocabulary and contacts, the closure, SLA and report policies built from
+    them, and every contingency plan. What ``python -m incident_ops check-config`` prints."""
+    from incident_ops.policy.closure import ClosurePolicy
+    from incident_ops.policy.escalation import SlaPolicy
+    from incident_ops.reports.settings import ReportSettings
+
+    found: list[str] = []
+
+    def attempt(build: Any) -> Any:
+        try:
+            return build()
+        except ConfigError as exc:
+            found.append(str(exc))
+            return None
+
+    attempt(timezone)
+    attempt(lambda: load_vocabulary(directory))
+    contacts = attempt(lambda: load_contacts(directory))
+    attempt(lambda: ClosurePolicy.from_dict(load_yaml("closure.yaml", directory)))
+    attempt(lambda: SlaPolicy.from_dict(load_yaml("sla.yaml", directory), tz=timezone()))
+    attempt(lambda: ReportSettings.from_dict(load_yaml("reports.yaml", directory)))
+    if contacts is not None:
+        book = load_plans(contacts, directory)
+        found += [f"{p.file}{' ' + p.field if p.field else ''}: {p.message}"
+                  for p in book.problems]
+        if not book.plans:
+            found.append(f"{(directory or config_dir()) / 'plans'}: no usable contingency plan")
+    return found

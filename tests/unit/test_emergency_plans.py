@@ -9,13 +9,18 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from incident_ops.config import config_dir, load_contacts, load_plans, load_vocabulary
+from incident_ops.config import (
+    config_dir,
+    load_contacts,
+    load_plans,
+    load_vocabulary,
+    plan_systems,
+    system_labels,
+)
 from incident_ops.policy.contingency import (
     IMPACTS,
-    PLAN_SYSTEMS,
     PLANS_DIR,
     SAFEGUARDS,
-    SYSTEM_LABELS,
     ContingencyPlan,
     PlanUnavailable,
     assess_coverage,
@@ -25,6 +30,8 @@ from incident_ops.policy.contingency import (
 PLANS = config_dir() / PLANS_DIR
 CONTACTS = load_contacts()
 BOOK = load_plans(CONTACTS)
+PLAN_SYSTEMS = tuple(plan_systems())
+SYSTEMS = system_labels()
 
 
 def plan_data(system: str = "crm") -> dict:
@@ -36,11 +43,41 @@ def test_every_shipped_plan_loads_without_a_problem():
     assert sorted(BOOK.plans) == sorted(PLAN_SYSTEMS)
 
 
-def test_the_static_system_list_of_the_trigger_form_matches_the_files_and_the_vocabulary():
-    assert sorted(PLAN_SYSTEMS) == sorted(p.stem for p in PLANS.glob("*.yaml"))
+def test_the_trigger_forms_systems_are_the_plan_files_labelled_by_the_vocabulary():
+    assert sorted(PLAN_SYSTEMS) == sorted(p.stem for p in PLANS.glob("*.yaml")) and \
+        len(PLAN_SYSTEMS) == 7
     vocab = load_vocabulary()
-    assert SYSTEM_LABELS == {s: vocab.both("systems", s) for s in PLAN_SYSTEMS}
+    assert plan_systems() == {s: vocab.both("systems", s) for s in PLAN_SYSTEMS}
+    assert plan_systems()["billing"] == "计费账务系统 / Billing"
     assert list(IMPACTS) == vocab.codes("impacts")
+
+
+def test_a_new_system_gets_its_plan_by_adding_a_file_no_code(tmp_path, airflow_db,
+                                                            monkeypatch):
+    """The vocabulary names the system, plans/<code>.yaml holds its plan: the form offers it,
+    the book loads it; a plan for a system the vocabulary lacks is refused by name."""
+    from tests.support.airflow_dags import load_dag
+
+    folder = tmp_path / "config"
+    shutil.copytree(config_dir(), folder)
+    vocab = folder / "vocabulary.yaml"
+    crm_line = "  crm:      {zh: 客户关系管理系统, en: CRM}\n"
+    vocab.write_text(vocab.read_text(encoding="utf-8").replace(
+        crm_line, crm_line + "  iot: {zh: 物联网平台, en: IoT platform}\n", 1), encoding="utf-8")
+    crm = (folder / PLANS_DIR / "crm.yaml").read_text(encoding="utf-8")
+    (folder / PLANS_DIR / "iot.yaml").write_text(crm.replace("system: crm", "system: iot"),
+                                                 encoding="utf-8")
+    (folder / PLANS_DIR / "ghost.yaml").write_text(crm.replace("system: crm", "system: ghost"),
+                                                   encoding="utf-8")
+    book = load_plans(load_contacts(folder), folder)
+    assert book.get("iot").system_label == "物联网平台 / IoT platform"
+    [ghost] = book.problems
+    assert ghost.file == "plans/ghost.yaml" and "not a system of vocabulary.yaml" in \
+        ghost.message
+    assert plan_systems(folder)["iot"] == "物联网平台 / IoT platform"
+    monkeypatch.setenv("INCIDENT_OPS_CONFIG_DIR", str(folder))
+    param = load_dag("emergency_response").params.get_param("system")
+    assert "iot" in param.schema["enum"] and "ghost" in param.schema["enum"]
 
 
 @pytest.mark.parametrize("system", PLAN_SYSTEMS)
@@ -63,6 +100,7 @@ def test_a_person_key_takes_name_and_contacts_from_contacts_yaml():
 def test_a_broken_plan_is_reported_by_file_and_field_and_the_others_keep_working(tmp_path):
     plans = tmp_path / PLANS_DIR
     plans.mkdir()
+    shutil.copy(config_dir() / "vocabulary.yaml", tmp_path / "vocabulary.yaml")
     for name in ("crm.yaml", "billing.yaml", "boss.yaml"):
         shutil.copy(PLANS / name, plans / name)
     billing = plan_data("billing")
@@ -85,7 +123,7 @@ def test_cross_references_are_checked_once_the_shape_is_right():
     data["team"]["members"].append({"name": "无联系方式的人"})
     data["inform"]["roles"].append("leaders")
     data["system"] = "billing"
-    plan, problems = parse_plan(data, "plans/crm.yaml", CONTACTS)
+    plan, problems = parse_plan(data, "plans/crm.yaml", CONTACTS, SYSTEMS)
     assert plan is None
     by_field = {p.field: p.message for p in problems}
     assert "unknown person 'nobody'" in by_field["team.members[1]"]
@@ -97,7 +135,7 @@ def test_schema_errors_name_the_field_inside_lists():
     data = plan_data("crm")
     data["start_conditions"][2]["impacts"] = ["huge"]
     data["team"]["members"][0] = {"person": "sun.min", "mobile": "138"}
-    _, problems = parse_plan(data, "plans/crm.yaml", CONTACTS)
+    _, problems = parse_plan(data, "plans/crm.yaml", CONTACTS, SYSTEMS)
     fields = {p.field for p in problems}
     assert {"start_conditions[2].impacts[0]", "team.members[0]"} <= fields
     assert "Additional properties" in str(problems)

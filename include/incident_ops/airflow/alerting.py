@@ -210,9 +210,18 @@ def _failed_links(md: Any, dag_id: str, run_id: str) -> tuple[TaskLink, ...]:
     except Exception:  # the alert matters more than its detail
         log.exception("task states of %s %s unavailable", dag_id, run_id)
         return ()
+    from incident_ops.airflow.bootstrap import FAILURE_XCOM
+
     base = run_url(dag_id, run_id)
-    return tuple(TaskLink(t, f"{base}/tasks/{quote(t, safe='')}")
-                 for t, s in sorted(states.items()) if s == "failed")
+    links = []
+    for task_id in sorted(t for t, s in states.items() if s == "failed"):
+        try:
+            error = md.xcom(dag_id, run_id, task_id, FAILURE_XCOM)
+        except Exception:
+            error = None
+        links.append(TaskLink(task_id, f"{base}/tasks/{quote(task_id, safe='')}",
+                              str(error) if error else ""))
+    return tuple(links)
 
 
 def run_facts(md: Any, dag_id: str, run_id: str, *, state: str = "", reason: str = "",

@@ -53,10 +53,10 @@ class Config:
 
     @cached_property
     def sla(self) -> Any:
-        from incident_ops.config import load_yaml
+        from incident_ops.config import load_yaml, timezone
         from incident_ops.policy.escalation import SlaPolicy
 
-        return SlaPolicy.from_dict(load_yaml("sla.yaml"))
+        return SlaPolicy.from_dict(load_yaml("sla.yaml"), tz=timezone())
 
     @cached_property
     def reports(self) -> Any:
@@ -118,10 +118,52 @@ class Services:
             hook.close()
 
 
+_CHECKED: set[str] = set()
+
+
+def check_config_once() -> None:
+    """Every task starts by checking the whole config folder (``check-config``), once per
+    process and folder: a typo anywhere fails the run at its first task, naming file, key
+    and line, instead of switching a rule off or failing half-way through an apply."""
+    from incident_ops.config import check_config, config_dir
+
+    folder = str(config_dir())
+    if folder in _CHECKED:
+        return
+    problems = check_config()
+    if problems:
+        from airflow.exceptions import AirflowFailException
+
+        # Not retried: a typo does not fix itself; the run fails now and on-call hears.
+        raise AirflowFailException(
+            f"the configuration in {folder} has {len(problems)} problem(s) "
+            "(`python -m incident_ops check-config` lists the same):\n" + "\n".join(problems))
+    _CHECKED.add(folder)
+
+
+FAILURE_XCOM = "failure"  # why the task failed, for the on-call alert (``alerting``)
+
+
+def _record_failure(context: Any, exc: BaseException) -> None:
+    """Keep the reason a task failed where the DAG's failure callback can read it: the
+    alert then says *why* (a config key, a desk refusal), not only *which task*."""
+    ti = context.get("ti") if hasattr(context, "get") else None
+    if ti is None:
+        return
+    try:
+        ti.xcom_push(key=FAILURE_XCOM, value=f"{type(exc).__name__}: {exc}"[:2000])
+    except Exception:  # the failure itself matters more than its description
+        pass
+
+
 @contextmanager
 def services(context: Any, *, conn_id: str = DESK_CONN) -> Iterator[Services]:
     bound = Services(context, conn_id=conn_id)
     try:
+        check_config_once()
         yield bound
+    except Exception as exc:
+        _record_failure(context, exc)
+        raise
     finally:
         bound.close()

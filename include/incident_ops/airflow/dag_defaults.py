@@ -67,4 +67,7 @@ def alerting(dag_id: str) -> dict[str, Any]:
 
 
 def timezone() -> str:
-    return os.environ.get("INCIDENT_OPS_TIMEZONE", "Asia/Shanghai")
+    """The deployment's zone for every schedule (``config.timezone``: the one source)."""
+    from incident_ops.config import timezone as configured
+
+    return configured()

@@ -13,7 +13,6 @@ retries it; the keys make the retry repeat nothing).
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -44,7 +43,9 @@ class StepNotApplied(Exception):
 
 
 def tz_name() -> str:
-    return os.environ.get("INCIDENT_OPS_TIMEZONE", "Asia/Shanghai")
+    from incident_ops.config import timezone
+
+    return timezone()
 
 
 def now() -> datetime:
@@ -241,7 +242,10 @@ def validate_task(s: Any) -> dict[str, Any]:
 
     continuation = params.get("continuation") or None
     coverage = assess_coverage(plan, str(params["symptoms"]), str(params["impact"]))
-    warnings = em.input_warnings(ticket, str(params["system"]), str(params["impact"]))
+    from incident_ops.config import system_labels
+
+    warnings = em.input_warnings(ticket, str(params["system"]), str(params["impact"]),
+                                 system_labels())
     for warning in warnings:
         log.warning("%s", warning)
     brief = em.make_brief(

@@ -165,6 +165,7 @@ class Silence:
 class TaskLink:
     task_id: str
     url: str
+    error: str = ""  # why it failed, as the task recorded it (empty: see the log)
 
 
 @dataclass(frozen=True)

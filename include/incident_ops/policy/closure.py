@@ -50,7 +50,6 @@ class ClosurePolicy:
     close_without_answer_after: timedelta = timedelta(hours=72)
     bulk_size: int = 100
     read_parallelism: int = 2
-    schedule: str = "*/10 * * * *"
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -68,7 +67,6 @@ class ClosurePolicy:
                     hours=float(conf.get("close_without_answer_after_hours", 72))),
                 bulk_size=int(data.get("bulk_size", 100)),
                 read_parallelism=max(1, int(data.get("read_parallelism", 2))),
-                schedule=str(data.get("schedule", "*/10 * * * *")),
             )
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"closure.yaml: {exc}") from exc

@@ -9,9 +9,10 @@ Plans are validated when loaded. A broken plan is reported by file and field
 (``PlanProblem``) and left out; the other plans keep working, so a typo in ``dw.yaml``
 never stops an emergency on ``crm``.
 
-``PLAN_SYSTEMS`` is the static list behind the DAG's "affected system" drop-down: the DAG
-file must not read seven YAML files on every parse, so the list lives here and a unit test
-keeps it equal to the files on disk.
+Plans are discovered: a new system's plan is a new file named after the system's code in
+the vocabulary (``plans/<code>.yaml``), no code change. The trigger form's system list is
+the folder's file names (``config.plan_systems``: a directory listing at parse time, the
+plans themselves are read when a run starts).
 """
 
 from __future__ import annotations
@@ -25,18 +26,6 @@ from typing import Any
 from incident_ops.reference import Contacts, Person
 
 PLANS_DIR = "plans"
-PLAN_SYSTEMS: tuple[str, ...] = ("crm", "billing", "boss", "sms-gw", "portal", "oss", "dw")
-# Labels for the trigger form (parse time, no file reads); a test keeps them equal to the
-# vocabulary's.
-SYSTEM_LABELS: dict[str, str] = {
-    "crm": "客户关系管理系统 / CRM",
-    "billing": "计费账务系统 / Billing",
-    "boss": "业务支撑系统BOSS / BOSS business support",
-    "sms-gw": "短信网关 / SMS gateway",
-    "portal": "网上营业厅 / Online service portal",
-    "oss": "运营支撑系统 / OSS operations support",
-    "dw": "经营分析系统 / Data warehouse / BI",
-}
 IMPACTS: tuple[str, ...] = ("major", "high", "medium", "low")
 IMPACT_LABELS: dict[str, str] = {"major": "重大 / Major", "high": "高 / High",
                                  "medium": "中 / Medium", "low": "低 / Low"}
@@ -138,6 +127,7 @@ class ContingencyPlan:
     safeguards: dict[str, Text]
     group_support: tuple[Contact, ...] = ()  # who at the group centre to ask for help (101.4)
     cadence: Cadence = Cadence()
+    system_label: str = ""  # the vocabulary's bilingual name of ``system``
 
     @property
     def team(self) -> tuple[Contact, ...]:
@@ -170,6 +160,7 @@ class ContingencyPlan:
             safeguards={k: text(v) for k, v in data["safeguards"].items()},
             group_support=contacts(data.get("group_support", ())),
             cadence=Cadence(**data.get("cadence", {})),
+            system_label=str(data.get("system_label") or ""),
         )
 
 
@@ -291,9 +282,9 @@ class _Builder:
 
 
 def parse_plan(data: Any, file: str, contacts: Contacts,
-               systems: Sequence[str] = PLAN_SYSTEMS) -> tuple[ContingencyPlan | None,
-                                                               list[PlanProblem]]:
-    """Validate one plan document; the plan, or None and every problem found."""
+               systems: Mapping[str, str]) -> tuple[ContingencyPlan | None, list[PlanProblem]]:
+    """Validate one plan document against the known ``systems`` (code -> label, from the
+    vocabulary); the plan, or None and every problem found."""
     problems = _schema_problems(data, file)
     if problems:
         return None, problems
@@ -302,8 +293,8 @@ def parse_plan(data: Any, file: str, contacts: Contacts,
     if data["system"] != stem:
         b.problem("system", f"'{data['system']}' does not match the file name '{stem}.yaml'")
     if data["system"] not in systems:
-        b.problem("system", f"'{data['system']}' is not one of the known systems "
-                            f"{', '.join(systems)}")
+        b.problem("system", f"'{data['system']}' is not a system of vocabulary.yaml "
+                            f"({', '.join(systems)}): add it there first")
     seen: set[str] = set()
     conditions = []
     for i, c in enumerate(data["start_conditions"]):
@@ -339,6 +330,7 @@ def parse_plan(data: Any, file: str, contacts: Contacts,
         safeguards={k: Text(**data["safeguards"][k]) for k in SAFEGUARDS},
         group_support=b.contacts_of(data.get("group_support") or (), "group_support"),
         cadence=Cadence(**data.get("questions") or {}),
+        system_label=systems.get(data["system"], data["system"]),
     )
     return (None, b.problems) if b.problems else (plan, [])
 

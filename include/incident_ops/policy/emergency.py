@@ -26,7 +26,6 @@ from zoneinfo import ZoneInfo
 from incident_ops.model import OPEN_STATUSES, Ticket
 from incident_ops.policy.contingency import (
     IMPACT_LABELS,
-    SYSTEM_LABELS,
     Contact,
     ContingencyPlan,
     Coverage,
@@ -320,7 +319,7 @@ class Brief:
 
     @property
     def system_label(self) -> str:
-        return SYSTEM_LABELS.get(self.plan.system, self.plan.system)
+        return self.plan.system_label or self.plan.system
 
     @property
     def impact_label(self) -> str:
@@ -580,14 +579,16 @@ def decide_lifted(brief: Brief, run_id: str, lifted: Answer, incident: Ticket,
     return _plan(brief, run_id, keypoint(brief, run_id, "101.5", HQ_LIFTED, what), record)
 
 
-def input_warnings(ticket: Ticket, system: str, impact: str) -> list[str]:
+def input_warnings(ticket: Ticket, system: str, impact: str,
+                   labels: Mapping[str, str] | None = None) -> list[str]:
     """What the trigger form chose against what the incident records: not refused (ops may
     know better), but said in the log, the first question and the start mail, because the
     mails and SMS go to the chosen system's team."""
     out = []
+    labels = labels or {}
     if ticket.system and ticket.system != system:
-        out.append(f"所选系统 {SYSTEM_LABELS.get(system, system)} 与工单 #{ticket.id} 记录的系统 "
-                   f"{SYSTEM_LABELS.get(ticket.system, ticket.system)} 不一致：通知发给所选系统的"
+        out.append(f"所选系统 {labels.get(system, system)} 与工单 #{ticket.id} 记录的系统 "
+                   f"{labels.get(ticket.system, ticket.system)} 不一致：通知发给所选系统的"
                    f"应急小组 / the trigger chose system '{system}' but incident #{ticket.id} "
                    f"records '{ticket.system}': the chosen system's team is the one notified")
     elif not ticket.system:

@@ -42,7 +42,9 @@ class SlaPolicy:
     timezone: str = "Asia/Shanghai"
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SlaPolicy:
+    def from_dict(cls, data: dict[str, Any], tz: str = "Asia/Shanghai") -> SlaPolicy:
+        """From ``sla.yaml``; ``tz`` is the deployment's zone (``config.timezone()``), where
+        the calendar's working days and hours are."""
         try:
             targets = data["targets"]
             rungs = tuple(Rung(name=r["rung"], step=str(r.get("step", "100.8")),
@@ -54,7 +56,6 @@ class SlaPolicy:
                 if rung.at is None and rung.after_breach is None:
                     raise ValueError(f"ladder rung '{rung.name}' needs 'at' or 'after_breach'")
             cal = data.get("calendar")
-            tz = str(data.get("timezone", "Asia/Shanghai"))
             return cls(
                 resolve_hours={p: float(t["resolve"]) for p, t in targets.items()},
                 respond_hours={p: float(t.get("respond", t["resolve"])) for p, t in

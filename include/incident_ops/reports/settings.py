@@ -60,7 +60,9 @@ class ReportSettings:
             if language not in LANGUAGES:
                 raise ConfigError(f"reports.yaml: language {language!r} is not one of "
                                   f"{LANGUAGES}")
-            return cls(timezone=str(data.get("timezone", "Asia/Shanghai")), language=language,
+            from incident_ops.config import timezone
+
+            return cls(timezone=timezone(), language=language,
                        smtp_conn_id=str(data.get("smtp_conn_id", "smtp_default")),
                        top_n=int(data.get("top_n", 10)),
                        list_limit=int(data.get("list_limit", 200)),
