@@ -155,7 +155,7 @@ def emergency_response():
     # Tasks read the run's brief (validate's XCom) themselves rather than taking it as an
     # argument: an argument is an edge from validate, and the trigger rules of the round
     # and aftermath tasks must see only the branches that lead to them.
-    @task(pool=DESK_POOL, retries=3)
+    @task(pool=DESK_POOL)  # retries: $INCIDENT_OPS_RETRIES, like every task
     def validate() -> dict:
         from incident_ops.airflow.emergency_tasks import validate_task
 

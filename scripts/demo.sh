@@ -147,7 +147,17 @@ print(" ".join(p.airflow_user for p in load_contacts().people.values() if p.airf
   "$BIN/airflow" connections delete servicedesk_default > /dev/null 2>&1 || true
   "$BIN/airflow" connections add servicedesk_default --conn-json \
     "{\"conn_type\": \"servicedesk\", \"host\": \"$DESK_URL\", \"login\": \"root\", \"password\": \"password\", \"extra\": {\"backend\": \"rt5\"}}" > /dev/null
-  start_bg airflow "$BIN/airflow" standalone
+  # `airflow standalone` starts its parts as `airflow <part>` from PATH; this wrapper starts
+  # the scheduler and the triggerer without their log servers, which Airflow binds to every
+  # interface whatever the settings say. On one machine the UI reads task logs from files.
+  mkdir -p "$RUN/bin"
+  cat > "$RUN/bin/airflow" <<SH
+#!/bin/bash
+case "\$1" in scheduler|triggerer) exec "$BIN/airflow" "\$@" --skip-serve-logs ;; esac
+exec "$BIN/airflow" "\$@"
+SH
+  chmod +x "$RUN/bin/airflow"
+  PATH="$RUN/bin:$PATH" start_bg airflow "$RUN/bin/airflow" standalone
   wait_http "$AIRFLOW_URL/api/v2/monitor/health" 180 "Airflow"
   wait_http "$MAILBOX_URL/" 30 "the mail catcher"
   for dag in "${UNPAUSED[@]}"; do wait_dag "$dag" 180; done

@@ -17,10 +17,24 @@ from incident_ops.reference import ConfigError, Contacts, Person, Vocabulary
 
 
 def config_dir() -> Path:
+    """Where the policy files are: ``$INCIDENT_OPS_CONFIG_DIR``; else ``include/config``
+    beside the package (a checkout, an editable install, the Docker image); else the copy a
+    wheel installs under ``<prefix>/share/incident-ops/config``. A folder that holds none
+    of them is reported by ``load_yaml`` with every place looked at."""
     env = os.environ.get("INCIDENT_OPS_CONFIG_DIR")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / "config"
+    for candidate in config_candidates():
+        if (candidate / "vocabulary.yaml").is_file():
+            return candidate
+    return config_candidates()[0]
+
+
+def config_candidates() -> list[Path]:
+    import sys
+
+    return [Path(__file__).resolve().parent.parent / "config",
+            Path(sys.prefix) / "share" / "incident-ops" / "config"]
 
 
 def load_yaml(name: str, directory: Path | None = None) -> dict[str, Any]:
@@ -36,10 +50,14 @@ def load_yaml(name: str, directory: Path | None = None) -> dict[str, Any]:
         data = yaml.safe_load(text)
         found = problems(name, text)
     except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: file not found (the config folder is {folder}; set "
-                          "$INCIDENT_OPS_CONFIG_DIR to the folder holding "
-                          "vocabulary.yaml, contacts.yaml, closure.yaml, sla.yaml, "
-                          "reports.yaml and plans/)") from exc
+        looked = (f"$INCIDENT_OPS_CONFIG_DIR={os.environ['INCIDENT_OPS_CONFIG_DIR']}"
+                  if os.environ.get("INCIDENT_OPS_CONFIG_DIR") and directory is None
+                  else ", ".join(str(c) for c in ([folder] if directory else
+                                                  config_candidates())))
+        raise ConfigError(f"{path}: file not found (looked in {looked}); set "
+                          "$INCIDENT_OPS_CONFIG_DIR to the folder holding vocabulary.yaml, "
+                          "contacts.yaml, closure.yaml, sla.yaml, reports.yaml and plans/")\
+            from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if found:

@@ -265,6 +265,29 @@ def test_a_killed_desk_reaches_on_call_once_within_the_deadline(demo):
     assert recovered["in_reply_to"] == failed[0]["message_id"]
 
 
+def test_every_listener_of_the_demo_is_on_loopback(demo):
+    """Desk, mail catcher and Airflow (API server, scheduler, triggerer, DAG processor): no
+    socket of theirs listens beyond 127.0.0.1 (Airflow's log servers, which would bind to
+    every interface, are not started)."""
+    import psutil
+
+    roots = [int(p.read_text().strip()) for p in (demo.root / ".run").glob("*.pid")]
+    roots.append(int(json.loads((demo.root / ".desk" / "rt-server.pid").read_text())["pid"]))
+    processes = {}
+    for pid in roots:
+        parent = psutil.Process(pid)
+        for proc in [parent, *parent.children(recursive=True)]:
+            processes[proc.pid] = proc
+    listening = {(proc.pid, " ".join(proc.cmdline())[:80], c.laddr.ip, c.laddr.port)
+                 for proc in processes.values()
+                 for c in proc.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN}
+    ports = {port for *_, port in listening}
+    assert {int(v) for v in demo.ports.values()} <= ports, listening
+    assert {ip for _, _, ip, _ in listening} <= {"127.0.0.1", "::1"}, listening
+    assert not [p for p in processes.values()  # "airflow serve-logs" (its process title)
+                if re.search(r"(?<!-)\bserve-logs", " ".join(p.cmdline()))]
+
+
 def test_make_stop_stops_everything(demo):
     done = demo.stop()
     assert done.returncode == 0, done.stdout + done.stderr

@@ -18,6 +18,7 @@ import sys
 import time
 
 from incident_ops.embedded_desk.desk import EmbeddedDesk, EmbeddedDeskError
+from incident_ops.reference import ConfigError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "seed":
             result = desk.seed(count=args.count, seed=args.seed, force=args.force)
             print(json.dumps(result, ensure_ascii=False))
-    except EmbeddedDeskError as exc:
+    except (EmbeddedDeskError, ConfigError) as exc:
         print(f"embedded desk: {exc}", file=sys.stderr)
         return 1
     return 0

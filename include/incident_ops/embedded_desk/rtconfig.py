@@ -18,12 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from incident_ops.desk.rt import schema
 
@@ -32,7 +29,6 @@ from incident_ops.desk.rt import schema
 PROVISION_VERSION = 3
 
 # The same lookup as ``incident_ops.config``: a deployment may mount its own policy files.
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 
 # Rights on the four queues for the staff group: everything the pipelines and the people
 # of the process do to a ticket (see, create, modify, own, comment, reply, watch).
@@ -77,9 +73,10 @@ class DeskSchema:
 
 
 def load_yaml(name: str, config_dir: Path | None = None) -> dict[str, Any]:
-    directory = config_dir or Path(os.environ.get("INCIDENT_OPS_CONFIG_DIR") or CONFIG_DIR)
-    with open(directory / name, encoding="utf-8") as fh:
-        return yaml.safe_load(fh) or {}
+    """The config file ``name``, found and checked as the pipelines do (``config.load_yaml``)."""
+    from incident_ops.config import load_yaml as load_config
+
+    return load_config(name, config_dir)
 
 
 def desk_users(contacts: dict[str, Any]) -> list[dict[str, Any]]:

@@ -115,7 +115,10 @@ class RTClient:
         self.requests_made = 0  # every HTTP attempt, retries included (benchmarks read it)
         self.retries_made = 0
         self.session = requests.Session()
-        self.session.verify = verify
+        # Passed on every request too: requests lets $REQUESTS_CA_BUNDLE / $CURL_CA_BUNDLE
+        # override a session's verify=False (psf/requests#3829), so "verify_tls": false
+        # would silently still verify wherever those variables are set.
+        self.session.verify = self.verify = verify
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(1, max_concurrency),
                               max_retries=0)
         self.session.mount("http://", adapter)
@@ -152,7 +155,8 @@ class RTClient:
             with self._slots:
                 resp = self.session.post(f"{self.web_root}/NoAuth/Login.html",
                                          data={"user": user, "pass": password},
-                                         timeout=self.timeout, allow_redirects=False)
+                                         timeout=self.timeout, allow_redirects=False,
+                                         verify=self.verify)
             if not any(c.name.startswith("RT_SID_") for c in self.session.cookies):
                 log.info("no RT web session (HTTP %s): using the Authorization header only",
                          resp.status_code)
@@ -212,7 +216,8 @@ class RTClient:
                         resp = self.session.request(method, url, params=params, json=json,
                                                     data=data, headers=headers,
                                                     timeout=self.timeout,
-                                                    allow_redirects=False)
+                                                    allow_redirects=False,
+                                                    verify=self.verify)
                     except (requests.Timeout, requests.ConnectionError) as exc:
                         raise _Transient(_describe(exc), sent=not _never_sent(exc)) from exc
                 log.debug("%s %s -> %s in %.0f ms", method, path, resp.status_code,
