@@ -43,7 +43,9 @@ REPORT_DAY = "2025-03-12"  # reserved for this module's daily report
 
 
 def stored(text: str) -> str:
-    return text.replace("\n", "")
+    """What RT keeps of a title (no "\\n"), as the adapter reads it (no NUL: PostgreSQL, the
+    metadata database of a real deployment, refuses NULs in the plan's XCom)."""
+    return text.replace("\n", "").replace("\x00", "")
 
 
 def make(env: dict[str, Any], name: str, *, status: str, priority: str = "high",
@@ -104,7 +106,10 @@ def test_closure_bounces_asks_and_cascades_hostile_tickets(env):
     for tid in (alarm, dup):
         t = env["desk"].get(tid)
         assert (t.status, t.close_code) == ("closed", "self-healed"), tid
-        assert "\r" in t.subject  # the desk's text is never rewritten
+        assert "\r" in t.subject
+        raw = requests.get(f"{env['url']}/REST/2.0/ticket/{tid}", auth=("root", "password"),
+                           timeout=30).json()
+        assert "\x00" in raw["Subject"]  # the desk's own text is never rewritten
     assert (env["desk"].get(asked).confirmation, env["desk"].get(bounced).status) == (
         "pending", "assigned-l2")
     [ask] = about(env, asked)
@@ -116,6 +121,9 @@ def test_closure_bounces_asks_and_cascades_hostile_tickets(env):
         assert_clean(message)
     page = Path(xcom(run, "report")["report"]["html"]).read_text(encoding="utf-8")
     assert f"#{alarm}" in page and "<script>alert" not in page
+    # The plan as XCom stores it: no NUL, which PostgreSQL's JSONB refuses (the whole run
+    # would fail on a real deployment's metadata database).
+    assert "\\u0000" not in json.dumps(xcom(run, "plan")), "a NUL reached the plan's XCom"
 
 
 def test_urgent_escalation_and_snapshot_deliver_every_hostile_mail(env):

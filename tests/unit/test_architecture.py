@@ -22,7 +22,7 @@ PURE_OK = {"__future__", "collections", "dataclasses", "datetime", "enum", "func
            "hashlib", "itertools", "json", "math", "re", "shlex", "statistics", "typing",
            "zoneinfo", "bisect", "heapq", "decimal", "fractions", "string", "textwrap",
            "unicodedata", "jsonschema", "holidays", "incident_ops.model",
-           "incident_ops.reference", "incident_ops.policy", "incident_ops.notify.text"}
+           "incident_ops.reference", "incident_ops.policy", "incident_ops.text"}
 IO_CALLS = {"open", "input", "exec", "eval", "__import__"}
 
 

@@ -114,7 +114,7 @@ def test_a_hostile_title_makes_one_clean_subject_line_and_an_escaped_body() -> N
 
 
 def test_one_line_cuts_long_subjects_and_keeps_short_ones() -> None:
-    from incident_ops.notify.text import one_line, printable
+    from incident_ops.text import one_line, printable
 
     assert one_line("a\r\n\r\nb  c\u2028d") == "a b c d"
     assert len(one_line("长" * 1000)) == 250 and one_line("长" * 1000).endswith("…")

@@ -132,7 +132,7 @@ def check_config_once() -> None:
         return
     problems = check_config()
     if problems:
-        from airflow.exceptions import AirflowFailException
+        from airflow.sdk.exceptions import AirflowFailException
 
         # Not retried: a typo does not fix itself; the run fails now and on-call hears.
         raise AirflowFailException(

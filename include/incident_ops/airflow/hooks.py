@@ -411,7 +411,7 @@ def render_sms_body(template: Any, sms: Sms) -> Any:
     Substitution happens on parsed JSON, one pass per string, so quotes or braces in the
     text can neither break the document nor inject a placeholder.
     """
-    from incident_ops.notify.text import printable
+    from incident_ops.text import printable
 
     values = {"to": ",".join(sms.to), "to_csv": ",".join(sms.to), "text": printable(sms.text),
               "key": sms.key}

@@ -30,7 +30,7 @@ from typing import Any, cast
 
 from incident_ops.airflow.hooks import SmsGatewayHook, SmsReceipt
 from incident_ops.notify.messages import Attachment, Email, Sms
-from incident_ops.notify.text import one_line, printable
+from incident_ops.text import one_line, printable
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from incident_ops.notify.messages import Email, Sms
-from incident_ops.notify.text import one_line, printable
+from incident_ops.text import one_line, printable
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 

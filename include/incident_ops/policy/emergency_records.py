@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Any
 
 from incident_ops.model import TicketDraft
-from incident_ops.notify.text import one_line
 from incident_ops.policy.emergency import (
     ROUTE_PLAN,
     Answer,
@@ -20,6 +19,7 @@ from incident_ops.policy.emergency import (
     local_time,
     recovery_time,
 )
+from incident_ops.text import one_line
 
 CHANGE_QUEUE = "Change Requests"
 PROBLEM_QUEUE = "Problems"

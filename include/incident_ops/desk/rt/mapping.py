@@ -20,6 +20,7 @@ from typing import Any
 from incident_ops.desk.rt import schema
 from incident_ops.desk.rt.ticketsql import utc_text
 from incident_ops.model import CLOSED, NEW, RESOLVED, Ticket
+from incident_ops.text import storable
 
 NOBODY = "Nobody"
 _TICKET_FIELDS = {f.name for f in dataclasses.fields(Ticket)}
@@ -118,6 +119,7 @@ def ticket_from_rt(item: Mapping[str, Any], *, ranks: Mapping[str, int],
                    with_duplicates: bool = False) -> Ticket:
     """``partial``: the item was read without its custom fields (see ``Ticket.partial``);
     ``with_duplicates``: its child links were read (``Ticket.duplicates``)."""
+    item = storable(item)
     warnings: list[str] = []
 
     def when(label: str, text: Any) -> datetime | None:

@@ -24,6 +24,7 @@ from typing import Any
 
 from incident_ops.desk.rt import ticketsql
 from incident_ops.desk.rt.client import RTClient
+from incident_ops.text import storable
 
 CORE_FIELDS = "Subject,Status,Priority,Created,LastUpdated,Resolved,Queue,Owner,Requestor"
 SEARCH_FIELDS = CORE_FIELDS + ",CustomFields"
@@ -209,7 +210,7 @@ class RTReads:
         for item in items:
             if item.get("TransactionId") == create_txn and \
                     str(item.get("ContentType", "")).startswith("text/plain"):
-                return str(item.get("Content") or "")
+                return str(storable(item.get("Content") or ""))
         return ""
 
     def filenames(self, tid: str) -> set[str]:

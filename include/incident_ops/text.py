@@ -9,6 +9,7 @@ only place that decides how such text is shown; the desk's own text is never rew
 from __future__ import annotations
 
 import re
+from typing import Any
 
 # C0 controls and DEL, except tab/newline/carriage return (which ``printable`` keeps).
 _CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -24,6 +25,20 @@ def valid_unicode(text: str) -> str:
         return text
     except UnicodeEncodeError:
         return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def storable(value: Any) -> Any:
+    """``value`` as read from a desk, every string in it made storable anywhere: NULs removed
+    (PostgreSQL refuses them in text and JSONB, so one NUL in a title would fail the
+    metadata database's XCom write of a whole plan) and lone surrogates shown as U+FFFD
+    (they cannot be encoded as UTF-8). Other characters, CR included, are kept."""
+    if isinstance(value, str):
+        return valid_unicode(value).replace("\x00", "") if value else value
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [storable(v) for v in value]
+    return value
 
 
 def printable(text: str) -> str:
