@@ -278,14 +278,21 @@ def test_every_listener_of_the_demo_is_on_loopback(demo):
         parent = psutil.Process(pid)
         for proc in [parent, *parent.children(recursive=True)]:
             processes[proc.pid] = proc
-    listening = {(proc.pid, " ".join(proc.cmdline())[:80], c.laddr.ip, c.laddr.port)
-                 for proc in processes.values()
-                 for c in proc.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN}
+    listening, titles = set(), []
+    for proc in processes.values():
+        try:  # a task process may end (or be a zombie) while we look: nothing to see there
+            title = " ".join(proc.cmdline())
+            sockets = proc.net_connections(kind="inet")
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+        titles.append(title)
+        listening |= {(proc.pid, title[:80], c.laddr.ip, c.laddr.port) for c in sockets
+                      if c.status == psutil.CONN_LISTEN}
     ports = {port for *_, port in listening}
     assert {int(v) for v in demo.ports.values()} <= ports, listening
     assert {ip for _, _, ip, _ in listening} <= {"127.0.0.1", "::1"}, listening
-    assert not [p for p in processes.values()  # "airflow serve-logs" (its process title)
-                if re.search(r"(?<!-)\bserve-logs", " ".join(p.cmdline()))]
+    # "airflow serve-logs" is the log server's process title
+    assert not [t for t in titles if re.search(r"(?<!-)\bserve-logs", t)], titles
 
 
 def test_make_stop_stops_everything(demo):
