@@ -84,10 +84,16 @@ def test_the_leader_answers_his_question_in_the_browser_and_nobody_else_can(
     run_id = server.trigger(DAG, {"ticket_id": incident, "system": "crm", "impact": "high",
                                   "symptoms": "CRM 报表页面偶发乱码，部分地市营业厅打印异常",
                                   "reporter": "li.na"}, as_user=MANAGER)
-    assert answer(server, run_id, "covered", MANAGER, flow.COVERED_VENDORS).ok
-    assert answer(server, run_id, "round_1.propose_solution", LEAD, flow.SUBMIT,
-                  solution_form("切换报表服务到备用节点")).ok
-    assert answer(server, run_id, "round_1.approve_team_lead", LEAD, flow.APPROVE).ok
+    # Each question as its person sees it (a screenshot for docs/), answered over REST.
+    for task_id, login, chosen, params, shot in (
+            ("covered", MANAGER, flow.COVERED_VENDORS, None, "emergency-covered.png"),
+            ("round_1.propose_solution", LEAD, flow.SUBMIT,
+             solution_form("切换报表服务到备用节点"), "emergency-solution.png"),
+            ("round_1.approve_team_lead", LEAD, flow.APPROVE, None,
+             "emergency-approve-lead.png")):
+        question_page(server, browser, run_id, task_id, login, shot)
+        done = answer(server, run_id, task_id, login, chosen, params)
+        assert done.ok, (task_id, done.status_code, done.text)
 
     # Someone who is not a leader: the API server refuses, and the question stays open.
     server.wait(lambda: server.waiting(DAG, run_id, "round_1.approve_leader"),
@@ -95,6 +101,13 @@ def test_the_leader_answers_his_question_in_the_browser_and_nobody_else_can(
     refused = server.api(STRANGER, "PATCH", path(run_id, "round_1.approve_leader"),
                          json={"chosen_options": [flow.APPROVE], "params_input": {}})
     assert refused.status_code == 403, refused.text
+    # ... and in the browser: the click reaches the API server, which says no.
+    page = question_page(server, browser, run_id, "round_1.approve_leader", STRANGER,
+                         "emergency-approve-leader-not-assigned.png")
+    with page.expect_response(lambda r: "hitlDetails" in r.url
+                              and r.request.method == "PATCH") as response:
+        page.get_by_role("button", name=flow.APPROVE).click()
+    assert response.value.status == 403
     assert not answered(server, run_id, "round_1.approve_leader")
 
     # The leader, in the browser.
@@ -106,3 +119,71 @@ def test_the_leader_answers_his_question_in_the_browser_and_nobody_else_can(
     detail = answered(server, run_id, "round_1.approve_leader")
     assert detail["chosen_options"] == [flow.APPROVE]
     assert detail["responded_by_user"]["id"] == LEADER
+
+    # 101.5 in the browser: *not lifted*, no recovery time typed.
+    page = question_page(server, browser, run_id, "round_1.lifted", MANAGER,
+                         "emergency-lifted.png")
+    not_lifted = page.get_by_role("button", name=flow.NOT_LIFTED)
+    assert not_lifted.is_enabled()
+    not_lifted.click()
+    server.wait(lambda: answered(server, run_id, "round_1.lifted"), "not lifted", 60)
+    assert answered(server, run_id, "round_1.lifted")["chosen_options"] == [flow.NOT_LIFTED]
+    # ... and the vendors go round again: round 2 asks for a new solution.
+    server.wait(lambda: server.waiting(DAG, run_id, "round_2.propose_solution"),
+                "round 2's solution question", 120)
+    server.api("admin", "PATCH", f"/api/v2/dags/{DAG}/dagRuns/{quote(run_id, safe='')}",
+               json={"state": "failed"})  # the rest is the DAG tests' business
+
+
+def test_a_waiting_question_is_told_once_and_reminded_once_per_interval(
+        airflow_server, browser, desk_url, mailbox):
+    """The dw plan chases every 12 s, at most twice, and escalates after 42 s (fractional
+    minutes are for drills and tests): one notice, reminders 1 and 2, one escalation."""
+    from incident_ops.airflow.hooks import ServiceDeskHook
+
+    server = airflow_server
+    plan = server.config_dir / "plans" / "dw.yaml"
+    text = plan.read_text(encoding="utf-8")
+    plan.write_text(text.replace("  remind_every_minutes: 15\n  escalate_after_minutes: 45\n"
+                                 "  max_reminders: 4\n", "  remind_every_minutes: 0.2\n"
+                                 "  escalate_after_minutes: 0.7\n  max_reminders: 2\n"),
+                    encoding="utf-8")
+    try:
+        tag = uuid.uuid4().hex[:8]
+        with ServiceDeskHook() as hook:
+            tid = hook.get_desk().create(TicketDraft(
+                queue="Incidents", subject=f"[{tag}] 经分日报未出", description="e2e",
+                status="assigned-l2", priority="urgent", owner="chen.jing",
+                requester="bi@example.cn", fields={"system": "dw", "impact": "high",
+                                                   "source": "phone", "category": "fault"},
+                idempotency_key=f"e2e:{tag}"))
+        run_id = server.trigger(DAG, {"ticket_id": tid, "system": "dw", "impact": "high",
+                                      "symptoms": "经分日报未出，日报延迟 2 小时",
+                                      "reporter": "li.na"}, as_user=MANAGER)
+        lead = "chen.jing@ops.example.cn"
+
+        def mails(prefix: str, to: str = lead) -> list[Any]:
+            return [m for m in mailbox.find(to=to, subject_contains=prefix)
+                    if f"#{tid} " in str(m["Subject"])]
+
+        manager = "incident.manager@ops.example.cn"
+        escalated = server.wait(lambda: mails("【应急无人回答】", manager),
+                                "the escalation of the unanswered question", 120)
+        page = question_page(server, browser, run_id, "covered", "chen.jing",
+                             "emergency-covered-after-reminders.png")
+        page.get_by_role("button", name=flow.COVERED_PLAN).click()
+        # The next question is asked: whatever the first one owed has been sent by now.
+        server.wait(lambda: server.waiting(DAG, run_id, "plan.follow_plan"),
+                    "the next question", 120)
+        assert len(escalated) == 1
+        assert len(mails("【应急待回答】#")) >= 1
+        covered_asks = [m for m in mails("【应急待回答】") if "101.2" in str(m["Subject"])]
+        assert len(covered_asks) == 1
+        reminders = sorted(str(m["Subject"]).split("】")[0] for m in mails("【应急提醒"))
+        assert reminders == ["【应急提醒 1", "【应急提醒 2"], reminders
+        stamps = [m["Date"].datetime for m in mails("【应急提醒")]
+        assert stamps == sorted(stamps)
+        server.api("admin", "PATCH", f"/api/v2/dags/{DAG}/dagRuns/{quote(run_id, safe='')}",
+                   json={"state": "failed"})
+    finally:
+        plan.write_text(text, encoding="utf-8")
