@@ -14,8 +14,9 @@ syntax) is checked by the loaders that use them.
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -24,11 +25,15 @@ _TAG = "tag:yaml.org,2002:"
 _BOOL_WORDS = {"true", "false", "yes", "no", "on", "off"}
 
 
-class Schema:
+class Schema(ABC):
     """A node's expected shape; ``check`` yields (line, key path, message)."""
 
-    def check(self, node: yaml.Node, path: str) -> Iterator[tuple[int, str, str]]:
-        raise NotImplementedError
+    @abstractmethod
+    def check(self, node: yaml.Node, path: str) -> Iterator[tuple[int, str, str]]: ...
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
 
 
 def _line(node: yaml.Node) -> int:
@@ -119,13 +124,10 @@ class Choice(Schema):
             yield _line(node), path, f"{_shown(node)} is not one of {', '.join(self.choices)}"
 
 
-@dataclass(frozen=True)
-class Fields(Schema):
-    """A mapping with known keys: any other key is a mistake (a typo switches nothing off)."""
+class _Mapping(Schema):
+    """A YAML mapping; ``nullable``: ``key:`` with nothing after it reads as an empty one."""
 
-    fields: dict[str, Schema]
-    required: tuple[str, ...] = ()
-    nullable: bool = False  # ``key:`` with nothing after it reads as an empty mapping
+    nullable: bool
 
     def check(self, node: yaml.Node, path: str) -> Iterator[tuple[int, str, str]]:
         if self.nullable and _kind(node) == "null":
@@ -133,10 +135,27 @@ class Fields(Schema):
         if not isinstance(node, yaml.MappingNode):
             yield _line(node), path, f"expected a mapping, got {_shown(node)}"
             return
+        yield from self.check_entries(node, path)
+
+    @abstractmethod
+    def check_entries(self, node: yaml.MappingNode, path: str
+                      ) -> Iterator[tuple[int, str, str]]: ...
+
+
+@dataclass(frozen=True)
+class Fields(_Mapping):
+    """A mapping with known keys: any other key is a mistake (a typo switches nothing off)."""
+
+    fields: dict[str, Schema]
+    required: tuple[str, ...] = ()
+    nullable: bool = False
+
+    def check_entries(self, node: yaml.MappingNode, path: str
+                      ) -> Iterator[tuple[int, str, str]]:
         seen: set[str] = set()
         for key_node, value in node.value:
             key = str(key_node.value)
-            where = f"{path}.{key}" if path else key
+            where = _join(path, key)
             if key in seen:
                 yield _line(key_node), where, "appears twice (the second would win silently)"
             seen.add(key)
@@ -150,30 +169,20 @@ class Fields(Schema):
             yield from schema.check(value, where)
         for key in self.required:
             if key not in seen:
-                yield _line(node), f"{path}.{key}" if path else key, "is missing"
+                yield _line(node), _join(path, key), "is missing"
 
 
 @dataclass(frozen=True)
-class Each(Schema):
+class Each(_Mapping):
     """A mapping whose keys are names the file chooses (codes, people, systems)."""
 
     value: Schema
-    key: Callable[[str], bool] = field(default=lambda k: True)
-    key_rule: str = ""
     nullable: bool = False
 
-    def check(self, node: yaml.Node, path: str) -> Iterator[tuple[int, str, str]]:
-        if self.nullable and _kind(node) == "null":
-            return
-        if not isinstance(node, yaml.MappingNode):
-            yield _line(node), path, f"expected a mapping, got {_shown(node)}"
-            return
+    def check_entries(self, node: yaml.MappingNode, path: str
+                      ) -> Iterator[tuple[int, str, str]]:
         for key_node, value in node.value:
-            key = str(key_node.value)
-            where = f"{path}.{key}" if path else key
-            if not self.key(key):
-                yield _line(key_node), where, f"'{key}' is not {self.key_rule}"
-            yield from self.value.check(value, where)
+            yield from self.value.check(value, _join(path, str(key_node.value)))
 
 
 def _nearest(key: str, known: dict[str, Any]) -> str | None:
