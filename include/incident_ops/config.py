@@ -41,14 +41,12 @@ def load_yaml(name: str, directory: Path | None = None) -> dict[str, Any]:
     """The file ``name`` of the config folder, checked against its schema
     (``config_schema``): an unknown key, a wrong type or a quoted boolean raises
     ``ConfigError`` naming the file, the key and the line, never a silently dropped rule."""
-    from incident_ops.config_schema import problems
+    from incident_ops.config_schema import parse
 
     folder = directory or config_dir()
     path = folder / name
     try:
-        text = path.read_text(encoding="utf-8")
-        data = yaml.safe_load(text)
-        found = problems(name, text)
+        data, found = parse(name, path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         looked = (f"$INCIDENT_OPS_CONFIG_DIR={os.environ['INCIDENT_OPS_CONFIG_DIR']}"
                   if os.environ.get("INCIDENT_OPS_CONFIG_DIR") and directory is None

@@ -259,13 +259,24 @@ SCHEMAS: dict[str, Schema] = {
 }
 
 
-def problems(name: str, text: str) -> list[str]:
-    """What is wrong with ``text`` as the config file ``name``: one line each,
-    ``name line N: key.path: message``; empty when it is fine or has no schema."""
+def parse(name: str, text: str) -> tuple[Any, list[str]]:
+    """``text`` read once as the config file ``name``: its data (as ``yaml.safe_load``
+    gives it) and what is wrong with it, one line each (``name line N: key.path:
+    message``; empty when it is fine or has no schema)."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    finally:
+        loader.dispose()
+    return data, problems(name, node)
+
+
+def problems(name: str, node: yaml.Node | None) -> list[str]:
+    """What is wrong with the composed document ``node`` as the config file ``name``."""
     schema = SCHEMAS.get(name)
     if schema is None:
         return []
-    node = yaml.compose(text, Loader=yaml.SafeLoader)
     if node is None:
         return [f"{name}: the file is empty"]
     return [f"{name} line {line}: {path or '(top level)'}: {message}"
