@@ -226,6 +226,19 @@ def test_rejected_confirmation_gives_exactly_one_reopened_ticket(env):
     assert f"#{new.id}" in mails[0].get_body(("html",)).get_content()
 
 
+def test_a_late_run_does_not_take_a_recent_completion_time_for_the_future(env):
+    """A scheduled run that starts 20 minutes after its interval ended (a busy scheduler,
+    a DAG unpaused): the desk is read now, so a resolution completed a minute ago is
+    complete (100.6.8), not "in the future" of the run's interval."""
+    from datetime import timedelta
+
+    tid = make(env, "迟到的运行", completed_at=datetime.now(UTC).replace(microsecond=0))
+    run = run_dag("incident_closure", logical_date=datetime.now(UTC) - timedelta(minutes=20))
+    succeeded(run)
+    assert ticket(env, tid).status == "closed"
+    assert not [m for m in mails_about(env, tid) if "incomplete" in str(m["Subject"])]
+
+
 def test_dry_run_changes_nothing_and_publishes_the_plan(env):
     tid = make(env, "演练")
     before = ticket(env, tid)

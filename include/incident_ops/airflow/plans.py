@@ -46,9 +46,14 @@ def plan_closure(s: Any) -> dict[str, Any]:
     policy = s.config.closure
     since, mark = _incremental(s, CLOSURE)
     batch = fetch_closure_batch(s.desk, since, parallel=policy.read_parallelism)
+    # The closure judges the desk as it reads it now, so it decides at the read, never
+    # before: a scheduled run that starts late (its data interval ended minutes ago) would
+    # otherwise find a completion time typed since then "in the future" and bounce a
+    # complete record (100.6.8), and date its confirmation requests in the past.
+    now = max(s.info.now, fetch_clock())
     plan = decide_closure(batch.resolved, batch.related, policy, s.config.vocabulary,
-                          s.config.contacts, s.info.now, s.info.run_id)
-    return planned(plan, batch.tickets.values(), now=s.info.now, read=batch.read_times(),
+                          s.config.contacts, now, s.info.run_id)
+    return planned(plan, batch.tickets.values(), now=now, read=batch.read_times(),
                    watermark=mark, bulk_size=policy.bulk_size)
 
 
