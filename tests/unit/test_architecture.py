@@ -19,7 +19,8 @@ PURE = [*sorted((PACKAGE / "policy").glob("*.py")), PACKAGE / "model.py",
 # What pure code may import: the standard library's computing modules, itself, and two
 # libraries that compute without touching the outside (schema checks, the holiday data).
 PURE_OK = {"__future__", "collections", "dataclasses", "datetime", "enum", "functools",
-           "hashlib", "itertools", "json", "math", "re", "shlex", "statistics", "typing",
+           "base64", "hashlib", "hmac", "itertools", "json", "math", "re", "shlex",
+           "statistics", "typing",
            "zoneinfo", "bisect", "heapq", "decimal", "fractions", "string", "textwrap",
            "unicodedata", "jsonschema", "holidays", "incident_ops.model",
            "incident_ops.reference", "incident_ops.policy", "incident_ops.text"}

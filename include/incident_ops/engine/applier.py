@@ -155,6 +155,7 @@ class Applier:
                  outbox: Outbox | None = None, lease: Lease | None = None,
                  bulk_size: int = 100,
                  resolve_address: Callable[[str], str | None] | None = None,
+                 render_context: Callable[[Notice], Mapping[str, Any]] | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.desk = desk
         self.notifier = notifier
@@ -163,6 +164,9 @@ class Applier:
         self.lease = lease
         self.bulk_size = bulk_size
         self.resolve_address = resolve_address or self._desk_user_address
+        # What a message gets only when it is rendered, never in a plan, XCom or outbox
+        # (the requester's signed answer links: ``policy.answers``).
+        self.render_context = render_context
         self.clock = clock
         self.keys: dict[str, tuple[str, ...]] = {}
         self.pending: dict[str, Pending] = {}
@@ -490,6 +494,8 @@ class Applier:
         cc = tuple(a for a in (self.resolve_address(x) for x in notice.cc) if a)
         if not to:
             raise ValueError(f"no address for {notice.to}")
+        if self.render_context is not None:
+            notice = replace(notice, context={**notice.context, **self.render_context(notice)})
         if notice.channel == "sms":
             self.notifier.send_sms(render_sms(notice.template, to, notice.context, key))
             return

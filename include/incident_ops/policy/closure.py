@@ -323,7 +323,7 @@ def _ask(ticket: Ticket, ctx: _Context, why: str) -> Action:
         key=action_key("ask", ticket.id, ticket.resolved_at or ticket.updated),
         fields={"confirmation": CONFIRMATION_PENDING, "confirmation_asked_at": ctx.now},
         notices=(Notice("confirmation_request", (str(ticket.requester),),
-                        _context(ticket, ctx)),),
+                        _context(ticket, ctx, asked_at=ctx.now.isoformat())),),
         expected_version=ticket.version)
 
 
