@@ -61,7 +61,8 @@ def resolve_page(reports: Path, dag_id: str, day: str, name: str) -> Path | None
 
 
 def create_app() -> Any:
-    """The FastAPI app the API server mounts at ``URL_PREFIX``."""
+    """The FastAPI app the API server mounts at ``URL_PREFIX``: the plan pages, the
+    requester's answer pages (``answer_pages``) and the Incident ops view (``ops_view``)."""
     from airflow.api_fastapi.app import get_auth_manager
     from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
     from airflow.api_fastapi.core_api.security import requires_access_dag
@@ -88,4 +89,8 @@ def create_app() -> Any:
         media = "text/html; charset=utf-8" if name.endswith(".html") else "application/json"
         return FileResponse(path, media_type=media)
 
+    from incident_ops.airflow import answer_pages, ops_view
+
+    answer_pages.register(app)  # public: the signed link is the credential
+    ops_view.register(app)  # behind Airflow's login
     return app
