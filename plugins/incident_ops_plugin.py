@@ -1,17 +1,23 @@
-"""incident-ops in the Airflow UI: the plan pages, served by the API server.
+"""incident-ops in the Airflow UI, served by the API server: the plan pages, the requester's
+answer pages (100.7.2 by link) and the "Incident ops" view in the navigation.
 
-The app lives in the package (``incident_ops.airflow.plan_pages``); this file only registers
-it, so a deployment that mounts ``plugins/`` (the demo, docker compose) gets it.
+The app lives in the package (``incident_ops.airflow.plan_pages.create_app``); this file only
+registers it, so a deployment that mounts ``plugins/`` (the demo, docker compose) gets it.
 """
 
 from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
+from incident_ops.airflow.ops_view import VIEW_PATH
 from incident_ops.airflow.plan_pages import URL_PREFIX, create_app
 
 
 class IncidentOpsPlugin(AirflowPlugin):
     name = "incident_ops"
     fastapi_apps = [{"app": create_app(), "url_prefix": URL_PREFIX,
-                     "name": "incident-ops plan pages"}]
+                     "name": "incident-ops pages"}]
+    # The view, embedded in the UI under Browse (the page itself checks the reader's login).
+    external_views = [{"name": "Incident ops", "href": f"{URL_PREFIX}{VIEW_PATH}/",
+                       "url_route": "incident-ops", "destination": "nav",
+                       "category": "browse"}]

@@ -35,7 +35,10 @@ def environment() -> Any:
 
 
 def _printable(value: Any) -> Any:
-    return printable(value) if isinstance(value, str) else value
+    # Markup (a macro's output, already escaped) stays markup; plain text is cleaned.
+    if isinstance(value, str) and not hasattr(value, "__html__"):
+        return printable(value)
+    return value
 
 
 def render_email(template: str, to: tuple[str, ...], context: dict[str, Any], key: str,

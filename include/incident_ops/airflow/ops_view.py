@@ -1,0 +1,144 @@
+"""The "Incident ops" view in the Airflow UI: what the automation decided and still owes.
+
+Served by the plugin app at ``/incident-ops/view/`` (an external view in Airflow's nav,
+embedded in the UI), behind Airflow's own login: the reader needs read access to DAG runs.
+
+- the newest runs of each pipeline with their outcomes (from the plan reports);
+- a ticket's automation trail across runs (``reports.trail``): rule, step, run, outcome,
+  messages, and the copy a reopen created;
+- undelivered messages (the pipelines' outboxes, Airflow Variables ``incident_ops.outbox.*``);
+- human questions still waiting for an answer (Airflow's HITL details);
+- links to each run in Airflow and to each ticket in the desk.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import Depends, HTTPException
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from incident_ops.airflow.plan_pages import page_url
+from incident_ops.airflow.state import OUTBOX_PREFIX
+
+log = logging.getLogger(__name__)
+
+VIEW_PATH = "/view"
+
+
+def _outboxes() -> list[dict[str, Any]]:
+    """Every message an outbox still owes, with its ticket and last error."""
+    from airflow.models.variable import Variable
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    owed: list[dict[str, Any]] = []
+    with create_session() as session:
+        rows = session.scalars(select(Variable).where(Variable.key.like(OUTBOX_PREFIX + "%")))
+        for row in rows:
+            try:
+                entries = json.loads(row.val or "{}")
+            except ValueError:
+                log.warning("outbox %s does not hold JSON", row.key)
+                continue
+            for key, entry in entries.items():
+                action = entry.get("action") or {}
+                owed.append({"scope": row.key.removeprefix(OUTBOX_PREFIX), "key": key,
+                             "ticket_id": str(action.get("ticket_id", "")),
+                             "step": action.get("step", ""), "run_id": entry.get("run_id"),
+                             "queued_at": entry.get("queued_at", ""),
+                             "attempts": entry.get("attempts", 0),
+                             "last_error": entry.get("last_error", "")})
+    return sorted(owed, key=lambda o: str(o["queued_at"]))
+
+
+def _questions() -> list[dict[str, Any]]:
+    """Human questions (HITL) no one has answered yet, oldest first."""
+    from airflow.models.hitl import HITLDetail
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    waiting: list[dict[str, Any]] = []
+    with create_session() as session:
+        rows = session.scalars(select(HITLDetail).where(HITLDetail.responded_at.is_(None))
+                               .order_by(HITLDetail.created_at))
+        for row in rows:
+            ti = row.task_instance
+            waiting.append({"subject": row.subject, "dag_id": ti.dag_id, "run_id": ti.run_id,
+                            "task_id": ti.task_id, "created_at": row.created_at,
+                            "assignees": ", ".join(str(a.get("name") or a.get("id"))
+                                                   for a in row.assignees or [])})
+    return waiting
+
+
+def _desk_url() -> str | None:
+    try:
+        from incident_ops.airflow.bootstrap import DESK_CONN
+        from incident_ops.airflow.hooks import ServiceDeskHook
+
+        return str(ServiceDeskHook(DESK_CONN).settings.base_url).rstrip("/")
+    except Exception:  # noqa: BLE001 - the view works without desk links
+        return None
+
+
+def _links() -> dict[str, Any]:
+    from incident_ops.airflow.plans import airflow_url
+
+    base = airflow_url()
+    desk = _desk_url()
+
+    def run(dag_id: str, run_id: str) -> str:
+        return f"{base}/dags/{quote(dag_id)}/runs/{quote(run_id, safe='')}"
+
+    def task(dag_id: str, run_id: str, task_id: str) -> str:
+        return f"{run(dag_id, run_id)}/tasks/{quote(task_id)}"
+
+    def ticket(ticket_id: Any) -> str | None:
+        return f"{desk}/Ticket/Display.html?id={quote(str(ticket_id))}" if desk else None
+
+    return {"run_url": run, "task_url": task, "desk_ticket": ticket}
+
+
+def register(app: Any) -> None:
+    """Add the view's routes to the plugin's FastAPI ``app`` (Airflow login required)."""
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+    from airflow.api_fastapi.core_api.security import requires_access_dag
+
+    from incident_ops.config import reports_dir
+    from incident_ops.notify.compose import environment
+    from incident_ops.reports.trail import recent_runs, ticket_trail
+
+    readers = [Depends(requires_access_dag("GET", DagAccessEntity.RUN))]
+
+    def html(template: str, **values: Any) -> HTMLResponse:
+        reports = reports_dir()
+        page = environment().get_template(f"pages/{template}").render(
+            **_links(),
+            plan_page=lambda path: page_url(path, reports), **values)
+        return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+
+    @app.get(VIEW_PATH, dependencies=readers, include_in_schema=False)
+    def view_root() -> RedirectResponse:
+        return RedirectResponse("view/")
+
+    @app.get(VIEW_PATH + "/", dependencies=readers, response_class=HTMLResponse)
+    def overview(ticket: str | None = None) -> Any:
+        if ticket:
+            wanted = ticket.strip().lstrip("#")
+            if not wanted.isdigit():
+                raise HTTPException(400, f"ticket {ticket!r}: a ticket number, e.g. 42")
+            return RedirectResponse(f"ticket/{wanted}", status_code=303)
+        return html("ops_view.html.j2", runs=recent_runs(reports_dir()), owed=_outboxes(),
+                    questions=_questions())
+
+    @app.get(VIEW_PATH + "/ticket/{ticket_id}", dependencies=readers,
+             response_class=HTMLResponse)
+    def trail(ticket_id: str) -> HTMLResponse:
+        if not ticket_id.isdigit():
+            raise HTTPException(400, f"ticket {ticket_id!r}: a ticket number, e.g. 42")
+        lines = ticket_trail(reports_dir(), ticket_id)
+        owed = [o for o in _outboxes() if o["ticket_id"] == ticket_id]
+        return html("ops_ticket.html.j2", ticket_id=ticket_id, lines=lines, owed=owed)
