@@ -61,6 +61,8 @@ class AirflowServer:
         self.extra_env = dict(env or {})
         self.config_dir = home / "config"  # a copy of include/config the tests may edit
         self._secrets = (secrets.token_urlsafe(24), secrets.token_urlsafe(24))
+        # Signs the requester's answer links (connection ``incident_ops_answers``).
+        self.answer_secret = secrets.token_urlsafe(32)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self._tokens: dict[str, str] = {}
 
@@ -95,6 +97,9 @@ class AirflowServer:
             # the reminder tests wait seconds, not minutes.
             "AIRFLOW__SCHEDULER__TRIGGER_TIMEOUT_CHECK_INTERVAL": "1",
             "INCIDENT_OPS_AIRFLOW_URL": self.url,
+            "AIRFLOW_CONN_INCIDENT_OPS_ANSWERS": json.dumps({
+                "conn_type": "generic", "password": self.answer_secret,
+                "extra": {"valid_days": 14}}),
             "INCIDENT_OPS_REPORTS_DIR": str(self.home / "reports"),
             "INCIDENT_OPS_CONFIG_DIR": str(self.config_dir),
             **self.extra_env,
