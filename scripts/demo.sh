@@ -147,6 +147,15 @@ print(" ".join(p.airflow_user for p in load_contacts().people.values() if p.airf
   "$BIN/airflow" connections delete servicedesk_default > /dev/null 2>&1 || true
   "$BIN/airflow" connections add servicedesk_default --conn-json \
     "{\"conn_type\": \"servicedesk\", \"host\": \"$DESK_URL\", \"login\": \"root\", \"password\": \"password\", \"extra\": {\"backend\": \"rt5\"}}" > /dev/null
+  # The secret that signs the requesters' answer links (100.7.2): kept across restarts, so
+  # the links in mails already sent stay valid.
+  if [[ ! -s $RUN/answer-links.secret ]]; then
+    (umask 077; "$BIN/python" -c 'import secrets; print(secrets.token_urlsafe(32))' \
+      > "$RUN/answer-links.secret")
+  fi
+  "$BIN/airflow" connections delete incident_ops_answers > /dev/null 2>&1 || true
+  "$BIN/airflow" connections add incident_ops_answers --conn-json \
+    "{\"conn_type\": \"generic\", \"password\": \"$(cat "$RUN/answer-links.secret")\", \"extra\": {\"valid_days\": 14}}" > /dev/null
   # `airflow standalone` starts its parts as `airflow <part>` from PATH; this wrapper starts
   # the scheduler and the triggerer without their log servers, which Airflow binds to every
   # interface whatever the settings say. On one machine the UI reads task logs from files.
@@ -186,6 +195,7 @@ Demo running.
   Desk (RT 5)   $DESK_URL   user root / password   (queues: Incidents, Problems, ...)
   Mailbox       $MAILBOX_URL/  every mail and SMS the pipelines sent, on-call alerts too
   Plan pages    a run's report task > Plan page (files: reports/<pipeline>/<date>/<run>.html)
+  Incident ops  Airflow UI > Browse > Incident ops: plans, a ticket's trail, what is owed
   Airflow CLI   scripts/airflow dags list    (the demo's Airflow, from any shell)
 Stop everything with: make stop
 MSG

@@ -191,6 +191,35 @@ def test_the_readme_commands_work_as_printed_in_a_new_shell(demo):
         assert (demo.root / "docs" / png).stat().st_mtime > time.time() - 600
 
 
+def test_a_requesters_click_in_the_mailbox_closes_the_ticket_at_the_next_run(demo, browser):
+    """README, "The requester answers with one click": a confirmation mail in the demo's
+    mailbox, its "Fixed" button, the next closure run closes the ticket; the Incident ops
+    view shows the trail."""
+    assert finished(demo, "incident_closure", first_closure_run(demo)) == "success"
+    asks = poll(lambda: [m for m in demo.mail() if "Please confirm incident #" in m["subject"]],
+                60, "a confirmation request in the mailbox")
+    ticket_id = re.search(r"#(\d+)", asks[0]["subject"]).group(1)
+    body = requests.get(f"{demo.mailbox}/mail/{asks[0]['id']}/body", timeout=30).text
+    fixed = re.search(r'href="([^"]+/incident-ops/answer/[^"]+)"[^>]*>[^<]*Fixed<', body)
+    assert fixed, body
+    page = browser.open(fixed.group(1), width=800)
+    page.get_by_role("button").click()
+    page.wait_for_load_state("load")
+    assert "answer is recorded" in page.content()
+    run = demo.api("POST", "/api/v2/dags/incident_closure/dagRuns",
+                   json={"logical_date": None})["dag_run_id"]
+    assert finished(demo, "incident_closure", run) == "success"
+    desk = requests.get(f"{demo.desk}/REST/2.0/ticket/{ticket_id}", auth=("root", "password"),
+                        timeout=30).json()
+    assert desk["Status"] == "closed", desk["Status"]
+    view = browser.open(f"{demo.airflow}/incident-ops/view/ticket/{ticket_id}", width=1200)
+    view.fill("input[name=username]", "admin")
+    view.fill("input[name=password]", "admin")
+    view.click("button:has-text('Sign in')")
+    view.wait_for_url(f"**/incident-ops/view/ticket/{ticket_id}", timeout=30_000)
+    assert "close.confirmed" in view.inner_text("body")
+
+
 def test_the_mailbox_shows_urgent_notices_escalations_and_their_sms(demo):
     subjects = poll(lambda: (s := [m["subject"] for m in demo.mail()]) and
                     any("【紧急事件】" in x for x in s) and any("【事件升级" in x for x in s) and s,
