@@ -97,3 +97,40 @@ def test_the_desk_comment_carries_the_answer_and_the_requesters_words():
     assert "未解决 / not fixed" in text and "still broken" in text and "a@b" in text
     assert len(text) < 2400  # the comment is cut
     assert "留言" not in answer_comment(claim, "   ", "x")
+
+
+def test_only_a_confirmation_request_gets_links_and_they_verify():
+    from incident_ops.airflow.answer_links import AnswerSettings, link_renderer
+    from incident_ops.policy.plan import Notice
+
+    loads = []
+
+    def load():
+        loads.append(1)
+        return AnswerSettings(SECRET, timedelta(days=3))
+
+    render = link_renderer("http://af.example:8080/", load)
+    assert render(Notice("bounce", ("a@b",), {"id": "42"})) == {}
+    assert loads == []  # other pipelines never read the connection
+    links = render(Notice("confirmation_request", ("a@b",),
+                          {"id": "42", "asked_at": NOW.isoformat()}))["answer_links"]
+    assert set(links) == {"fixed", "not-fixed"}
+    prefix = "http://af.example:8080/incident-ops/answer/"
+    assert all(url.startswith(prefix) for url in links.values())
+    claim = verify(SECRET, links["fixed"].removeprefix(prefix), NOW)
+    assert (claim.ticket_id, claim.answer, claim.asked) == ("42", "fixed", int(NOW.timestamp()))
+    render(Notice("confirmation_request", ("a@b",), {"id": "43", "asked_at": NOW.isoformat()}))
+    assert loads == [1]  # read once
+
+
+def test_without_the_connection_the_mail_has_no_links():
+    from incident_ops.airflow.answer_links import link_renderer
+    from incident_ops.notify.compose import render_email
+    from incident_ops.policy.plan import Notice
+
+    notice = Notice("confirmation_request", ("a@b",), {
+        "id": "42", "asked_at": NOW.isoformat(), "subject": "打印机", "system": "CRM",
+        "solution": "重装", "run_id": "r1"})
+    assert link_renderer("http://x", lambda: None)(notice) == {}
+    html = render_email("confirmation_request", ("a@b",), notice.context, "k").html
+    assert "/incident-ops/answer/" not in html and "请回复帮助台" in html

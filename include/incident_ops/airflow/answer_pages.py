@@ -95,6 +95,7 @@ def render(state: str, ticket_id: str, **values: Any) -> tuple[int, str]:
 def register(app: Any) -> None:
     """Add the answer routes to the plugin's FastAPI ``app`` (no Airflow login)."""
     from incident_ops.airflow.answer_links import answer_settings, record_answer
+    from incident_ops.airflow.hooks import ConnectionConfigError
     from incident_ops.desk.port import DeskAuthError, DeskError, TicketNotFound
 
     desk = _Desk()
@@ -111,7 +112,11 @@ def register(app: Any) -> None:
         return page(verdict.reason, ticket_id, detail=detail)
 
     def checked(token: str) -> Any:
-        settings = answer_settings()
+        try:
+            settings = answer_settings()
+        except ConnectionConfigError as exc:
+            log.error("answer links: %s", exc)
+            return page("disabled")
         if settings is None:
             return page("disabled")
         try:
