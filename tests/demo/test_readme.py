@@ -155,7 +155,7 @@ def test_the_readme_commands_work_as_printed_in_a_new_shell(demo):
     assert first_closure_run(demo) in listed
     rest = next(out for body, out in outputs if "curl -sS -X POST $AF/api/v2" in body)
     answer = json.loads(rest[rest.index("{"):])
-    assert answer["state"] == "queued" and answer["conf"]["ticket_id"] == "75"
+    assert answer.get("state") == "queued" and answer["conf"]["ticket_id"] == "75", answer
 
     # The two emergency runs (CLI and REST) start, check ticket 75 and ask their first question.
     new = poll(lambda: [r for r in demo.runs("emergency_response")
