@@ -67,7 +67,9 @@ wait_dag() {  # dag deadline-seconds: until the dag-processor has parsed and sto
 
 first_closure_run() {  # prints the id of the closure run the demo opens with
   # Unpausing lets the scheduler start the run of the latest cron tick when that is recent
-  # (Airflow's CronTriggerTimetable); start one by hand only when it would not, so the demo
+  # (Airflow's CronTriggerTimetable), and the next tick's run comes on its own; start one by
+  # hand only when neither is due within 90 s (a run started by hand seconds before a tick
+  # would race the tick's run, and the other one would find nothing to do), so the demo
   # opens with exactly one closure run, and say which: later runs (every 10 min) find
   # nothing new unless tickets change.
   api GET /api/v2/dags/incident_closure | "$BIN/python" -c '
@@ -75,7 +77,7 @@ import json, sys
 from datetime import UTC, datetime, timedelta
 dag = json.load(sys.stdin)
 after, logical = dag.get("next_dagrun_run_after"), dag.get("next_dagrun_logical_date")
-if after and logical and datetime.fromisoformat(after) <= datetime.now(UTC) + timedelta(seconds=5):
+if after and logical and datetime.fromisoformat(after) <= datetime.now(UTC) + timedelta(seconds=90):
     print("scheduled__" + datetime.fromisoformat(logical).isoformat())' > "$RUN/first-closure-run"
   if [[ ! -s $RUN/first-closure-run ]]; then
     api POST /api/v2/dags/incident_closure/dagRuns '{"logical_date": null}' \
