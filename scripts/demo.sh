@@ -65,20 +65,39 @@ wait_dag() {  # dag deadline-seconds: until the dag-processor has parsed and sto
   done
 }
 
-first_closure_run() {  # prints the id of the closure run the demo opens with
+first_closure_run() {  # SINCE: prints the id of the closure run the demo opens with
   # Unpausing lets the scheduler start the run of the latest cron tick when that is recent
-  # (Airflow's CronTriggerTimetable), and the next tick's run comes on its own; start one by
-  # hand only when neither is due within 90 s (a run started by hand seconds before a tick
-  # would race the tick's run, and the other one would find nothing to do), so the demo
-  # opens with exactly one closure run, and say which: later runs (every 10 min) find
-  # nothing new unless tickets change.
-  api GET /api/v2/dags/incident_closure | "$BIN/python" -c '
+  # (Airflow's CronTriggerTimetable), and the next tick's run comes on its own. The demo
+  # opens with exactly one closure run and says which: the run the scheduler queued since
+  # the unpause (SINCE), else the next tick's when it is due within 90 s, else one started
+  # by hand (a run started by hand next to a tick's run would race it, and the loser would
+  # find nothing to do). First it waits until the scheduler has looked at the DAG: its
+  # next run is then in the future. Later runs (every 10 min) find nothing new unless
+  # tickets change.
+  local since=$1 deadline=$((SECONDS + 60)) dag
+  while :; do
+    dag=$(api GET /api/v2/dags/incident_closure) || dag='{}'
+    "$BIN/python" -c '
+import json, sys
+from datetime import UTC, datetime
+after = json.loads(sys.argv[1]).get("next_dagrun_run_after")
+sys.exit(0 if after and datetime.fromisoformat(after) > datetime.now(UTC) else 1)' "$dag" && break
+    (( SECONDS < deadline )) || break
+    sleep 1
+  done
+  api GET "/api/v2/dags/incident_closure/dagRuns?order_by=-run_after&limit=20" | "$BIN/python" -c '
 import json, sys
 from datetime import UTC, datetime, timedelta
-dag = json.load(sys.stdin)
+def when(text):
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+since, dag = when(sys.argv[1]), json.loads(sys.argv[2])
+queued = [r for r in json.load(sys.stdin).get("dag_runs", [])
+          if when(r.get("queued_at")) and when(r["queued_at"]) >= since]
 after, logical = dag.get("next_dagrun_run_after"), dag.get("next_dagrun_logical_date")
-if after and logical and datetime.fromisoformat(after) <= datetime.now(UTC) + timedelta(seconds=90):
-    print("scheduled__" + datetime.fromisoformat(logical).isoformat())' > "$RUN/first-closure-run"
+if queued:
+    print(min(queued, key=lambda r: r["queued_at"])["dag_run_id"])
+elif after and logical and when(after) <= datetime.now(UTC) + timedelta(seconds=90):
+    print("scheduled__" + when(logical).isoformat())' "$since" "$dag" > "$RUN/first-closure-run"
   if [[ ! -s $RUN/first-closure-run ]]; then
     api POST /api/v2/dags/incident_closure/dagRuns '{"logical_date": null}' \
       | "$BIN/python" -c 'import json, sys; print(json.load(sys.stdin)["dag_run_id"])' \
@@ -172,11 +191,12 @@ SH
   wait_http "$AIRFLOW_URL/api/v2/monitor/health" 180 "Airflow"
   wait_http "$MAILBOX_URL/" 30 "the mail catcher"
   for dag in "${UNPAUSED[@]}"; do wait_dag "$dag" 180; done
+  unpaused_at=$(date -u +%Y-%m-%dT%H:%M:%S+00:00)
   for dag in "${UNPAUSED[@]}"; do
     api PATCH "/api/v2/dags/$dag" '{"is_paused": false}' > /dev/null
   done
   trap - ERR
-  first_run=$(first_closure_run) || first_run=""
+  first_run=$(first_closure_run "$unpaused_at") || first_run=""
   if [[ -z $first_run ]]; then
     echo "warning: the first closure run did not start (see $RUN/airflow.log); the next" \
       "one starts on the schedule, within 10 minutes" >&2
