@@ -23,6 +23,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from incident_ops.airflow.plan_pages import page_url
 from incident_ops.airflow.state import OUTBOX_PREFIX
+from incident_ops.engine.outbox import Pending
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +45,16 @@ def _outboxes() -> list[dict[str, Any]]:
             except ValueError:
                 log.warning("outbox %s does not hold JSON", row.key)
                 continue
-            for key, entry in entries.items():
-                action = entry.get("action") or {}
+            for key, data in entries.items():
+                try:
+                    entry = Pending.from_dict(data)  # what VariableOutbox.load reads
+                except (KeyError, TypeError, ValueError) as exc:
+                    log.warning("outbox %s: entry %s unreadable (%s)", row.key, key, exc)
+                    continue
                 owed.append({"scope": row.key.removeprefix(OUTBOX_PREFIX), "key": key,
-                             "ticket_id": str(action.get("ticket_id", "")),
-                             "step": action.get("step", ""), "run_id": entry.get("run_id"),
-                             "queued_at": entry.get("queued_at", ""),
-                             "attempts": entry.get("attempts", 0),
-                             "last_error": entry.get("last_error", "")})
+                             "ticket_id": entry.ticket_id, "step": entry.action.get("step", ""),
+                             "run_id": entry.run_id, "queued_at": entry.queued_at,
+                             "attempts": entry.attempts, "last_error": entry.last_error})
     return sorted(owed, key=lambda o: str(o["queued_at"]))
 
 
