@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from incident_ops.desk.memory import MemoryDesk
-from incident_ops.desk.port import DeskAuthError, TransientDeskError
+from incident_ops.desk.port import DeskAuthError, RejectedChange, TransientDeskError
 from incident_ops.engine import Applier, Lease, LeaseBusy, LeaseLost, MemoryOutbox
-from incident_ops.model import CLOSED, RESOLVED, Ticket, TicketDraft
+from incident_ops.model import CLOSED, RESOLVED, Ticket, TicketChange, TicketDraft
 from incident_ops.notify.messages import Email, Sms
 from incident_ops.policy.plan import (
     ASK_CONFIRMATION,
@@ -226,22 +226,84 @@ def test_killed_between_commit_and_send_the_message_is_sent_by_the_next_run(
     assert senders.keys() == [f"{ask(t).key}/0"]
 
 
-def test_killed_before_the_commit_the_owed_entry_is_dropped(desk: MemoryDesk) -> None:
-    t = resolved(desk)
-    outbox = MemoryOutbox()
+class Killed(BaseException):
+    """SIGKILL, an OOM, a lost node: no ``except`` or ``finally`` of ours runs."""
 
-    class Killed(BaseException):
-        pass
 
+def _killed_before_the_commit(desk: MemoryDesk, t: Ticket, outbox: MemoryOutbox) -> None:
     desk.fail("comment", Killed())  # type: ignore[arg-type]
     with pytest.raises(Killed):
         applier(desk, Senders(), outbox).apply(plan_of(ask(t)))
     assert list(outbox.load())  # the intent was recorded before the commit
+    assert desk.ticket(t.id).confirmation is None  # and nothing happened
+
+
+def test_killed_before_the_commit_the_next_plan_deciding_it_again_does_it_once(
+        desk: MemoryDesk) -> None:
+    t = resolved(desk)
+    outbox = MemoryOutbox()
+    _killed_before_the_commit(desk, t, outbox)
+    senders = Senders()
+    # The next run reads the same ticket and decides the same action (same key).
+    result = applier(desk, senders, outbox, run_id="r2").apply(
+        plan_of(ask(desk.ticket(t.id)), run_id="r2"))
+    assert [o.outcome for o in result.outcomes] == ["done"]
+    assert result.replayed == []
+    assert desk.ticket(t.id).confirmation == "pending"
+    assert len(senders.sent) == 1 and outbox.load() == {}
+    now = desk.ticket(t.id)
+    again = applier(desk, senders, outbox, run_id="r3").apply(
+        plan_of(ask(now), run_id="r3"), {t.id: now.automation_keys})
+    assert [o.outcome for o in again.outcomes] == ["skipped"] and len(senders.sent) == 1
+
+
+def test_killed_before_the_commit_the_dead_runs_action_is_done_by_the_next_run(
+        desk: MemoryDesk) -> None:
+    t = resolved(desk)
+    outbox = MemoryOutbox()
+    _killed_before_the_commit(desk, t, outbox)
     senders = Senders()
     result = applier(desk, senders, outbox, run_id="r2").apply(plan_of(run_id="r2"))
-    assert [o.outcome for o in result.replayed] == ["dropped"]
+    assert [o.outcome for o in result.replayed] == ["done"]
+    assert "never committed" in result.replayed[0].message
+    assert desk.ticket(t.id).confirmation == "pending"
+    assert len(senders.sent) == 1 and outbox.load() == {}
+
+
+def test_killed_before_the_commit_an_action_whose_ticket_changed_since_is_dropped_by_name(
+        desk: MemoryDesk) -> None:
+    t = resolved(desk)
+    outbox = MemoryOutbox()
+    _killed_before_the_commit(desk, t, outbox)
+    desk.update(TicketChange(ticket_id=t.id, fields={"solution": "a person wrote more"}))
+    senders = Senders()
+    result = applier(desk, senders, outbox, run_id="r2").apply(plan_of(run_id="r2"))
+    (dropped,) = result.replayed
+    assert dropped.outcome == "dropped" and f"#{t.id} changed since" in dropped.message
     assert senders.sent == [] and outbox.load() == {}
-    assert desk.ticket(t.id).confirmation is None  # nothing happened; the next plan asks
+    assert desk.ticket(t.id).confirmation is None
+
+
+def test_a_write_that_failed_with_the_desk_down_is_done_by_the_retry(desk: MemoryDesk) -> None:
+    t = resolved(desk)
+    outbox = MemoryOutbox()
+    desk.fail("comment", TransientDeskError("HTTP 503: the desk is down"))
+    first = applier(desk, Senders(), outbox).apply(plan_of(ask(t)))
+    assert [(o.outcome, o.retry) for o in first.outcomes] == [("failed", True)]
+    assert first.retry_failures == first.outcomes
+    senders = Senders()
+    retry = applier(desk, senders, outbox).apply(plan_of(ask(t)))  # Airflow's retry
+    assert [o.outcome for o in retry.outcomes] == ["done"] and retry.retry_failures == []
+    assert desk.ticket(t.id).confirmation == "pending" and len(senders.sent) == 1
+    assert outbox.load() == {}
+
+
+def test_a_change_the_desk_refuses_is_failed_but_not_worth_a_retry(desk: MemoryDesk) -> None:
+    t = resolved(desk)
+    desk.fail("comment", RejectedChange("Confirmation: 'pending' is not a valid value"))
+    result = applier(desk, Senders()).apply(plan_of(ask(t)))
+    assert [(o.outcome, o.retry) for o in result.outcomes] == [("failed", False)]
+    assert result.retry_failures == []
 
 
 def test_a_message_refused_for_good_is_reported_and_not_retried(desk: MemoryDesk) -> None:

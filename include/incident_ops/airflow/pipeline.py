@@ -33,6 +33,15 @@ class UndeliveredMessages(Exception):
     """Apply finished but messages are still owed (they stay in the outbox)."""
 
 
+class ActionsFailed(Exception):
+    """Apply finished but desk changes failed that another attempt may make (the desk was
+    down, a write timed out): Airflow retries the task, which does them."""
+
+
+def _tickets(outcomes: Iterable[Any]) -> str:
+    return "; ".join(f"#{o.ticket_id} {o.kind}: {o.message}" for o in outcomes)
+
+
 def fetch_clock() -> datetime:
     """When a fetch starts (the wall clock, not the run's time: the watermark is about
     what the desk has shown us, and a replayed run still reads today's desk)."""
@@ -69,11 +78,17 @@ def apply_task(planned: dict[str, Any], services: Any) -> dict[str, Any] | None:
     if services.dry_run:
         log.info("dry run: %d planned actions not applied", len(planned["plan"]["actions"]))
         return None
+    from airflow.sdk.exceptions import AirflowSkipException
+
     from incident_ops.airflow.state import VariableOutbox
 
     plan = Plan.from_dict(planned["plan"])
-    if not plan.actions and not VariableOutbox(plan.pipeline).load():
+    # Read first, before the lease or any desk write: an outbox this process cannot read
+    # stops the task here (state._unreadable), never taken for an empty one.
+    owed = VariableOutbox(plan.pipeline).load()
+    if not plan.actions and not owed:
         record: dict[str, Any] = {"outcomes": [], "replayed": [], "undelivered": []}
+        applied = None
     else:
         applier = services.applier(plan.pipeline, bulk_size=int(planned.get("bulk_size", 100)))
         applied = applier.apply(plan, planned["keys"])
@@ -88,6 +103,14 @@ def apply_task(planned: dict[str, Any], services: Any) -> dict[str, Any] | None:
             if o.outcome in ("failed", "stale", "undelivered", "deferred", "waiting"):
                 log.warning("ticket %s: %s %s: %s", o.ticket_id, o.kind, o.outcome, o.message)
     services.context["ti"].xcom_push(key=APPLIED, value=record)
+    if applied is not None and applied.deferred:
+        # Visible in the grid (apply skipped) and on the plan page, not only in this log.
+        raise AirflowSkipException(f"nothing applied: {applied.outcomes[0].message}")
+    failures = applied.retry_failures if applied is not None else []
+    if failures:
+        raise ActionsFailed(
+            f"{len(failures)} action(s) failed and are tried again by the next attempt "
+            f"(then by the next run): {_tickets(failures)}")
     if record["undelivered"]:
         raise UndeliveredMessages(
             f"{len(record['undelivered'])} message(s) not delivered; they stay owed in the "
@@ -166,7 +189,8 @@ def report_task(services: Any) -> dict[str, Any]:
         previous = read_watermark(plan.pipeline)
         updated = {k: datetime.fromisoformat(v) for k, v in planned["updated"].items()}
         new = next_watermark(previous, datetime.fromisoformat(mark["fetch_started"]),
-                             int(mark["desk_mark"]), updated, outcomes, clock_skew())
+                             int(mark["desk_mark"]), updated, [*outcomes, *replayed],
+                             clock_skew())
         if new != previous:
             write_watermark(plan.pipeline, new)
             log.info("watermark of %s moved to %s", plan.pipeline, new.at.isoformat())
@@ -175,6 +199,11 @@ def report_task(services: Any) -> dict[str, Any]:
         raise AirflowFailException(f"apply did not finish: nothing it did is recorded; what it "
                                    f"committed is read off the desk by the next run. Plan: "
                                    f"{paths['html']}")
+    failed = [o for o in [*replayed, *(outcomes or [])] if o.outcome == "failed"]
+    if failed:
+        raise AirflowFailException(f"{len(failed)} action(s) failed after every retry; the "
+                                   f"next run reads these tickets again and does them: "
+                                   f"{_tickets(failed)}. Listed in {paths['html']}")
     if record and record["undelivered"]:
         raise AirflowFailException(f"{len(record['undelivered'])} message(s) could not be "
                                    f"delivered after every retry; they stay owed and go out "

@@ -17,10 +17,16 @@ The rules (docs/exactly-once.md has the failure cases they cover):
    attempt or run, always under the same key (Message-ID, Idempotency-Key): delivered at
    least once, and at most once but for a crash between the server's "accepted" and our
    record of it.
-4. **A family closes whole.** Duplicates are closed only after their master's close
+4. **A planned action is done or shown undone, never forgotten.** An outbox entry whose
+   action an earlier attempt or run never committed (killed first, the desk down, a write
+   that failed) is done now: by this plan when it decided the same key again (on a newer
+   read), else as it was planned, on the version it was planned from. Only a ticket changed
+   since makes it ``dropped``, named on the plan page: the plan that read the change decided
+   afresh.
+5. **A family closes whole.** Duplicates are closed only after their master's close
    succeeded in this apply (or was done before); when the master is stale or fails, its
    duplicates wait with it.
-5. **One ticket's failure is recorded and the batch goes on**; an authentication failure
+6. **One ticket's failure is recorded and the batch goes on**; an authentication failure
    stops the run (no other ticket would escape it).
 """
 
@@ -34,8 +40,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from incident_ops.desk.port import (
+    BadQuery,
     DeskAuthError,
     DeskError,
+    RejectedChange,
     ServiceDesk,
     StaleTicket,
     TicketNotFound,
@@ -43,7 +51,7 @@ from incident_ops.desk.port import (
 )
 from incident_ops.engine.lease import Lease, LeaseBusy, LeaseLost
 from incident_ops.engine.outbox import MemoryOutbox, Outbox, Pending
-from incident_ops.model import TicketChange
+from incident_ops.model import Ticket, TicketChange
 from incident_ops.notify.compose import render_email, render_sms
 from incident_ops.notify.messages import Attachment, Email, Sms
 from incident_ops.policy.plan import (
@@ -83,6 +91,9 @@ class ActionOutcome:
     message: str = ""
     created_id: str | None = None
     undelivered: list[str] = field(default_factory=list)  # messages still owed
+    # A failure another attempt may cure (the desk down, a timeout, a follow-up still owed);
+    # a change the desk refused, a ticket gone or a message refused for good is not.
+    retry: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -95,7 +106,19 @@ class Applied:
 
     @property
     def undelivered(self) -> list[str]:
-        return [m for o in [*self.replayed, *self.outcomes] for m in o.undelivered]
+        return list(dict.fromkeys(m for o in [*self.replayed, *self.outcomes]
+                                  for m in o.undelivered))
+
+    @property
+    def retry_failures(self) -> list[ActionOutcome]:
+        """Failures another attempt may cure: apply fails so Airflow tries again."""
+        return [o for o in [*self.replayed, *self.outcomes]
+                if o.outcome == "failed" and o.retry]
+
+    @property
+    def deferred(self) -> bool:
+        """Nothing was applied: another run held the lease (or it was lost at the start)."""
+        return bool(self.outcomes) and all(o.outcome == "deferred" for o in self.outcomes)
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -189,7 +212,7 @@ class Applier:
         replayed: list[ActionOutcome] = []
         try:
             self.pending = self.outbox.load()
-            replayed = self._replay()
+            replayed = self._replay({a.key for a in plan.actions})
             self._apply(plan, outcomes)
         except LeaseLost as lost:
             log.warning("%s: the rest of the plan is left for the next run", lost)
@@ -282,8 +305,9 @@ class Applier:
             return self._outcome(action, "stale", f"changed by someone since fetched: {exc}")
         except DeskError as exc:
             log.warning("ticket %s: %s failed: %s", action.ticket_id, action.kind, exc)
-            # Left in the outbox: whether the write landed is read off the ticket next time.
-            return self._outcome(action, "failed", str(exc))
+            # Left in the outbox: whether the write landed is read off the ticket next time,
+            # and the action is done then if it did not.
+            return self._outcome(action, "failed", str(exc), retry=retryable(exc))
 
     def _committed_earlier(self, action: Action) -> ActionOutcome:
         """The key is on the ticket already: another attempt or run did it, and the
@@ -318,7 +342,8 @@ class Applier:
         except DeskAuthError:
             raise
         except DeskError as exc:
-            return [self._outcome(a, "failed", f"bulk update failed: {exc}") for a in actions]
+            return [self._outcome(a, "failed", f"bulk update failed: {exc}",
+                                  retry=retryable(exc)) for a in actions]
         stale = [a for a, r in zip(actions, results, strict=True) if r.outcome == "stale"]
         ours = self._done_by_this_run(stale)
         out = []
@@ -438,7 +463,7 @@ class Applier:
         created = entry.results.get("created_id")
         if problem and not finished:
             return self._outcome(action, "failed", f"{problem}; the rest is owed and finished "
-                                 "by the next attempt or run", created_id=created)
+                                 "by the next attempt or run", created_id=created, retry=True)
         if undelivered:
             return self._outcome(action, "undelivered", "; ".join(undelivered),
                                  created_id=created, undelivered=undelivered)
@@ -514,27 +539,31 @@ class Applier:
 
     # -- debts of earlier attempts and runs ---------------------------------------------------
 
-    def _replay(self) -> list[ActionOutcome]:
+    def _replay(self, planned: set[str]) -> list[ActionOutcome]:
+        """Finish what earlier attempts and runs owe, before this plan.
+
+        Committed entries (the key is on the ticket) are carried on. An entry never
+        committed is done now: left to this plan when it decided the same key again (its
+        read is newer), else committed as it was planned, on the version it was planned
+        from; only a ticket changed since (or gone) drops it, and the plan that read the
+        change decided afresh."""
         self.replayed = {}
-        for key, entry in list(self.pending.items()):
+        entries = [(key, entry, Action.from_dict(entry.action))
+                   for key, entry in self.pending.items()]
+        on_desk = self._read_owed([a.ticket_id for _, _, a in entries if a.kind != CREATE])
+        for key, entry, action in entries:
             self._keep()
-            action = Action.from_dict(entry.action)
             if action.kind != CREATE:
-                try:
-                    committed = key in self.desk.get(action.ticket_id).automation_keys
-                except TicketNotFound:
-                    committed = False
-                except DeskError as exc:
-                    self.replayed[key] = self._outcome(action, "failed",
-                                                       f"owed since {entry.queued_at}; could "
-                                                       f"not read the ticket: {exc}")
+                ticket = on_desk.get(action.ticket_id)
+                if isinstance(ticket, DeskError):
+                    self.replayed[key] = self._outcome(
+                        action, "failed", f"owed since {entry.queued_at}; could not read the "
+                        f"ticket: {ticket}", retry=retryable(ticket))
                     continue
-                if not committed:
-                    # Never committed (stale, failed, or the task died first): nothing
-                    # happened, the next plan decides again.
-                    self._forget(action)
-                    self.replayed[key] = self._outcome(action, "dropped", "not committed by "
-                                                       f"run {entry.run_id}; decided afresh")
+                if ticket is None or key not in ticket.automation_keys:
+                    outcome = self._uncommitted(key, entry, action, ticket, planned)
+                    if outcome is not None:
+                        self.replayed[key] = outcome
                     continue
             outcome = self._follow(action, entry)
             outcome.message = (f"owed by run {entry.run_id} since {entry.queued_at}: "
@@ -544,8 +573,59 @@ class Applier:
                      entry.run_id, outcome.outcome)
         return list(self.replayed.values())
 
+    def _uncommitted(self, key: str, entry: Pending, action: Action, ticket: Ticket | None,
+                     planned: set[str]) -> ActionOutcome | None:
+        """An entry whose desk write never happened. None: this plan does it."""
+        if key in planned:
+            log.info("ticket %s: %s of run %s was never committed; this plan decided it "
+                     "again and does it", action.ticket_id, action.kind, entry.run_id)
+            self._forget(action)  # this plan records its own intent before its commit
+            return None
+        if ticket is None:
+            self._forget(action)
+            return self._outcome(action, "dropped", f"planned by run {entry.run_id}, never "
+                                 f"committed, and #{action.ticket_id} is gone from the desk")
+        self.keys.setdefault(action.ticket_id, tuple(ticket.automation_keys))
+        log.info("ticket %s: %s planned by run %s was never committed; doing it now",
+                 action.ticket_id, action.kind, entry.run_id)
+        outcome = self._guard(action, self._single)
+        if outcome.outcome == "stale":  # _guard forgot the entry
+            outcome.outcome = "dropped"
+            outcome.message = (f"planned by run {entry.run_id}, never committed, and no longer "
+                               f"applies: #{action.ticket_id} changed since it was decided "
+                               "(this run's plan read the change and decided afresh)")
+        else:
+            outcome.message = (f"planned by run {entry.run_id} (never committed), done now"
+                               + (f": {outcome.message}" if outcome.message else ""))
+        return outcome
+
+    def _read_owed(self, ticket_ids: Sequence[str]) -> dict[str, Ticket | DeskError]:
+        """The tickets the outbox owes something on, read in pages of ``bulk_size`` ids
+        (after a crash an outbox holds hundreds: one request per page, not per ticket)."""
+        wanted = sorted(set(ticket_ids), key=lambda t: (len(t), t))
+        found: dict[str, Ticket | DeskError] = {}
+        size = max(1, self.bulk_size)
+        for start in range(0, len(wanted), size):
+            page = wanted[start:start + size]
+            self._keep()
+            try:
+                found.update((t.id, t) for t in self.desk.search(
+                    TicketQuery(queue=None, ids=page)))
+            except DeskAuthError:
+                raise
+            except DeskError as exc:
+                found.update((tid, exc) for tid in page if tid not in found)
+        return found
+
     def _outcome(self, action: Action, outcome: str, message: str = "", *,
-                 created_id: str | None = None,
-                 undelivered: Iterable[str] = ()) -> ActionOutcome:
+                 created_id: str | None = None, undelivered: Iterable[str] = (),
+                 retry: bool = False) -> ActionOutcome:
         return ActionOutcome(action.key, action.kind, action.ticket_id, action.step,
-                             action.rule, outcome, message, created_id, list(undelivered))
+                             action.rule, outcome, message, created_id, list(undelivered),
+                             retry)
+
+
+def retryable(error: BaseException) -> bool:
+    """Whether trying again may cure a desk failure: not for a change the desk refused, a
+    ticket it does not have or a query it cannot run."""
+    return not isinstance(error, (RejectedChange, TicketNotFound, BadQuery))

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 # How far the desk's clock may lag ours: margin taken off the fetch's start time.
 DEFAULT_SKEW = timedelta(seconds=60)
-HOLD_BACK = ("failed", "stale", "waiting", "deferred")
+HOLD_BACK = ("failed", "stale", "waiting", "deferred", "dropped")
 
 
 @dataclass(frozen=True)
