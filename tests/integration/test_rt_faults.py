@@ -136,3 +136,26 @@ def test_reads_ride_out_timeouts_and_throttling(faulty_desk: RequestTrackerDesk,
     fault_proxy.inject("status", times=1, status=502, method="GET", path="/transactions")
     assert [t.id for t in faulty_desk.search(mine)] == [tid]
     assert faulty_desk.client.retries_made >= 4
+
+
+def test_a_call_under_a_deadline_gives_up_at_it_not_at_its_timeouts(
+        faulty_desk: RequestTrackerDesk, fault_proxy: FaultProxy, new_ticket: NewTicket) -> None:
+    """The engine bounds every desk call of a lease holder by the time its lease has left
+    (``desk.port.deadline``): a desk that answers late is left at the deadline, never
+    retried past it, so no request of the holder is still waiting when the lease runs out."""
+    import time
+
+    from incident_ops.desk.port import TransientDeskError, deadline
+
+    tid = new_ticket("deadline")
+    fault_proxy.inject("delay", times=10, method="GET", path=rf"/REST/2.0/ticket/{tid}(\?|$)",
+                       seconds=6.0)
+    started = time.monotonic()
+    with deadline(started + 1.5), pytest.raises(TransientDeskError):
+        faulty_desk.get(tid)
+    took = time.monotonic() - started
+    assert took < 2.5, f"gave up after {took:.1f} s, not at the 1.5 s deadline"
+    assert len(fault_proxy.reached_desk("GET", rf"/REST/2.0/ticket/{tid}(\?|$)")) <= 1  # no retry
+    fault_proxy.clear()
+    fault_proxy.wait_idle()
+    assert faulty_desk.get(tid).id == tid  # without a deadline the same call goes through

@@ -507,3 +507,45 @@ def test_overlapping_appliers_do_every_action_and_send_every_message_once() -> N
     assert all(len(desk.comments_on(t.id)) == 1 for t in tickets[:20])
     done = [o for r in results for o in r.outcomes if o.outcome == "done"]
     assert len(done) == 40  # every action done by exactly one of the runs
+
+
+def test_a_slow_desk_gets_smaller_bulk_writes_that_fit_in_a_tenth_of_the_lease(
+        desk: MemoryDesk, clock: Clock) -> None:
+    tickets = [resolved(desk) for _ in range(250)]
+    sizes: list[int] = []
+    real = desk.bulk_update
+
+    def slow(changes: Any) -> Any:  # 29 s for 100, as a loaded RT was measured
+        sizes.append(len(changes))
+        clock.sleep(0.29 * len(changes))
+        return real(changes)
+
+    desk.bulk_update = slow  # type: ignore[method-assign]
+    lease = Lease(desk, "incident_closure", "run-1", ttl=120, clock=clock.monotonic,
+                  sleep=clock.sleep)
+    result = applier(desk, Senders(), lease=lease).apply(plan_of(*map(close, tickets)))
+    assert {o.outcome for o in result.outcomes} == {"done"}
+    assert sizes == [100, 41, 41, 41, 27]  # 12 s of the 120 s lease at 0.29 s a ticket
+    assert all(desk.ticket(t.id).status == CLOSED for t in tickets)
+
+
+def test_every_desk_call_under_a_lease_keeps_it_and_ends_before_it_could_run_out(
+        desk: MemoryDesk, clock: Clock) -> None:
+    """A holder whose calls drag on renews between them, and stops (deferring the rest)
+    when a call took it past the part of the lease it may act in."""
+    tickets = [resolved(desk) for _ in range(6)]
+    real = desk.comment
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        clock.sleep(25)  # each single write takes 25 s of a 60 s lease
+        return real(*args, **kwargs)
+
+    desk.comment = slow  # type: ignore[method-assign]
+    lease = Lease(desk, "incident_closure", "run-1", ttl=60, clock=clock.monotonic,
+                  sleep=clock.sleep)
+    engine = applier(desk, Senders(), lease=lease)
+    result = engine.apply(plan_of(*map(ask, tickets)))
+    assert [o.outcome for o in result.outcomes] == ["done"] * 6  # renewed as it went
+    assert engine.fenced is not None and engine.fenced.tightest is not None
+    assert engine.fenced.tightest >= 0  # no call outlived the lease
+    assert desk.calls["claim_lease"] >= 4  # the first claim and renewals between writes

@@ -9,11 +9,33 @@ from "this ticket is bad" (``RejectedChange``) without knowing which desk it tal
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
 from incident_ops.model import ChangeResult, Ticket, TicketChange, TicketDraft
+
+_DEADLINE: ContextVar[float | None] = ContextVar("incident_ops_desk_deadline", default=None)
+
+
+@contextmanager
+def deadline(at: float | None) -> Iterator[None]:
+    """Desk calls made inside must be over by ``at`` (a ``time.monotonic()`` value): an
+    adapter starts no request, retry or back-off that could outlast it, and cuts its
+    timeouts to it (``TransientDeskError`` past it). The engine sets it from the desk lease
+    it applies under, so no write of a holder is still in flight when its lease runs out."""
+    token = _DEADLINE.set(at)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def call_deadline() -> float | None:
+    """The deadline the calls made now must keep (None: no bound)."""
+    return _DEADLINE.get()
 
 
 class DeskError(Exception):

@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from incident_ops.desk.port import (
     BadQuery,
@@ -49,7 +49,7 @@ from incident_ops.desk.port import (
     TicketNotFound,
     TicketQuery,
 )
-from incident_ops.engine.lease import Lease, LeaseBusy, LeaseLost
+from incident_ops.engine.lease import Fenced, Lease, LeaseBusy, LeaseLost
 from incident_ops.engine.outbox import MemoryOutbox, Outbox, Pending
 from incident_ops.model import Ticket, TicketChange
 from incident_ops.notify.compose import render_email, render_sms
@@ -68,6 +68,10 @@ from incident_ops.policy.plan import (
 log = logging.getLogger(__name__)
 
 KEYS_KEPT = 60  # the newest idempotency keys kept on a ticket; older actions are long final
+# A bulk write is sized to take at most this part of the lease's time-to-live at the speed
+# the desk showed on the previous one: a slow desk gets smaller requests, so none can run
+# long past the deadline its holder gives up at (docs/exactly-once.md, the fencing window).
+CHUNK_PART = 0.1
 FINAL_KINDS = (CLOSE, CASCADE_CLOSE)
 FRESH_ATTEMPTS = 4  # a write on a fresh read is tried again this often when someone wrote
 DONE_KINDS = ("done", "skipped")  # outcomes after which a master's family may close
@@ -180,7 +184,9 @@ class Applier:
                  resolve_address: Callable[[str], str | None] | None = None,
                  render_context: Callable[[Notice], Mapping[str, Any]] | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
-        self.desk = desk
+        # Under a lease every desk call keeps it first and must end before it could run out.
+        self.fenced = Fenced(desk, lease) if lease is not None else None
+        self.desk: ServiceDesk = cast(ServiceDesk, self.fenced) if self.fenced else desk
         self.notifier = notifier
         self.run_id = run_id
         self.outbox = outbox if outbox is not None else MemoryOutbox()
@@ -222,6 +228,10 @@ class Applier:
         finally:
             if self.lease is not None:
                 self.lease.release()
+            if self.fenced is not None and self.fenced.tightest is not None:
+                log.info("lease %s: %d desk calls, each ended at least %.1f s before the lease "
+                         "could run out", self.lease.scope if self.lease else "",
+                         self.fenced.calls, self.fenced.tightest)
         return Applied([outcomes[a.key] for a in plan.actions if a.key in outcomes], replayed)
 
     # -- the plan ------------------------------------------------------------------------
@@ -329,10 +339,29 @@ class Applier:
     # -- bulk closes -----------------------------------------------------------------------
 
     def _bulk_all(self, actions: list[Action], outcomes: dict[str, ActionOutcome]) -> None:
-        for start in range(0, len(actions), max(1, self.bulk_size)):
+        start, size = 0, max(1, self.bulk_size)
+        while start < len(actions):
             self._keep()
-            for outcome in self._bulk(actions[start:start + self.bulk_size]):
+            chunk = actions[start:start + size]
+            began = self.lease.clock() if self.lease is not None else 0.0
+            for outcome in self._bulk(chunk):
                 outcomes[outcome.key] = outcome
+            start += len(chunk)
+            if self.lease is not None:
+                size = self._chunk_size(size, len(chunk), self.lease.clock() - began)
+
+    def _chunk_size(self, size: int, done: int, took: float) -> int:
+        """The next bulk write's size: what the desk can do in ``CHUNK_PART`` of the lease
+        at the speed it just showed (never above ``bulk_size``, never below 1)."""
+        assert self.lease is not None
+        if took <= 0:
+            return size
+        fits = int(self.lease.ttl * CHUNK_PART * done / took)
+        new = max(1, min(self.bulk_size, fits))
+        if new < size:
+            log.info("bulk writes of %d took %.1f s (%.0f%% of the lease's %.0f s): next ones "
+                     "of %d", done, took, 100 * took / self.lease.ttl, self.lease.ttl, new)
+        return new
 
     def _bulk(self, actions: list[Action]) -> list[ActionOutcome]:
         changes = [self._change(a, self.keys.get(a.ticket_id, ()), a.expected_version)

@@ -6,9 +6,13 @@ it), renew it before it can run out, notice when it was lost, give it back.
 
 Renewal uses the local monotonic clock: a holder that renewed less than ``ttl / 3`` ago
 cannot have lost the lease (nobody may take it before ``ttl`` has passed by the desk's
-clock), so checking before each unit of work costs nothing most of the time. A holder that
+clock), so checking before each desk call costs nothing most of the time. A holder that
 could not renew for most of its ``ttl`` (a desk outage, a frozen process) stops acting: its
 lease may be someone else's by now.
+
+``Fenced`` is the desk as a holder sees it: every call keeps the lease first and must be
+over before the lease could run out (``desk.port.deadline``: the adapter cuts its timeouts
+and retries to it), so a slow write cannot outlive its holder's lease on our side.
 """
 
 from __future__ import annotations
@@ -17,15 +21,16 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from incident_ops.desk.lease_log import clean
-from incident_ops.desk.port import LeaseState, ServiceDesk
+from incident_ops.desk.port import LeaseState, ServiceDesk, deadline
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TTL = 120.0
+SAFE_PART = 0.9  # of the ttl, by our clock, a holder acts within after a confirmed claim
 
 
 class LeaseBusy(Exception):
@@ -93,7 +98,7 @@ class Lease:
         age = self.clock() - self.renewed
         if age < self.ttl / 3:
             return
-        if age >= self.ttl * 0.9:
+        if age >= self.ttl * SAFE_PART:
             self.renewed = None
             raise LeaseLost(f"lease {self.scope!r} not renewed for {age:.0f} s of its "
                             f"{self.ttl:.0f} s: another run may hold it now")
@@ -103,6 +108,12 @@ class Lease:
             self.renewed = None
             raise LeaseLost(f"lease {self.scope!r} was taken by {state.holder}")
         self.renewed = asked
+
+    def remaining(self) -> float:
+        """Seconds left to act before the lease could be another's (0 when not held)."""
+        if self.renewed is None:
+            return 0.0
+        return max(0.0, self.renewed + self.ttl * SAFE_PART - self.clock())
 
     def release(self) -> None:
         if self.renewed is None:
@@ -120,3 +131,41 @@ class Lease:
 
     def __exit__(self, *exc: Any) -> None:
         self.release()
+
+
+LEASE_CALLS = ("claim_lease", "release_lease")
+
+
+class Fenced:
+    """A desk whose every call is made under ``lease``: kept (renewed when due, ``LeaseLost``
+    when gone) before the call, and bounded by the time the lease has left.
+
+    ``tightest`` is the measured fencing margin: the least time any call of this holder had
+    left on its lease when it returned (negative would mean a call outlived the lease)."""
+
+    def __init__(self, desk: ServiceDesk, lease: Lease,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._desk = desk
+        self._lease = lease
+        self._monotonic = monotonic
+        self.tightest: float | None = None
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._desk, name)
+        if name in LEASE_CALLS or name.startswith("_") or not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self._lease.keep()
+            ends = self._monotonic() + self._lease.remaining()
+            with deadline(ends):
+                result = attr(*args, **kwargs)
+                if isinstance(result, Iterator):  # a lazy search: read it within the bound
+                    result = iter(list(result))
+            margin = ends - self._monotonic()
+            self.calls += 1
+            self.tightest = margin if self.tightest is None else min(self.tightest, margin)
+            return result
+
+        return call

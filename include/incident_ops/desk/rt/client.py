@@ -43,6 +43,7 @@ from incident_ops.desk.port import (
     StaleTicket,
     TicketNotFound,
     TransientDeskError,
+    call_deadline,
 )
 
 log = logging.getLogger(__name__)
@@ -208,6 +209,7 @@ class RTClient:
                 with self._lock:
                     self.retries_made += 1
             try:
+                timeout = self._timeout_within_deadline(method, path, last_error)
                 with self._slots:
                     with self._lock:
                         self.requests_made += 1
@@ -215,7 +217,7 @@ class RTClient:
                     try:
                         resp = self.session.request(method, url, params=params, json=json,
                                                     data=data, headers=headers,
-                                                    timeout=self.timeout,
+                                                    timeout=timeout,
                                                     allow_redirects=False,
                                                     verify=self.verify)
                     except (requests.Timeout, requests.ConnectionError) as exc:
@@ -242,12 +244,29 @@ class RTClient:
                 if attempt + 1 >= self.retry.attempts:
                     break
                 pause = self.retry.delay(attempt, failure.retry_after)
+                bound = call_deadline()
+                if bound is not None and time.monotonic() + pause >= bound:
+                    break  # the retry would start past the caller's deadline
                 log.info("%s %s failed (%s); retry %d in %.2fs", method, path, failure.message,
                          attempt + 1, pause)
                 self._sleep(pause)
         raise TransientDeskError(
             f"{method} {path}: gave up after {self.retry.attempts} attempts: {last_error}",
             ticket_id=ticket_id)
+
+    def _timeout_within_deadline(self, method: str, path: str, last_error: str
+                                 ) -> tuple[float, float]:
+        """(connect, read) timeouts cut to the caller's deadline (``desk.port.deadline``)."""
+        bound = call_deadline()
+        if bound is None:
+            return self.timeout
+        left = bound - time.monotonic()
+        if left <= 0.05:
+            raise TransientDeskError(
+                f"{method} {path}: not sent: the desk lease this call runs under could run "
+                f"out before an answer" + (f" (last error: {last_error})"
+                                          if last_error != "no attempt made" else ""))
+        return (min(self.timeout[0], left), min(self.timeout[1], left))
 
     def get(self, path: str, **kw: Any) -> requests.Response:
         return self.request("GET", path, **kw)
