@@ -6,7 +6,7 @@ reporter), the REST API or the CLI. The questions to people wait under **Require
 
 | step | task | what happens |
 |---|---|---|
-| — | `validate` | the ticket exists and is open, the system has a usable plan, the reporter is known; otherwise the run fails at once naming the field, nothing sent |
+| — | `validate` | one emergency per incident: another emergency of the ticket still running fails this run at once, naming and linking it, nothing sent (unless *start anyway* with a reason, recorded on the incident); the ticket exists and is open, the system has a usable plan, the reporter is known; otherwise the run fails at once naming the field, nothing sent |
 | 101.1 | `notify_start` | initial report by mail to the team, provincial leaders, the group HQ and the plan's list; SMS to the team; comment on the ticket |
 | 101.2 | `covered` | *covered by the plan?* — preselected from the plan's start conditions against the symptoms |
 | 101.3 | `plan.*` | the plan's steps in the question; the team confirms them; *lifted?* |
@@ -144,6 +144,18 @@ def solution_form() -> dict:
                          description="走完流程并提问，但不发送、不创建任何内容；每步的计划页显示将会做什么 / "
                          "Walk the process and ask the questions, but send and create nothing: "
                          "each step's plan page shows what it would do."),
+        # One emergency per incident (issue 24): a second start is refused unless ticked.
+        "start_anyway": Param(False, type="boolean", section="另行启动 / Start anyway",
+                              title="另一起应急，仍然启动 / Start anyway: a separate emergency",
+                              description="该事件单已有应急在进行时，默认拒绝再次启动；仅当确属另一起"
+                              "应急时勾选并填写原因（记入工单）/ A start for an incident whose "
+                              "emergency is still running is refused; tick only for a genuinely "
+                              "separate emergency, and say why (recorded on the incident)."),
+        "start_anyway_reason": Param(None, type=["null", "string"], format="multiline",
+                                     section="另行启动 / Start anyway",
+                                     title="原因 / Why it is a separate emergency",
+                                     description="勾选“仍然启动”时必填 / Required with start "
+                                     "anyway"),
         "continuation": Param(None, type=["null", "object"], section="续跑 / Continuation",
                               title="续跑（由流程自动填写）/ Continuation (set by the DAG)",
                               description="留空 / Leave empty: filled in when an emergency "

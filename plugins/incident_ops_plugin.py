@@ -1,5 +1,6 @@
 """incident-ops in the Airflow UI, served by the API server: the plan pages, the requester's
-answer pages (100.7.2 by link) and the "Incident ops" view in the navigation.
+answer pages (100.7.2 by link), the "Incident ops" view in the navigation, and the check
+that refuses a second emergency for an incident whose emergency is running (form and REST).
 
 The app lives in the package (``incident_ops.airflow.plan_pages.create_app``); this file only
 registers it, so a deployment that mounts ``plugins/`` (the demo, docker compose) gets it.
@@ -11,6 +12,7 @@ from airflow.plugins_manager import AirflowPlugin
 
 from incident_ops.airflow.ops_view import VIEW_PATH
 from incident_ops.airflow.plan_pages import URL_PREFIX, create_app
+from incident_ops.airflow.trigger_guard import OneEmergencyPerIncident
 
 
 class IncidentOpsPlugin(AirflowPlugin):
@@ -21,3 +23,5 @@ class IncidentOpsPlugin(AirflowPlugin):
     external_views = [{"name": "Incident ops", "href": f"{URL_PREFIX}{VIEW_PATH}/",
                        "url_route": "incident-ops", "destination": "nav",
                        "category": "browse"}]
+    fastapi_root_middlewares = [{"middleware": OneEmergencyPerIncident,
+                                 "name": "one emergency per incident"}]

@@ -206,10 +206,13 @@ def validate_task(s: Any) -> dict[str, Any]:
     """Check the trigger params against the desk and the plans before anything is sent."""
     from airflow.sdk.exceptions import AirflowFailException
 
+    from incident_ops.airflow.emergency_guard import claim_incident
     from incident_ops.config import load_plans
     from incident_ops.desk.port import DeskError, TicketNotFound
     from incident_ops.policy.contingency import PlanUnavailable, assess_coverage
 
+    # One emergency per incident: refused before anything is read, sent or written.
+    running = claim_incident(s.context)
     params = s.params
     contacts = s.config.contacts
     book = load_plans(contacts)
@@ -246,6 +249,12 @@ def validate_task(s: Any) -> dict[str, Any]:
 
     warnings = em.input_warnings(ticket, str(params["system"]), str(params["impact"]),
                                  system_labels())
+    reason = str(params.get("start_anyway_reason") or "").strip() or None
+    if running:
+        warnings.append(
+            f"另行启动：该事件单的应急 {', '.join(c.run_id for c in running)} 仍在进行 / started "
+            f"anyway beside the running emergency {', '.join(c.run_id for c in running)}: "
+            f"{reason}")
     for warning in warnings:
         log.warning("%s", warning)
     brief = em.make_brief(
@@ -254,7 +263,8 @@ def validate_task(s: Any) -> dict[str, Any]:
         run_id=s.info.run_id, now=s.info.now, continuation=continuation,
         started_by=getattr(s.context["dag_run"], "triggering_user_name", None) or "—",
         dry_run=s.dry_run, actions_url=required_actions_url(s.info.run_id), tz=tz_name(),
-        warnings=warnings, airflow_url=airflow_url())
+        warnings=warnings, airflow_url=airflow_url(),
+        separate_from=[c.run_id for c in running], separate_reason=reason)
     log.info("emergency %s on #%s (%s, %s): plan %s, suggestion: %s%s", brief.emergency_id,
              ticket.id, brief.system, brief.impact, plan.file, coverage.reason,
              " — DRY RUN: nothing will be sent or created" if brief.dry_run else "")

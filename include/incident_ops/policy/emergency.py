@@ -307,6 +307,9 @@ class Brief:
     people: dict[str, tuple[Contact, ...]] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()  # what validate noticed but did not refuse
     airflow_url: str | None = None  # the Airflow UI people open (links in messages)
+    # Started anyway beside the incident's running emergency (issue 24): its run(s), and why.
+    separate_from: tuple[str, ...] = ()
+    separate_reason: str | None = None
 
     @property
     def incident_id(self) -> str:
@@ -354,6 +357,7 @@ class Brief:
             "actions_url": self.actions_url, "tz": self.tz,
             "people": {role: [asdict(c) for c in who] for role, who in self.people.items()},
             "warnings": list(self.warnings), "airflow_url": self.airflow_url,
+            "separate_from": list(self.separate_from), "separate_reason": self.separate_reason,
         }
 
     @classmethod
@@ -377,7 +381,9 @@ class Brief:
             actions_url=d.get("actions_url"), tz=str(d.get("tz") or "Asia/Shanghai"),
             people={role: tuple(Contact(**c) for c in who)
                     for role, who in (d.get("people") or {}).items()},
-            warnings=tuple(d.get("warnings") or ()), airflow_url=d.get("airflow_url"))
+            warnings=tuple(d.get("warnings") or ()), airflow_url=d.get("airflow_url"),
+            separate_from=tuple(d.get("separate_from") or ()),
+            separate_reason=d.get("separate_reason"))
 
 
 def _recipients(d: Mapping[str, Any]) -> Recipients:
@@ -391,7 +397,8 @@ def make_brief(ticket: Ticket, params: Mapping[str, Any], plan: ContingencyPlan,
                emergency_id: str, run_id: str, now: datetime, started_by: str = "—",
                continuation: Mapping[str, Any] | None = None, dry_run: bool = False,
                actions_url: str | None = None, tz: str = "Asia/Shanghai",
-               warnings: Sequence[str] = (), airflow_url: str | None = None) -> Brief:
+               warnings: Sequence[str] = (), airflow_url: str | None = None,
+               separate_from: Sequence[str] = (), separate_reason: str | None = None) -> Brief:
     """The brief of a run, from its checked params (a continuation carries the history)."""
     from incident_ops.policy.questions import people_by_role
 
@@ -416,7 +423,8 @@ def make_brief(ticket: Ticket, params: Mapping[str, Any], plan: ContingencyPlan,
         problem_manager=problem_managers[0].desk_user if problem_managers else None,
         dry_run=dry_run, actions_url=actions_url, tz=tz,
         people=people_by_role(plan, contacts, str(params["system"])),
-        warnings=tuple(warnings), airflow_url=airflow_url)
+        warnings=tuple(warnings), airflow_url=airflow_url,
+        separate_from=tuple(separate_from), separate_reason=separate_reason)
 
 
 def key(brief: Brief, kind: str, *parts: object) -> str:
@@ -478,12 +486,22 @@ def decide_start(brief: Brief, run_id: str) -> Plan:
                        continuation=bool(brief.round_offset))
     notices = (_mail("emergency_start", to, ctx),
                Notice("emergency_start", brief.to.team_phones, ctx, channel="sms"))
-    return _plan(brief, run_id, _note(
+    start = _note(
         brief, "101.1", "emergency.start", "hq-start",
         f"应急启动，已通知应急小组、省中心领导与集团公司 / emergency started; team, provincial "
         f"leaders and the group informed ({len(to)} addresses, {len(brief.to.team_phones)} SMS)",
         f"initial report to {len(to)} addresses, SMS to {len(brief.to.team_phones)}",
-        notices=notices))
+        notices=notices)
+    if not brief.separate_from:
+        return _plan(brief, run_id, start)
+    # Before the start: the desk shows why a second emergency of the incident began.
+    return _plan(brief, run_id, _note(
+        brief, "101.1", "emergency.start-anyway", "start-anyway",
+        f"另行启动：该事件单的应急 {', '.join(brief.separate_from)} 仍在进行，发起人 "
+        f"{brief.started_by} 确认这是另一起应急 / started anyway beside the running "
+        f"emergency {', '.join(brief.separate_from)} by {brief.started_by}, as a separate "
+        f"emergency: {brief.separate_reason}",
+        "started anyway beside a running emergency of the incident"), start)
 
 
 def decide_route(brief: Brief, run_id: str, route: str, n: int | None = None,
