@@ -549,3 +549,15 @@ def test_every_desk_call_under_a_lease_keeps_it_and_ends_before_it_could_run_out
     assert engine.fenced is not None and engine.fenced.tightest is not None
     assert engine.fenced.tightest >= 0  # no call outlived the lease
     assert desk.calls["claim_lease"] >= 4  # the first claim and renewals between writes
+
+
+def test_a_message_still_owed_on_the_retry_is_counted_once(desk: MemoryDesk) -> None:
+    t = resolved(desk)
+    outbox = MemoryOutbox()
+    senders = Senders()
+    senders.down = 10  # the mail server refuses both attempts
+    first = applier(desk, senders, outbox).apply(plan_of(ask(t)))
+    assert len(first.undelivered) == 1
+    retry = applier(desk, senders, outbox).apply(plan_of(ask(t)))  # the same plan again
+    assert [o.outcome for o in retry.replayed] == ["undelivered"]
+    assert len(retry.undelivered) == 1  # one message, not one per list it appears in
