@@ -168,3 +168,13 @@ def test_a_plan_page_url_cannot_leave_the_reports_directory(tmp_path):
                  ("incident_closure", "2026-12-05", "missing.html"),
                  ("incident_closure", "2026-12-05/..", "run_1.html")]:
         assert resolve_page(reports, *args) is None, args
+
+
+def test_the_summary_names_the_tickets_whose_actions_failed():
+    planned = {"plan": {"actions": [{"kind": "close"}, {"kind": "ask_confirmation"}]}}
+    applied = {"outcomes": [{"kind": "close", "outcome": "done", "ticket_id": "3"},
+                            {"kind": "ask_confirmation", "outcome": "failed", "ticket_id": "9",
+                             "message": "HTTP 503: the desk is down"}],
+               "replayed": [], "undelivered": []}
+    assert "failed actions: 1 (#9 ask_confirmation: HTTP 503: the desk is down)" in \
+        summary_from_xcom(planned, applied)

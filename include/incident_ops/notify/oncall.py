@@ -278,6 +278,13 @@ def summary_from_xcom(planned: Mapping[str, Any] | None, applied: Mapping[str, A
         lines.append(f"undelivered messages: {len(undelivered)}"
                      + (f" ({'; '.join(undelivered[:5])}{' …' if len(undelivered) > 5 else ''})"
                         if undelivered else ""))
+        failed = [o for o in [*(applied.get("replayed") or []),
+                              *(applied.get("outcomes") or [])] if o.get("outcome") == "failed"]
+        if failed:  # on-call hears which tickets, not only how many
+            named = [f"#{o.get('ticket_id')} {o.get('kind')}: {o.get('message')}"
+                     for o in failed[:10]]
+            lines.append(f"failed actions: {len(failed)} ({'; '.join(named)}"
+                         f"{' …' if len(failed) > 10 else ''})")
     else:
         kinds: dict[str, int] = {}
         for a in actions:
