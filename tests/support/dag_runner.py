@@ -6,6 +6,7 @@
 - ``barrier``: {"dir": ..., "parties": N}: wait, just before applying, until N processes
   stand at the same point, so every racing run has made its plan from the same desk state
   and they all apply at once;
+- ``env``: environment variables for this process only (another Fernet key, say);
 - ``kill``: {"at": POINT, "nth": n}: SIGKILL this process (no cleanup, no ``finally``, as
   the kernel's OOM killer or a lost node would) at the n-th time the run reaches POINT:
     ``bulk``         just after a bulk desk write returned (closes done, nothing after),
@@ -77,9 +78,10 @@ def arm_barrier(directory: str, parties: int, timeout: float = 120.0) -> None:
 
 
 def main(spec_path: str, result_path: str) -> None:
+    spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
+    os.environ.update(spec.get("env") or {})  # before Airflow reads its configuration
     from tests.support.airflow_dags import load_dag, task_states
 
-    spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
     if spec.get("kill"):
         arm_kill(spec["kill"]["at"], int(spec["kill"].get("nth", 1)))
     if spec.get("barrier"):

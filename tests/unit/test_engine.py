@@ -561,3 +561,17 @@ def test_a_message_still_owed_on_the_retry_is_counted_once(desk: MemoryDesk) -> 
     retry = applier(desk, senders, outbox).apply(plan_of(ask(t)))  # the same plan again
     assert [o.outcome for o in retry.replayed] == ["undelivered"]
     assert len(retry.undelivered) == 1  # one message, not one per list it appears in
+
+
+def test_a_renewal_the_desk_cannot_answer_does_not_stop_the_holder_before_its_time(
+        desk: MemoryDesk, clock: Clock) -> None:
+    lease = Lease(desk, "incident_closure", "run-1", ttl=60, clock=clock.monotonic,
+                  sleep=clock.sleep)
+    lease.acquire()
+    clock.sleep(25)  # a renewal is due
+    desk.fail("claim_lease", TransientDeskError("HTTP 503"), times=5)
+    lease.keep()  # not renewed, still ours: 29 s left of the 54 s it may act in
+    assert lease.held and 28 < lease.remaining() < 30
+    clock.sleep(30)
+    with pytest.raises(LeaseLost):
+        lease.keep()  # past 90 % of the ttl without a renewal: another run may hold it

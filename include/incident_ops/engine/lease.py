@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from incident_ops.desk.lease_log import clean
-from incident_ops.desk.port import LeaseState, ServiceDesk, deadline
+from incident_ops.desk.port import DeskAuthError, DeskError, LeaseState, ServiceDesk, deadline
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,16 @@ class Lease:
             raise LeaseLost(f"lease {self.scope!r} not renewed for {age:.0f} s of its "
                             f"{self.ttl:.0f} s: another run may hold it now")
         asked = self.clock()
-        state = self.desk.claim_lease(self.scope, self.holder, self.ttl)
+        try:
+            state = self.desk.claim_lease(self.scope, self.holder, self.ttl)
+        except DeskAuthError:
+            raise
+        except DeskError as exc:
+            # The desk is away: the lease is still ours until SAFE_PART of its ttl; the
+            # next call tries to renew again, and past that the holder stops (above).
+            log.warning("lease %s not renewed (%s); %.0f s left to act", self.scope, exc,
+                        self.remaining())
+            return
         if not state.held_by(self.holder):
             self.renewed = None
             raise LeaseLost(f"lease {self.scope!r} was taken by {state.holder}")
