@@ -428,3 +428,40 @@ def test_an_emergency_goes_on_while_the_mail_server_refuses_and_its_mails_follow
     asks = [k for k in keys if "emergency-ask:" in k]  # each question told to its people
     assert len(keys) - len(asks) == 1  # the start SMS, once
     assert len(asks) == len(set(asks)) == 3  # covered, follow_plan, lifted: once each
+
+
+def test_a_run_that_found_the_lease_held_shows_apply_skipped_and_leaves_everything(env):
+    """Another holder (a run on another scheduler, say) keeps the lease for all of this
+    run's wait: this run applies nothing, and says so in the grid (apply skipped) and on its
+    plan page (every action deferred), not only in a log line; the next run does it all."""
+    import threading
+
+    ids = build(env)
+    stop = threading.Event()
+
+    def other_holder() -> None:
+        while not stop.is_set():
+            env["desk"].claim_lease("incident_closure", "another-scheduler~0", 8)
+            stop.wait(1.0)
+
+    holder = threading.Thread(target=other_holder, daemon=True)
+    holder.start()
+    try:
+        first = run_dag("incident_closure")
+    finally:
+        stop.set()
+        holder.join()
+        env["desk"].release_lease("incident_closure", "another-scheduler~0")
+    states = task_states(first)
+    assert states["apply"] == "skipped" and states["report"] == "success", states
+    applied = _applied(first)
+    mine = [o for o in applied["outcomes"] if o["ticket_id"] in ids.values()]
+    assert mine and {o["outcome"] for o in mine} == {"deferred"}
+    assert "another-scheduler" in mine[0]["message"]
+    from tests.support.airflow_dags import xcom
+
+    page = Path(xcom(first, "report")["report"]["html"])
+    assert "deferred" in page.read_text(encoding="utf-8")
+    assert env["desk"].get(ids["alarm"]).status == "resolved"  # nothing was applied
+    until_quiet(1)
+    assert env["desk"].get(ids["alarm"]).status == "closed"

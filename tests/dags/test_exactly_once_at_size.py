@@ -239,22 +239,32 @@ def _desk_through_proxy(env: dict[str, Any], monkeypatch: Any) -> Any:
     return proxy
 
 
-def _outage_after(monkeypatch: Any, proxy: Any, writes: int, refusals: int) -> None:
-    """After the ``writes``-th single desk write of the run, the desk answers 503 to the
-    next ``refusals`` requests (whatever they are: reads, writes, lease renewals)."""
+def _outage_after(monkeypatch: Any, proxy: Any, writes: int, *, whole_run: bool) -> None:
+    """After the ``writes``-th single desk write of the run, the desk answers 503 to every
+    request (reads, writes, lease renewals) until the first apply attempt has ended
+    (``whole_run``: for the rest of the run)."""
+    from incident_ops.airflow import pipeline
     from incident_ops.desk.rt.adapter import RequestTrackerDesk
 
-    real = RequestTrackerDesk.comment
+    real_comment, real_apply = RequestTrackerDesk.comment, pipeline.apply_task
     seen = {"n": 0}
 
     def comment(self: Any, *args: Any, **kwargs: Any) -> Any:
-        result = real(self, *args, **kwargs)
+        result = real_comment(self, *args, **kwargs)
         seen["n"] += 1
         if seen["n"] == writes:
-            proxy.inject("status", times=refusals, status=503)
+            proxy.inject("status", times=1_000_000, status=503)
         return result
 
+    def apply_task(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return real_apply(*args, **kwargs)
+        finally:
+            if not whole_run:
+                proxy.clear()  # the desk is back for Airflow's retry of apply
+
     monkeypatch.setattr(RequestTrackerDesk, "comment", comment)
+    monkeypatch.setattr(pipeline, "apply_task", apply_task)
 
 
 def test_a_desk_outage_mid_apply_is_ridden_out_by_airflows_retry_of_apply(
@@ -262,7 +272,7 @@ def test_a_desk_outage_mid_apply_is_ridden_out_by_airflows_retry_of_apply(
     ids = build(env["desk"], env["embedded"])
     proxy = _desk_through_proxy(env, monkeypatch)
     try:
-        _outage_after(monkeypatch, proxy, writes=10, refusals=60)
+        _outage_after(monkeypatch, proxy, writes=10, whole_run=False)
         first = run_dag("incident_closure")
     finally:
         proxy.__exit__(None, None, None)
@@ -283,7 +293,7 @@ def test_a_desk_down_for_the_rest_of_the_run_turns_it_red_and_the_next_runs_fini
     ids = build(env["desk"], env["embedded"])
     proxy = _desk_through_proxy(env, monkeypatch)
     try:
-        _outage_after(monkeypatch, proxy, writes=10, refusals=100_000)
+        _outage_after(monkeypatch, proxy, writes=10, whole_run=True)
         first = run_dag("incident_closure")
     finally:
         proxy.__exit__(None, None, None)

@@ -525,7 +525,8 @@ def test_a_slow_desk_gets_smaller_bulk_writes_that_fit_in_a_tenth_of_the_lease(
                   sleep=clock.sleep)
     result = applier(desk, Senders(), lease=lease).apply(plan_of(*map(close, tickets)))
     assert {o.outcome for o in result.outcomes} == {"done"}
-    assert sizes == [100, 41, 41, 41, 27]  # 12 s of the 120 s lease at 0.29 s a ticket
+    # a probe of 10, then 12 s of the 120 s lease at 0.29 s a ticket
+    assert sizes == [10, 41, 41, 41, 41, 41, 35]
     assert all(desk.ticket(t.id).status == CLOSED for t in tickets)
 
 

@@ -72,6 +72,9 @@ KEYS_KEPT = 60  # the newest idempotency keys kept on a ticket; older actions ar
 # the desk showed on the previous one: a slow desk gets smaller requests, so none can run
 # long past the deadline its holder gives up at (docs/exactly-once.md, the fencing window).
 CHUNK_PART = 0.1
+# The first bulk write of an apply is a probe of this size (the desk's speed is not known
+# yet), and none is made smaller: below it a request's fixed cost, not its size, is its time.
+MIN_CHUNK = 10
 FINAL_KINDS = (CLOSE, CASCADE_CLOSE)
 FRESH_ATTEMPTS = 4  # a write on a fresh read is tried again this often when someone wrote
 DONE_KINDS = ("done", "skipped")  # outcomes after which a master's family may close
@@ -339,7 +342,9 @@ class Applier:
     # -- bulk closes -----------------------------------------------------------------------
 
     def _bulk_all(self, actions: list[Action], outcomes: dict[str, ActionOutcome]) -> None:
-        start, size = 0, max(1, self.bulk_size)
+        start = 0
+        size = max(1, min(self.bulk_size, MIN_CHUNK) if self.lease is not None
+                   else self.bulk_size)
         while start < len(actions):
             self._keep()
             chunk = actions[start:start + size]
@@ -357,7 +362,7 @@ class Applier:
         if took <= 0:
             return size
         fits = int(self.lease.ttl * CHUNK_PART * done / took)
-        new = max(1, min(self.bulk_size, fits))
+        new = max(1, min(self.bulk_size, max(MIN_CHUNK, fits)))
         if new < size:
             log.info("bulk writes of %d took %.1f s (%.0f%% of the lease's %.0f s): next ones "
                      "of %d", done, took, 100 * took / self.lease.ttl, self.lease.ttl, new)
