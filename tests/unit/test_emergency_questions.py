@@ -172,6 +172,18 @@ def test_the_recovery_time_is_needed_only_when_lifting_and_must_be_a_plausible_t
         assert len(problems) == 1 and problem in problems[0], problems
 
 
+def test_a_recovery_time_in_the_minute_the_incident_was_opened_is_not_before_it():
+    """The form takes minutes, the desk keeps seconds: opened 08:45:44, recovered "08:45"."""
+    b = brief()
+    opened = b.incident.created + timedelta(seconds=44)  # 08:45:44 in Shanghai
+    b = replace(b, incident=replace(b.incident, created=opened))
+    assert qs.check_answer(b, qs.LIFTED_Q, [em.LIFTED], {"recovered_at": "2026-11-26 08:45"},
+                           NOW) == []
+    (problem,) = qs.check_answer(b, qs.LIFTED_Q, [em.LIFTED],
+                                 {"recovered_at": "2026-11-26 08:44"}, NOW)
+    assert "before the incident was opened (2026-11-26 08:45" in problem, problem
+
+
 def test_the_recovery_time_is_read_in_the_deployment_zone():
     in_utc = replace(brief(), tz="UTC")  # 10:58 UTC is after "now" (03:05 UTC)
     assert "future" in qs.check_answer(in_utc, qs.LIFTED_Q, [em.LIFTED],

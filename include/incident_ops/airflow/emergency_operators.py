@@ -18,7 +18,8 @@ What they add to Airflow's:
   reminder lives and dies with the question, and a worker is held only for the seconds a
   reminder takes. (The sweep answers a question that has ``defaults`` with them, so while a
   question is being chased its preselected answer is shown in the body, not stored as
-  Airflow's default.)
+  Airflow's default.) The first wake after a question is (re-)opened comes within
+  ``SETTLE``: it picks up an answer that landed just as the task parked (see there).
 - **Answers that cannot be used go back.** What the form cannot require (a recovery time
   only when *lifted*, a component only when one changes) is checked on the answer
   (``policy.questions.check_answer``); a failing answer is cleared, its giver told why by
@@ -47,6 +48,17 @@ from incident_ops.policy.emergency import APPROVE, REJECT
 
 Prepare = Callable[..., dict[str, Any]]
 TIMEOUT = "timeout"
+# The first wake after a question is (re-)opened comes this soon at the latest. An answer
+# committed at the very moment the task parks is otherwise stranded on SQLite: Airflow
+# serialises the park (``ti_update_state``, awaiting_input branch, in
+# api_fastapi/execution_api/routes/task_instances.py) and the answer (``update_hitl_detail``
+# in api_fastapi/core_api/routes/public/hitl.py) with SELECT ... FOR UPDATE, which SQLite
+# ignores: the park reads "no response yet", the answer reads "task still running", and the
+# task waits in awaiting_input with its answer in (seen in tests/e2e/test_fast_answers.py).
+# The scheduler's timeout sweep (``check_awaiting_input_timeouts``) resumes a task whose
+# deadline passed with the response it finds, so an early deadline picks such an answer up;
+# when none came, the wake sends nothing and parks until the next reminder.
+SETTLE = timedelta(seconds=10)
 
 
 class EmergencyQuestionNotifier(BaseNotifier):
@@ -102,6 +114,15 @@ class _Prepared:
                            defaults=None if chased else op.defaults, multiple=op.multiple,
                            params=op.serialized_params, assigned_users=op.assigned_users)
 
+    @staticmethod
+    def _settle(wake: timedelta | None, *, chased: bool) -> timedelta | None:
+        """The wake of a question just (re-)opened: soon (``SETTLE``), then as chased. A
+        question posted unchased keeps no deadline: it holds Airflow's defaults, which the
+        timeout sweep would take as the answer."""
+        if not chased:
+            return wake
+        return SETTLE if wake is None else min(wake, SETTLE)
+
     def _park(self, context: Any, state: dict[str, Any], wake: timedelta | None) -> NoReturn:
         from airflow.sdk.exceptions import TaskAwaitingInput
 
@@ -112,10 +133,11 @@ class _Prepared:
         the count of tries (``max_tries`` grows by ``retries`` on a clear).
 
         A retry must not post its question again: Airflow erases an answer when a question
-        is posted again (what a person clearing the task wants), and 3.3.2 has a race that
-        retries a question whose answer landed while the worker that parked it was still
-        finishing (the scheduler takes that worker's exit for a task killed from outside).
-        Not posting again keeps that answer: the task picks it up as it parks."""
+        is posted again (what a person clearing the task wants), and an answer given to the
+        failed try is still the answer (Airflow 3.3.2's own LocalExecutor failed a try whose
+        answer landed while the worker that parked it was still finishing; the project's
+        ``incident_ops.airflow.executor`` closes that race). Not posting again keeps that
+        answer: the task picks it up as it parks."""
         ti = context["ti"]
         op: Any = self
         first_try = ti.max_tries - (op.retries or 0) + 1
@@ -130,12 +152,13 @@ class _Prepared:
         state = {"question": self.question.to_dict(), "asked_at": self.asked_at.isoformat(),
                  "sent_back": 0}
         wake = wake_in(context, self.asked_at, self.asked_at)
+        chased = wake is not None
         if not (self._retried(context) and already_posted(context, self.question)):
-            self._post(context, chased=wake is not None)
+            self._post(context, chased=chased)
         op: Any = self
         for notifier in op.notifiers:
             notifier(context)
-        self._park(context, state, wake)
+        self._park(context, state, self._settle(wake, chased=chased))
 
     def execute_complete(self, context: Any, event: dict[str, Any],
                          question: dict[str, Any] | None = None, asked_at: str | None = None,
@@ -167,7 +190,7 @@ class _Prepared:
             self._prepare(context)
             self._post(context, chased=True)
             self._park(context, {**state, "sent_back": sent_back + 1},
-                       wake_in(context, asked, _now()))
+                       self._settle(wake_in(context, asked, _now()), chased=True))
         return self._finish(context, event)
 
     def _complete_form(self, event: dict[str, Any]) -> dict[str, Any]:

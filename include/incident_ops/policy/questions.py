@@ -272,8 +272,8 @@ def check_answer(brief: Brief, kind: str, chosen: Sequence[str], params: Mapping
 
     The forms require only what every answer needs; what depends on the choice is checked
     here: a recovery time when *lifted* (a time, in ``brief.tz``, not in the future, not
-    before the incident was opened), a component when one changes, what the group is asked
-    when it must step in, which steps failed when some did.
+    before the minute the incident was opened in), a component when one changes, what the
+    group is asked when it must step in, which steps failed when some did.
     """
     problems: list[str] = []
     first = chosen[0] if chosen else ""
@@ -296,7 +296,9 @@ def check_answer(brief: Brief, kind: str, chosen: Sequence[str], params: Mapping
                 problems.append(f"业务恢复时间 {local_time(moment, brief.tz)} 晚于现在 / the "
                                 f"business recovery time {local_time(moment, brief.tz)} is in "
                                 "the future")
-            elif moment < brief.incident.created:
+            # The form takes minutes, the desk keeps seconds: a time typed in the minute the
+            # incident was opened is not before it (typed 08:45, opened 08:45:44).
+            elif moment < brief.incident.created.replace(second=0, microsecond=0):
                 opened = local_time(brief.incident.created, brief.tz)
                 problems.append(f"业务恢复时间 {local_time(moment, brief.tz)} 早于事件单创建 "
                                 f"{opened} / the business recovery time is before the "
