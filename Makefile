@@ -39,7 +39,7 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit -q
 
 test: install lint ## everything CI runs: lint, unit, integration (real RT, SMTP, SMS), DAGs
-	$(BIN)/python -m pytest tests -q -p no:cacheprovider --timeout=900 -n 4 --dist loadfile --durations=25
+	$(BIN)/python -m pytest tests -q -p no:cacheprovider --timeout=900 -n 3 --dist loadfile --durations=25
 
 compose-check: install ## docker-compose.yml, Dockerfiles, .env.example checked without Docker
 	$(BIN)/python -m pytest tests/deploy/test_compose.py -q -p no:cacheprovider
