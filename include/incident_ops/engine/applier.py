@@ -605,6 +605,8 @@ class Applier:
             self.replayed[key] = outcome
             log.info("ticket %s: %s owed by run %s: %s", action.ticket_id, action.kind,
                      entry.run_id, outcome.outcome)
+        if len(self.pending) < len(entries):
+            self.outbox.save(self.pending)
         return list(self.replayed.values())
 
     def _uncommitted(self, key: str, entry: Pending, action: Action, ticket: Ticket | None,
@@ -613,7 +615,9 @@ class Applier:
         if key in planned:
             log.info("ticket %s: %s of run %s was never committed; this plan decided it "
                      "again and does it", action.ticket_id, action.kind, entry.run_id)
-            self._forget(action)  # this plan records its own intent before its commit
+            # This plan records its own intent before its commit; the outbox is saved once
+            # after the replay, not once per entry (hundreds after a crash).
+            self.pending.pop(key, None)
             return None
         if ticket is None:
             self._forget(action)
@@ -641,8 +645,7 @@ class Applier:
         size = max(1, self.bulk_size)
         for start in range(0, len(wanted), size):
             page = wanted[start:start + size]
-            self._keep()
-            try:
+            try:  # the fenced desk keeps the lease before the search
                 found.update((t.id, t) for t in self.desk.search(
                     TicketQuery(queue=None, ids=page)))
             except DeskAuthError:
