@@ -36,7 +36,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from incident_ops.config import Vocabulary
 from incident_ops.model import (
     CLOSED,
     CONFIRMATION_CONFIRMED,
@@ -45,6 +44,7 @@ from incident_ops.model import (
     UNSUCCESSFUL,
 )
 from incident_ops.policy.escalation import SlaPolicy
+from incident_ops.reference import Vocabulary
 from incident_ops.reports import sla as sla_clock
 from incident_ops.reports.periods import Period
 
