@@ -33,7 +33,6 @@ from incident_ops.policy.emergency_brief import (
     HQ_APPROVED,
     HQ_LIFTED,
     HQ_ROUTE,
-    HQ_START,
     LIFTED,
     NOT_LIFTED,
     OUTCOME_LABELS,
@@ -78,7 +77,7 @@ from incident_ops.reference import Contacts
 # the decisions here, and the brief, answers, rounds and options of ``emergency_brief``.
 __all__ = [
     "APPROVE", "COVERED_PLAN", "COVERED_VENDORS", "HQ_APPROVED", "HQ_LIFTED", "HQ_ROUTE",
-    "HQ_START", "LIFTED", "MIME", "NOT_LIFTED", "OUTCOME_LABELS", "PIPELINE",
+    "LIFTED", "MIME", "NOT_LIFTED", "OUTCOME_LABELS", "PIPELINE",
     "Q_APPROVE_LEAD", "Q_APPROVE_LEADER", "Q_COVERED", "Q_LIFTED", "Q_SOLUTION", "Q_STEPS",
     "REJECT", "ROUTE_PLAN", "ROUTE_VENDORS", "STEPS_DONE", "STEPS_PARTLY", "SUBMIT",
     "Answer", "Brief", "EmergencyParamError", "Recipients", "Round", "Solution",

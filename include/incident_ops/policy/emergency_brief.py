@@ -27,7 +27,7 @@ from incident_ops.policy.plan import NOTIFY, RECORD, Action, Notice, Plan, actio
 PIPELINE = "emergency_response"
 
 # The key points at which the group headquarters is told (101 principles).
-HQ_START, HQ_ROUTE, HQ_APPROVED, HQ_LIFTED = "start", "route", "approved", "lifted"
+HQ_ROUTE, HQ_APPROVED, HQ_LIFTED = "route", "approved", "lifted"
 ROUTE_PLAN, ROUTE_VENDORS = "plan", "vendors"
 
 # ------------------------------------------------------------------- the HITL answers
