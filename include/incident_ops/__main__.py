@@ -20,7 +20,8 @@ def main(argv: list[str] | None = None) -> int:
                        help="config folder (default: $INCIDENT_OPS_CONFIG_DIR or the shipped one)")
     args = parser.parse_args(argv)
 
-    from incident_ops.config import check_config, config_dir
+    from incident_ops.config import config_dir
+    from incident_ops.config_check import check_config
 
     folder = args.folder or config_dir()
     problems = check_config(args.folder)

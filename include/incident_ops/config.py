@@ -190,35 +190,3 @@ def load_plans(contacts: Contacts, directory: Path | None = None) -> Any:
         if plan is not None:
             book.plans[plan.system] = plan
     return book
-
-
-def check_config(directory: Path | None = None) -> list[str]:
-    """Every problem of the config folder, one line each (empty: all good): each file's
-    schema, the vocabulary and contacts, the closure, SLA and report policies built from
-    them, and every contingency plan. What ``python -m incident_ops check-config`` prints."""
-    from incident_ops.policy.closure import ClosurePolicy
-    from incident_ops.policy.escalation import SlaPolicy
-    from incident_ops.reports.settings import ReportSettings
-
-    found: list[str] = []
-
-    def attempt(build: Any) -> Any:
-        try:
-            return build()
-        except ConfigError as exc:
-            found.append(str(exc))
-            return None
-
-    attempt(timezone)
-    attempt(lambda: load_vocabulary(directory))
-    contacts = attempt(lambda: load_contacts(directory))
-    attempt(lambda: ClosurePolicy.from_dict(load_yaml("closure.yaml", directory)))
-    attempt(lambda: SlaPolicy.from_dict(load_yaml("sla.yaml", directory), tz=timezone()))
-    attempt(lambda: ReportSettings.from_dict(load_yaml("reports.yaml", directory)))
-    if contacts is not None:
-        book = load_plans(contacts, directory)
-        found += [f"{p.file}{' ' + p.field if p.field else ''}: {p.message}"
-                  for p in book.problems]
-        if not book.plans:
-            found.append(f"{(directory or config_dir()) / 'plans'}: no usable contingency plan")
-    return found

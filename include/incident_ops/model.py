@@ -99,18 +99,6 @@ class Ticket:
 
 
 @dataclass(frozen=True)
-class Problem:
-    """A problem ticket handed to the problem manager for root-cause analysis (101.6)."""
-
-    subject: str
-    description: str
-    incident_id: str
-    system: str | None = None
-    owner: str | None = None
-    id: str | None = None
-
-
-@dataclass(frozen=True)
 class TicketDraft:
     """A ticket to create: a reopened incident, a problem, a report, a change request."""
 

@@ -4,6 +4,8 @@
   configuration loading, no file, network or process access;
 - only ``incident_ops/airflow`` imports Airflow (the DAG files are wiring on top of it);
 - no two classes share a name across the package (a newcomer greps one and finds one).
+- arrows that once ran the wrong way stay gone: config -> reports (through the config
+  check), reports -> engine, policy -> config.
 """
 
 from __future__ import annotations
@@ -86,3 +88,43 @@ def test_no_two_modules_share_a_name_across_the_layers():
         if path.name not in ("__init__.py", "__main__.py"):  # entry points: named by package
             names[path.name].append(str(path.relative_to(PACKAGE)))
     assert {n: files for n, files in names.items() if len(files) > 1} == {}
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module the file imports, wherever the import stands: ``from a import b`` counts
+    as both ``a`` and ``a.b`` (b may be a module: ``from incident_ops import config``)."""
+    found = set()
+    for module, names in imports(path):
+        found.add(module)
+        found |= {f"{module}.{name}" for name in names}
+    return found
+
+
+def arrows(files: list[Path], targets: tuple[str, ...]) -> list[str]:
+    """``file -> module`` for every import of ``files`` that names one of ``targets`` (a
+    module or a package: ``incident_ops.reports`` covers everything under it)."""
+    return sorted(f"{path.relative_to(PACKAGE)} -> {module}" for path in files
+                  for module in imported_modules(path)
+                  if any(module == t or module.startswith(t + ".") for t in targets))
+
+
+CONFIG = [PACKAGE / "config.py", PACKAGE / "config_schema.py"]
+CONFIG_MODULES = ("incident_ops.config", "incident_ops.config_schema",
+                  "incident_ops.config_check")
+
+
+def test_config_does_not_import_reports():
+    """Loading the YAML comes below the reports that read it: checking the whole folder
+    (which builds the report settings) is ``config_check``'s, above both."""
+    assert arrows(CONFIG, ("incident_ops.reports",)) == []
+
+
+def test_reports_do_not_import_the_engine():
+    """Reports read what the engine wrote (on the desk, in the plan's outcomes), by its
+    fields, not by importing it."""
+    assert arrows(sorted((PACKAGE / "reports").rglob("*.py")), ("incident_ops.engine",)) == []
+
+
+def test_policy_does_not_import_config():
+    """Policy gets its settings as objects; loading them is the caller's business."""
+    assert arrows(sorted((PACKAGE / "policy").rglob("*.py")), CONFIG_MODULES) == []

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from incident_ops.config import check_config, config_dir, load_yaml
+from incident_ops.config import config_dir, load_yaml
+from incident_ops.config_check import check_config
 from incident_ops.reference import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]

@@ -322,3 +322,17 @@ def test_the_snapshot_reads_back_any_text_exactly(tmp_path: Path, where: str) ->
     assert len(back) == len(HOSTILE_TEXTS)
     assert list(back[where].astype(str)) == HOSTILE_TEXTS
     pd.testing.assert_frame_equal(back, frame)
+
+
+def test_outcomes_match_the_stamps_rule_id_and_the_reopen_key_not_their_wording() -> None:
+    """reports.outcomes reads policy.rules' ids: a subject that looks like a reopen, or a run
+    id that spells a rule, counts for nothing; the key and the stamp's rule do."""
+    t0 = START + timedelta(hours=1)
+    closed = [resolved("1", t0, 1, automation="100.7.1 close.confirmed · run close.auto-source"),
+              resolved("2", t0, 1, automation="100.7.4 close.handled-by-support · run x")]
+    copies = [ticket("3", t0, subject="[重开 Reopened #9] typed by hand"),
+              ticket("4", t0, subject="计费异常", idempotency_key="reopen:abc")]
+    k = kpis(closed + copies)
+    counts = {code: row["closed"] for code, row in table(k, "closure_outcomes").items()}
+    assert (counts["confirmed"], counts["support"], counts["auto"]) == (1, 1, 0)
+    assert k.headline["reopen_tickets"] == 1

@@ -127,7 +127,8 @@ def check_config_once() -> None:
     """Every task starts by checking the whole config folder (``check-config``), once per
     process and folder: a typo anywhere fails the run at its first task, naming file, key
     and line, instead of switching a rule off or failing half-way through an apply."""
-    from incident_ops.config import check_config, config_dir
+    from incident_ops.config import config_dir
+    from incident_ops.config_check import check_config
 
     folder = str(config_dir())
     if folder in _CHECKED:

@@ -22,11 +22,11 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from incident_ops.config import Contacts, Vocabulary
 from incident_ops.desk.port import ServiceDesk, TicketQuery
 from incident_ops.model import CLOSED, RESOLVED, Ticket
 from incident_ops.notify.messages import Email
 from incident_ops.policy.escalation import SlaPolicy
+from incident_ops.reference import Contacts, Vocabulary
 from incident_ops.reports.archive import ReportArchive, digest
 from incident_ops.reports.frame import frame_from_tickets, read_snapshot, write_snapshot
 from incident_ops.reports.kpis import KpiSettings, PeriodKpis, compute_kpis, period_tickets

@@ -23,6 +23,7 @@ from incident_ops.model import (
     TicketDraft,
     id_order,
 )
+from incident_ops.policy import rules
 from incident_ops.policy.completeness import Gap, check_resolution
 from incident_ops.policy.duplicates import DuplicateGraph
 from incident_ops.policy.plan import (
@@ -135,11 +136,11 @@ def _decide_master(ticket: Ticket, graph: DuplicateGraph, ctx: _Context, plan: P
                                      severity="warning"))
     route = _route(ticket, ctx, plan)
     if route.step == "100.7.4":
-        _close_family(ticket, "100.7.4", "close.handled-by-support", route.why
+        _close_family(ticket, "100.7.4", rules.CLOSE_HANDLED_BY_SUPPORT, route.why
                       + ": closed by its resolver with its close code", graph, ctx, plan,
                       handled)
     elif route.step == "100.7.1":
-        _close_family(ticket, "100.7.1", "close.auto-source", route.why
+        _close_family(ticket, "100.7.1", rules.CLOSE_AUTO_SOURCE, route.why
                       + ": the help desk closes it without asking the requester", graph, ctx,
                       plan, handled)
     else:
@@ -185,7 +186,7 @@ def _decide_confirmation(ticket: Ticket, graph: DuplicateGraph, ctx: _Context, p
                          handled: set[str], why: str) -> None:
     answer = ticket.confirmation or None
     if answer == CONFIRMATION_CONFIRMED:
-        _close_family(ticket, "100.7.1", "close.confirmed",
+        _close_family(ticket, "100.7.1", rules.CLOSE_CONFIRMED,
                       f"{why}: the requester confirmed the fix", graph, ctx, plan, handled)
     elif answer == CONFIRMATION_REJECTED:
         _add(plan, ticket, _reopen(ticket, graph, ctx))
@@ -211,7 +212,7 @@ def _decide_pending(ticket: Ticket, graph: DuplicateGraph, ctx: _Context, plan: 
     asked = ticket.confirmation_asked_at or ticket.updated
     policy = ctx.policy
     if policy.close_without_answer and ctx.now - asked >= policy.close_without_answer_after:
-        _close_family(ticket, "100.7.1", "close.no-answer",
+        _close_family(ticket, "100.7.1", rules.CLOSE_NO_ANSWER,
                       "no answer from the requester in time; the policy closes it", graph,
                       ctx, plan, handled)
         return
@@ -264,15 +265,14 @@ def _close_family(master: Ticket, step: str, rule: str, reason: str, graph: Dupl
 
 def _closing_step(master: Ticket) -> str:
     """The 100.7 step a closed master was closed under, from its automation stamp."""
-    stamp = master.automation or ""
-    return "100.7.4" if stamp.startswith("100.7.4 ") else "100.7.1"
+    return "100.7.4" if rules.stamp_step(master.automation) == "100.7.4" else "100.7.1"
 
 
 def _cascade(dup: Ticket, master: Ticket, step: str) -> Action:
     # 100.7.1 and 100.7.4 both close the duplicates with the master: the duplicate is
     # recorded under its master's step, so the plan says who closed the family.
     return Action(
-        kind=CASCADE_CLOSE, ticket_id=dup.id, step=step, rule="close.duplicate-cascade",
+        kind=CASCADE_CLOSE, ticket_id=dup.id, step=step, rule=rules.CLOSE_DUPLICATE_CASCADE,
         reason=f"duplicate of #{master.id} (closed under {step}): closed with the master's "
                "close code",
         key=action_key("cascade", dup.id, master.id), status=CLOSED,
@@ -309,16 +309,16 @@ def _bounce(ticket: Ticket, gaps: list[Gap], ctx: _Context) -> Action:
     notices = (Notice("bounce", (to,), _context(ticket, ctx, missing=[g.line() for g in gaps])),) \
         if to else ()
     return Action(
-        kind=BOUNCE, ticket_id=ticket.id, step="100.6", rule="completeness",
+        kind=BOUNCE, ticket_id=ticket.id, step="100.6", rule=rules.COMPLETENESS,
         reason="incomplete: " + ", ".join(sorted({g.field for g in gaps})),
-        key=action_key("bounce", ticket.id, ticket.resolved_at or ticket.updated,
+        key=action_key(rules.BOUNCE_KEY, ticket.id, ticket.resolved_at or ticket.updated,
                        *sorted(g.field for g in gaps)),
         status=status, comment=comment, notices=notices, expected_version=ticket.version)
 
 
 def _ask(ticket: Ticket, ctx: _Context, why: str) -> Action:
     return Action(
-        kind=ASK_CONFIRMATION, ticket_id=ticket.id, step="100.7.2", rule="confirm.ask",
+        kind=ASK_CONFIRMATION, ticket_id=ticket.id, step="100.7.2", rule=rules.CONFIRM_ASK,
         reason=f"{why}: the help desk asks the requester whether it is fixed",
         key=action_key("ask", ticket.id, ticket.resolved_at or ticket.updated),
         fields={"confirmation": CONFIRMATION_PENDING, "confirmation_asked_at": ctx.now},
@@ -330,7 +330,7 @@ def _ask(ticket: Ticket, ctx: _Context, why: str) -> Action:
 def _remind(ticket: Ticket, asked: datetime, ctx: _Context) -> Action:
     helpdesk = tuple(p.email for p in ctx.contacts.role("helpdesk") if p.email)
     return Action(
-        kind=REMIND_HELPDESK, ticket_id=ticket.id, step="100.7.2", rule="confirm.remind",
+        kind=REMIND_HELPDESK, ticket_id=ticket.id, step="100.7.2", rule=rules.CONFIRM_REMIND,
         reason=f"no answer from the requester since {asked:%Y-%m-%d %H:%M} UTC",
         key=action_key("remind", ticket.id, asked),
         notices=(Notice("confirmation_reminder", helpdesk,
@@ -341,7 +341,7 @@ def _remind(ticket: Ticket, asked: datetime, ctx: _Context) -> Action:
 def _reopen(ticket: Ticket, graph: DuplicateGraph, ctx: _Context) -> Action:
     tier = ticket.handler_tier if ctx.vocab.knows("tiers", ticket.handler_tier) else "l1"
     status = str(ctx.vocab.attr("tiers", tier, "status", "assigned-l1"))
-    key = action_key("reopen", ticket.id)
+    key = action_key(rules.REOPEN_KEY, ticket.id)
     draft = TicketDraft(
         queue=ticket.queue or INCIDENT_QUEUE,
         subject=f"[重开 Reopened #{ticket.id}] {ticket.subject}",
@@ -359,7 +359,7 @@ def _reopen(ticket: Ticket, graph: DuplicateGraph, ctx: _Context) -> Action:
     helpdesk = tuple(p.email for p in ctx.contacts.role("helpdesk") if p.email)
     moved = [d.id for d in graph.descendants(ticket.id) if d.status != CLOSED]
     return Action(
-        kind=REOPEN, ticket_id=ticket.id, step="100.7.3", rule="confirm.rejected",
+        kind=REOPEN, ticket_id=ticket.id, step="100.7.3", rule=rules.CONFIRM_REJECTED,
         reason="the requester says it is not fixed: closed unsuccessful, reopened to "
                f"{ticket.handler or 'the original handler'}",
         key=key, status=CLOSED, fields={"close_code": UNSUCCESSFUL}, create=draft,

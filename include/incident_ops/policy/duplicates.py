@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from incident_ops.model import Ticket, id_order
+from incident_ops.policy import rules
 from incident_ops.policy.plan import BREAK_LINK, Action, Finding, action_key
 
 
@@ -90,7 +91,7 @@ class DuplicateGraph:
         actions = []
         for ticket_id, master in sorted(self._broken.items(), key=lambda kv: id_order(kv[0])):
             actions.append(Action(
-                kind=BREAK_LINK, ticket_id=ticket_id, step="100.7.1", rule="duplicates.cycle",
+                kind=BREAK_LINK, ticket_id=ticket_id, step="100.7.1", rule=rules.DUPLICATES_CYCLE,
                 reason=f"duplicate link to #{master} would loop; removed",
                 # No version check: removing a looping link is right whatever else changed.
                 key=action_key("unlink", ticket_id, master), unlink_from=master,

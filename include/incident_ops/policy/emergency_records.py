@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from incident_ops.model import TicketDraft
-from incident_ops.policy.emergency import (
+from incident_ops.policy.emergency_brief import (
     ROUTE_PLAN,
     Answer,
     Brief,

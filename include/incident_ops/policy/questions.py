@@ -31,15 +31,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from incident_ops.policy.contingency import Cadence, Contact, ContingencyPlan
-from incident_ops.policy.emergency import (
+from incident_ops.policy.emergency_brief import (
     LIFTED,
     STEPS_PARTLY,
     Brief,
-    _mail,
-    _note,
-    _plan,
+    emergency_plan,
+    incident_note,
+    key,
     local_time,
     mail_context,
+    mail_notice,
     recovery_time,
 )
 from incident_ops.policy.plan import NOTIFY, Action, Notice, Plan
@@ -186,8 +187,8 @@ def _messages(brief: Brief, template_kind: str, q: Question, people: Sequence[Co
                        answerers=[c.name for c in assignees(brief, q.kind)],
                        roles=" + ".join(ROLE_LABELS[r] for r in WHO_ANSWERS[q.kind]),
                        **extra)
-    mail = _mail("emergency_question", [c.email for c in people if c.email], ctx,
-                 cc=[c.email for c in cc if c.email])
+    mail = mail_notice("emergency_question", [c.email for c in people if c.email], ctx,
+                       cc=[c.email for c in cc if c.email])
     texts = (Notice("emergency_question", tuple(dict.fromkeys(
         c.phone for c in people if c.phone)), ctx, channel="sms"),) if sms else ()
     return (mail, *texts)
@@ -201,14 +202,14 @@ def ask_key(brief: Brief, q: Question) -> str:
 def decide_ask(brief: Brief, q: Question, asked_at: datetime) -> Plan:
     """The question is waiting: its people are told by mail and SMS, with the link."""
     people = assignees(brief, q.kind)
-    action = _note(brief, q.step, "emergency.question-asked", "ask",
-                   f"问题已发出，等待回答 / question asked, waiting for an answer: {q.subject} — "
-                   f"{', '.join(c.name for c in people) or '—'}",
-                   f"{q.task_id}: question sent to {len(people)} people",
-                   brief.run_id, q.task_id,  # the parts of ask_key
-                   notices=_messages(brief, "ask", q, people, brief.run_id,
-                                     asked=local_time(asked_at, brief.tz)))
-    return _plan(brief, brief.run_id, action)
+    action = incident_note(brief, q.step, "emergency.question-asked", "ask",
+                           f"问题已发出，等待回答 / question asked, waiting for an answer: "
+                           f"{q.subject} — {', '.join(c.name for c in people) or '—'}",
+                           f"{q.task_id}: question sent to {len(people)} people",
+                           brief.run_id, q.task_id,  # the parts of ask_key
+                           notices=_messages(brief, "ask", q, people, brief.run_id,
+                                             asked=local_time(asked_at, brief.tz)))
+    return emergency_plan(brief, brief.run_id, action)
 
 
 def decide_wake(brief: Brief, q: Question, asked_at: datetime, now: datetime) -> Plan:
@@ -230,7 +231,7 @@ def decide_wake(brief: Brief, q: Question, asked_at: datetime, now: datetime) ->
                               asked=asked)))
     if escalation_due(cadence, asked_at, now):
         bosses = people_of(brief, ESCALATE_TO)
-        actions.append(_note(
+        actions.append(incident_note(
             brief, q.step, "emergency.question-timeout", "timeout",
             f"{waited} 分钟无人回答，已上报事件经理与管理层 / no answer after {waited} min: "
             f"incident manager and management told — {q.subject}",
@@ -238,7 +239,7 @@ def decide_wake(brief: Brief, q: Question, asked_at: datetime, now: datetime) ->
             brief.run_id, q.task_id,
             notices=_messages(brief, "timeout", q, bosses, brief.run_id, cc=people,
                               waited=waited, asked=asked)))
-    return _plan(brief, brief.run_id, *actions)
+    return emergency_plan(brief, brief.run_id, *actions)
 
 
 def decide_sent_back(brief: Brief, q: Question, problems: Sequence[str],
@@ -249,7 +250,7 @@ def decide_sent_back(brief: Brief, q: Question, problems: Sequence[str],
     people = assignees(brief, q.kind)
     login = str((responder or {}).get("id") or "")
     given = [c for c in people if login and c.airflow_user == login] or list(people)
-    return _plan(brief, brief.run_id, Action(
+    return emergency_plan(brief, brief.run_id, Action(
         kind=NOTIFY, ticket_id=brief.incident_id, step=q.step,
         rule="emergency.answer-sent-back",
         key=_key(brief, "sent-back", q.task_id, attempt),
@@ -260,8 +261,6 @@ def decide_sent_back(brief: Brief, q: Question, problems: Sequence[str],
 
 
 def _key(brief: Brief, kind: str, *parts: object) -> str:
-    from incident_ops.policy.emergency import key
-
     return key(brief, kind, brief.run_id, *parts)
 
 

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from incident_ops.model import Ticket
+from incident_ops.policy import rules
 
 # Coded fields: few distinct values, grouped on -> categoricals.
 CODE_COLUMNS = ("status", "priority", "impact", "source", "category", "system", "handler",
@@ -43,7 +44,7 @@ ESCALATION = "escalation"
 BOUNCES = "bounces"
 COLUMNS = (*TEXT_COLUMNS, *CODE_COLUMNS, *DATE_COLUMNS, BOUNCES)
 
-BOUNCE_KEY_PREFIX = "bounce:"  # the closure pipeline's 100.6 action keys (policy.closure)
+BOUNCE_KEY_PREFIX = f"{rules.BOUNCE_KEY}:"  # the closure pipeline's 100.6 action keys
 _ATTRS = (*TEXT_COLUMNS, *CODE_COLUMNS, *DATE_COLUMNS, "automation_keys")
 _NAT = np.iinfo(np.int64).min  # datetime64's NaT as an integer
 

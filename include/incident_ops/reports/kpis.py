@@ -20,11 +20,12 @@ Which tickets count where:
   ``new``). A ticket still unanswered counts as missed once its target passed before the
   period's end, and is not measured before that;
 * **closure outcomes** (100.7.1 auto-closed, confirmed, 100.7.3 reopened, ...): tickets
-  *closed* in the period, classified by the ``automation`` stamp the closure pipeline
-  writes (``"100.7.1 close.auto-source · run X"``) and the close code;
+  *closed* in the period, classified by the rule id of the ``automation`` stamp the
+  engine writes (``"100.7.1 close.auto-source · run X"``, ``policy.rules``) and the close
+  code (``reports.outcomes``);
 * **incomplete resolutions** (100.6 bounces) and escalations: tickets created or resolved in
-  the period that carry the bounce key / an ``automation`` stamp starting ``100.6``, or
-  escalation rungs.
+  the period that carry the bounce key / an ``automation`` stamp of the completeness rule,
+  or escalation rungs.
 """
 
 from __future__ import annotations
@@ -36,33 +37,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from incident_ops.config import Vocabulary
-from incident_ops.model import (
-    CLOSED,
-    CONFIRMATION_CONFIRMED,
-    OPEN_STATUSES,
-    RESOLVED,
-    UNSUCCESSFUL,
-)
+from incident_ops.model import OPEN_STATUSES, UNSUCCESSFUL
 from incident_ops.policy.escalation import SlaPolicy
-from incident_ops.reports import sla as sla_clock
+from incident_ops.reference import Vocabulary
+from incident_ops.reports.kpi_columns import DerivedColumns
+from incident_ops.reports.outcomes import OUTCOMES, closure_outcomes, reopen_copies
 from incident_ops.reports.periods import Period
 
 NOT_SET = ""  # the code under which tickets without a value are counted
 
-# Closure outcomes, in display order, with the closure policy's rule names they come from
-# (policy.closure writes "<step> <rule> · run <id>" into the ticket's automation field).
-OUTCOME_RULES = {
-    "auto": "close.auto-source",  # 100.7.1 monitoring / auto-transfer
-    "confirmed": "close.confirmed",  # 100.7.2 -> 100.7.1 requester confirmed
-    "no_answer": "close.no-answer",  # 100.7.2 policy closed without an answer
-    "support": "close.handled-by-support",  # 100.7.4
-    "cascade": "close.duplicate-cascade",  # 100.7.1 duplicates closed with their master
-}
-OUTCOMES = ("auto", "confirmed", "no_answer", "support", "cascade", "reopened", "manual")
-REOPEN_KEY_PREFIX = "reopen:"  # idempotency key of a 100.7.3 reopened ticket
-REOPEN_SUBJECT = r"^\[重开 Reopened #\d+\]"  # the subject policy.closure gives it
-BOUNCE_STAMP = "100.6"
 URGENT = "urgent"  # the priority that starts 100.5 / sub-process 101
 MAJOR = "major"  # the impact of an emergency that needs a Major Incident Report (101.6)
 
@@ -133,7 +116,7 @@ class PeriodKpis:
 def compute_kpis(frame: pd.DataFrame, period: Period, settings: KpiSettings) -> PeriodKpis:
     """The KPIs of ``period`` (and of the period before it, for the deltas)."""
     previous = period.previous()
-    d = _Derived(frame, settings)
+    d = DerivedColumns(frame, settings.sla)
     cur, prev = d.masks(period), d.masks(previous)
     headline, tables = _period_numbers(d, cur, settings, lists=True)
     previous_headline, prev_tables = _period_numbers(d, prev, settings, lists=False)
@@ -155,7 +138,6 @@ DETAIL_COLUMNS = ("id", "subject", "status", "priority", "impact", "source", "ca
                   "faulty_vendor", "duplicate_of", "escalation", "automation")
 
 
-
 def period_tickets(frame: pd.DataFrame, period: Period, settings: KpiSettings,
                    limit: int | None = None) -> tuple[pd.DataFrame, int]:
     """The tickets behind the numbers: created, resolved or closed in ``period``.
@@ -164,7 +146,7 @@ def period_tickets(frame: pd.DataFrame, period: Period, settings: KpiSettings,
     shows); the derived resolution time, SLA clock, target and verdict are added. Returns
     the first ``limit`` rows by creation time and how many there are in all.
     """
-    d = _Derived(frame, settings)
+    d = DerivedColumns(frame, settings.sla)
     touched = d.masks(period)["touched"]
     total = int(touched.sum())
     order = frame["created"][touched].sort_values(kind="stable").index
@@ -185,76 +167,7 @@ def period_tickets(frame: pd.DataFrame, period: Period, settings: KpiSettings,
     return out.reset_index(drop=True), total
 
 
-class _Derived:
-    """Columns every period needs, computed once for the whole frame."""
-
-    def __init__(self, frame: pd.DataFrame, settings: KpiSettings) -> None:
-        self.f = frame
-        self.settings = settings
-        done = frame["status"].isin((RESOLVED, CLOSED))
-        resolved = frame["resolved_at"].where(frame["resolved_at"].notna(),
-                                              frame["completed_at"])
-        self.resolved_at = resolved.where(done)
-        self.responded_at = frame["responded_at"]
-        self.closed_at = frame["closed_at"].where(frame["status"] == CLOSED)
-        ttr = (self.resolved_at - frame["created"]).dt.total_seconds() / 3600.0
-        self.bad_ttr = ttr < 0  # resolved before created: a data error, never averaged
-        # The resolver's recorded completion time (100.6.8) before creation: a bad record,
-        # counted on its own (the measured time is the desk's).
-        self.bad_record = frame["completed_at"] < frame["created"]
-        self.ttr_h = ttr.where(~self.bad_ttr)
-        if settings.sla is not None:
-            self.target_h = sla_clock.target_hours(frame["priority"], frame["impact"],
-                                                   settings.sla)
-            sla_h = sla_clock.elapsed_hours(frame["created"], self.resolved_at,
-                                            frame["priority"], settings.sla)
-            self.sla_h = sla_h.where(~self.bad_ttr)
-            self.respond_target_h = sla_clock.respond_hours(frame["priority"], settings.sla)
-            self.response_h = sla_clock.elapsed_hours(frame["created"], self.responded_at,
-                                                      frame["priority"], settings.sla)
-        else:
-            self.target_h = pd.Series(np.nan, index=frame.index)
-            self.sla_h = self.ttr_h
-            self.respond_target_h = pd.Series(np.nan, index=frame.index)
-            self.response_h = pd.Series(np.nan, index=frame.index)
-        self.response_wall_h = (self.responded_at - frame["created"]).dt.total_seconds() / 3600
-        # A duplicate is answered through its master: its own pick-up time says nothing.
-        self.respondable = frame["duplicate_of"].isna() & self.respond_target_h.notna()
-        automation = frame["automation"].fillna("")
-        self.bounced = (frame["bounces"] > 0) | _on_uniques(
-            automation, lambda u: u.str.startswith(BOUNCE_STAMP))
-        self.automation = automation
-
-    def masks(self, period: Period) -> dict[str, pd.Series]:
-        start, end = pd.Timestamp(period.start_utc), pd.Timestamp(period.end_utc)
-        f = self.f
-        created = (f["created"] >= start) & (f["created"] < end)
-        resolved = (self.resolved_at >= start) & (self.resolved_at < end)
-        closed = (self.closed_at >= start) & (self.closed_at < end)
-        answered, late = self._responses(created, end)
-        return {"created": created, "resolved": resolved, "closed": closed,
-                "touched": created | resolved | closed,
-                "response_measured": answered | late,
-                "response_met": answered & (self.response_h <= self.respond_target_h)}
-
-    def _responses(self, created: pd.Series, end: pd.Timestamp
-                   ) -> tuple[pd.Series, pd.Series]:
-        """Of the tickets created (``created``): those answered, and those unanswered whose
-        response target passed before ``end``."""
-        eligible = created & self.respondable
-        answered = eligible & self.response_h.notna()
-        waiting = eligible & self.responded_at.isna()
-        late = pd.Series(False, index=self.f.index)
-        sla = self.settings.sla
-        if sla is not None and waiting.any():
-            f = self.f[waiting]
-            until = pd.Series(end, index=f.index).dt.as_unit("us")
-            waited = sla_clock.elapsed_hours(f["created"], until, f["priority"], sla)
-            late[waiting] = (waited > self.respond_target_h[waiting]).to_numpy()
-        return answered, late
-
-
-def _period_numbers(d: _Derived, m: dict[str, pd.Series], s: KpiSettings, *, lists: bool
+def _period_numbers(d: DerivedColumns, m: dict[str, pd.Series], s: KpiSettings, *, lists: bool
                     ) -> tuple[dict[str, float | int | None], dict[str, pd.DataFrame]]:
     """Headline numbers and tables of one period; ``lists``: also the ticket lists."""
     f = d.f
@@ -264,7 +177,7 @@ def _period_numbers(d: _Derived, m: dict[str, pd.Series], s: KpiSettings, *, lis
         tables[f"volume_{col}"] = _counts(f[col][created], s.order.get(col, ()), "created")
     tables["resolution_priority"] = _resolution(d, resolved, s)
     tables["response_priority"] = _response(d, m, s)
-    outcomes = _outcomes(d, closed)
+    outcomes = closure_outcomes(f, d.automation, closed)
     tables["closure_outcomes"] = _counts(outcomes, OUTCOMES, "closed", keep_order=True)
     if lists:
         tables["reopened"] = _ticket_list(d, closed & (f["close_code"] == UNSUCCESSFUL),
@@ -289,9 +202,7 @@ def _period_numbers(d: _Derived, m: dict[str, pd.Series], s: KpiSettings, *, lis
     met = int((d.sla_h[measured] <= d.target_h[measured]).sum())
     n_closed = int(closed.sum())
     reopened = int((outcomes == "reopened").sum())
-    keys, subjects = f["idempotency_key"][created].fillna(""), f["subject"][created]
-    is_reopen = _on_uniques(keys, lambda u: u.str.startswith(REOPEN_KEY_PREFIX)) | \
-        subjects.str.contains(REOPEN_SUBJECT).to_numpy(dtype=bool)
+    is_reopen = reopen_copies(f["idempotency_key"][created].fillna(""))
     headline: dict[str, float | int | None] = {
         "created": int(created.sum()),
         "resolved": int(resolved.sum()),
@@ -349,7 +260,7 @@ def _with_previous(now: pd.DataFrame, before: pd.DataFrame) -> pd.DataFrame:
     return now
 
 
-def _resolution(d: _Derived, resolved: pd.Series, s: KpiSettings) -> pd.DataFrame:
+def _resolution(d: DerivedColumns, resolved: pd.Series, s: KpiSettings) -> pd.DataFrame:
     frame = pd.DataFrame({
         "code": d.f["priority"][resolved].astype(object).fillna(NOT_SET),
         "ttr_h": d.ttr_h[resolved], "sla_h": d.sla_h[resolved],
@@ -376,7 +287,7 @@ def _resolution(d: _Derived, resolved: pd.Series, s: KpiSettings) -> pd.DataFram
                        "sla_pct": "float64"})
 
 
-def _response(d: _Derived, m: dict[str, pd.Series], s: KpiSettings) -> pd.DataFrame:
+def _response(d: DerivedColumns, m: dict[str, pd.Series], s: KpiSettings) -> pd.DataFrame:
     """Response to the tickets created in the period, by priority (module docstring)."""
     scope = m["created"] & d.respondable
     frame = pd.DataFrame({
@@ -399,23 +310,6 @@ def _response(d: _Derived, m: dict[str, pd.Series], s: KpiSettings) -> pd.DataFr
                        "response_pct": "float64"})
 
 
-def _outcomes(d: _Derived, closed: pd.Series) -> pd.Series:
-    f = d.f
-    auto = d.automation[closed]
-
-    def stamped(outcome: str) -> np.ndarray:
-        return _on_uniques(auto, lambda u: u.str.contains(OUTCOME_RULES[outcome], regex=False))
-
-    conditions = [(f["close_code"][closed] == UNSUCCESSFUL).to_numpy(),  # 100.7.3 first
-                  stamped("cascade"), stamped("auto"),
-                  stamped("confirmed") | (f["confirmation"][closed] ==
-                                          CONFIRMATION_CONFIRMED).to_numpy(),
-                  stamped("no_answer"), stamped("support")]
-    names = ["reopened", "cascade", "auto", "confirmed", "no_answer", "support"]
-    chosen = np.select(conditions, names, default="manual")
-    return pd.Series(chosen, index=auto.index, dtype=object)
-
-
 def _duplicates(f: pd.DataFrame, created: pd.Series, top_n: int
                 ) -> tuple[pd.DataFrame, int, int]:
     masters = f["duplicate_of"][created].dropna()
@@ -427,7 +321,7 @@ def _duplicates(f: pd.DataFrame, created: pd.Series, top_n: int
     return table, int(len(masters)), int(len(per_master))
 
 
-def _bounces(d: _Derived, scope: pd.Series, resolved: pd.Series, top_n: int
+def _bounces(d: DerivedColumns, scope: pd.Series, resolved: pd.Series, top_n: int
              ) -> tuple[pd.DataFrame, int, int]:
     bounced = d.bounced & scope
     handled = resolved | bounced
@@ -469,7 +363,7 @@ def _top(values: pd.Series, top_n: int) -> pd.DataFrame:
 LIST_COLUMNS = ("id", "subject", "priority", "impact", "system", "status", "handler")
 
 
-def _ticket_list(d: _Derived, rows: pd.Series, limit: int) -> pd.DataFrame:
+def _ticket_list(d: DerivedColumns, rows: pd.Series, limit: int) -> pd.DataFrame:
     f = d.f
     first = f["created"][rows].sort_values(kind="stable").head(limit).index
     out = f.loc[first, list(LIST_COLUMNS)].astype(object)
@@ -480,7 +374,8 @@ def _ticket_list(d: _Derived, rows: pd.Series, limit: int) -> pd.DataFrame:
     return out.where(out.notna().to_numpy(), None)
 
 
-def _trend(d: _Derived, m: dict[str, pd.Series], period: Period, s: KpiSettings) -> pd.DataFrame:
+def _trend(d: DerivedColumns, m: dict[str, pd.Series], period: Period, s: KpiSettings
+           ) -> pd.DataFrame:
     """Created and resolved per local hour (a daily report) or per local day."""
     daily = period.kind == "daily"
 
@@ -495,19 +390,6 @@ def _trend(d: _Derived, m: dict[str, pd.Series], period: Period, s: KpiSettings)
     return pd.DataFrame({"bucket": labels,
                          "created": [int(created.get(k, 0)) for k in keys],
                          "resolved": [int(resolved.get(k, 0)) for k in keys]})
-
-
-def _on_uniques(values: pd.Series, test: Any) -> np.ndarray:
-    """``test`` (a vectorised string predicate) run once per distinct value, mapped back.
-
-    Stamps like "100.7.1 close.auto-source · run X" repeat for every ticket a run closed,
-    so there are far fewer distinct values than rows.
-    """
-    codes, uniques = pd.factorize(values, use_na_sentinel=False)
-    if len(uniques) == 0:
-        return np.zeros(len(values), dtype=bool)
-    answers = np.asarray(test(pd.Series(uniques, dtype="str")).fillna(False), dtype=bool)
-    return answers[codes]
 
 
 def _pct(part: int, whole: int) -> float | None:

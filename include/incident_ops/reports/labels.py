@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from incident_ops.config import Vocabulary
+from incident_ops.reference import Vocabulary
 from incident_ops.reports.kpis import NOT_SET
 
 LANGUAGES = ("zh", "en")

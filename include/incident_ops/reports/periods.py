@@ -86,9 +86,6 @@ class Period:
         y, m = self.first_day.year, self.first_day.month
         return Period(self.kind, date(y - (m == 1), (m - 2) % 12 + 1, 1), self.tz)
 
-    def contains(self, moment: datetime) -> bool:
-        return self.start <= moment < self.end
-
     def to_dict(self) -> dict[str, str]:
         return {"kind": self.kind, "first_day": self.first_day.isoformat(), "tz": self.tz,
                 "label": self.label, "start": self.start.isoformat(),

@@ -12,9 +12,8 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from incident_ops.engine.applier import ActionOutcome
 from incident_ops.notify.compose import environment
 from incident_ops.policy.plan import Plan
 
@@ -25,14 +24,27 @@ TITLES = {
 }
 
 
+class ReportedOutcome(Protocol):
+    """What the report reads of the engine's outcome of one action (``ActionOutcome``): the
+    report needs only these, so reports do not import the engine."""
+
+    key: str
+    outcome: str
+    message: str
+    created_id: str | None
+    undelivered: list[str]
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
 def safe_name(run_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)[:120]
 
 
-def write_plan_report(plan: Plan, outcomes: Sequence[ActionOutcome] | None, directory: Path,
+def write_plan_report(plan: Plan, outcomes: Sequence[ReportedOutcome] | None, directory: Path,
                       *, now: datetime, dry_run: bool, desk_url: str | None = None,
                       extra: dict[str, Any] | None = None,
-                      replayed: Sequence[ActionOutcome] = (),
+                      replayed: Sequence[ReportedOutcome] = (),
                       undelivered: Sequence[str] = (), stem_suffix: str = ""
                       ) -> dict[str, str]:
     """Write ``<run>.json`` and ``<run>.html``; return their paths.

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from incident_ops.config import Vocabulary
 from incident_ops.model import Ticket, id_order
 from incident_ops.notify.compose import environment
 from incident_ops.policy.escalation import SlaPolicy, due_times
+from incident_ops.reference import Vocabulary
 
 AGE_BUCKETS = ((timedelta(hours=4), "< 4h"), (timedelta(days=1), "4h–1d"),
                (timedelta(days=3), "1–3d"), (timedelta(days=7), "3–7d"))

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from incident_ops.config import ConfigError, Contacts, load_yaml
+from incident_ops.config import load_yaml, timezone
+from incident_ops.reference import ConfigError, Contacts
 from incident_ops.reports.labels import LANGUAGES
 from incident_ops.reports.periods import KINDS
 
@@ -60,8 +61,6 @@ class ReportSettings:
             if language not in LANGUAGES:
                 raise ConfigError(f"reports.yaml: language {language!r} is not one of "
                                   f"{LANGUAGES}")
-            from incident_ops.config import timezone
-
             return cls(timezone=timezone(), language=language,
                        smtp_conn_id=str(data.get("smtp_conn_id", "smtp_default")),
                        top_n=int(data.get("top_n", 10)),
