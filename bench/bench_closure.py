@@ -64,7 +64,7 @@ import requests  # noqa: E402
 from incident_ops.config import load_contacts, load_vocabulary, load_yaml  # noqa: E402
 from incident_ops.desk.rt import RequestTrackerDesk, RTClient  # noqa: E402
 from incident_ops.embedded_desk import EmbeddedDesk  # noqa: E402
-from incident_ops.embedded_desk.desk import perl  # noqa: E402
+from incident_ops.embedded_desk.rt_server import perl  # noqa: E402
 from incident_ops.embedded_desk.seeding import SEED_SCRIPT  # noqa: E402
 from incident_ops.engine import Applier, Lease, MemoryOutbox, holder_id  # noqa: E402
 from incident_ops.model import CLOSED  # noqa: E402
