@@ -45,7 +45,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "include"))
 sys.path.insert(0, str(HERE))
 
-from bench_closure import free_port, rt_time, seed  # noqa: E402
+from _common import free_port, rt_time, seed  # noqa: E402
 
 from incident_ops.embedded_desk import EmbeddedDesk  # noqa: E402
 from incident_ops.policy.answers import claims_for, sign  # noqa: E402

@@ -45,9 +45,7 @@ import json
 import os
 import pstats
 import random
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -59,13 +57,18 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "include"))
 
-import requests  # noqa: E402
+from _common import (  # noqa: E402
+    CountingNotifier,
+    free_port,
+    read_only,
+    rest_session,
+    rt_time,
+    seed,
+)
 
 from incident_ops.config import load_contacts, load_vocabulary, load_yaml  # noqa: E402
 from incident_ops.desk.rt import RequestTrackerDesk, RTClient  # noqa: E402
 from incident_ops.embedded_desk import EmbeddedDesk  # noqa: E402
-from incident_ops.embedded_desk.desk import perl  # noqa: E402
-from incident_ops.embedded_desk.seeding import SEED_SCRIPT  # noqa: E402
 from incident_ops.engine import Applier, Lease, MemoryOutbox, holder_id  # noqa: E402
 from incident_ops.model import CLOSED  # noqa: E402
 from incident_ops.pipelines.resolved import fetch_closure_batch  # noqa: E402
@@ -78,28 +81,6 @@ FLOOR_AGE = timedelta(days=10)  # the floor's set lies this far before the water
 SKEW = timedelta(seconds=60)  # the DAG's clock-skew margin on its watermark
 LEAD = timedelta(hours=50)  # a round's "now": its seeded history ends after the watermark
 CLOSE_CODE = "self-healed"
-
-
-class NoMail:
-    """Alarms send no mail; anything that tries is a bug in the benchmark's data."""
-
-    sent = 0
-
-    def send_email(self, email: Any) -> None:
-        self.sent += 1
-
-    def send_sms(self, sms: Any) -> None:
-        self.sent += 1
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def rt_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def records(tag: str, masters: int, now: datetime, rng: random.Random) -> list[dict[str, Any]]:
@@ -142,26 +123,8 @@ def records(tag: str, masters: int, now: datetime, rng: random.Random) -> list[d
     return out
 
 
-def seed(desk: EmbeddedDesk, recs: list[dict[str, Any]]) -> tuple[float, dict[str, int]]:
-    """Load ``recs`` with the embedded desk's Perl loader; returns seconds and key -> id."""
-    payload = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs)
-    started = time.perf_counter()
-    proc = subprocess.run([perl(), str(SEED_SCRIPT)], input=payload.encode(),
-                          capture_output=True, env=desk.rt_env(), cwd=desk.workdir,
-                          timeout=900, check=False)
-    seconds = time.perf_counter() - started
-    ids = {row["key"]: int(row["id"]) for row in
-           (json.loads(x) for x in proc.stdout.decode().splitlines() if x.strip())}
-    if proc.returncode != 0 or len(ids) != len(recs):
-        raise SystemExit(f"seeding failed ({len(ids)} of {len(recs)}, exit {proc.returncode}):"
-                         f"\n{proc.stderr.decode(errors='replace')[-2000:]}")
-    return seconds, ids
-
-
 def statuses(desk: EmbeddedDesk, ids: list[int]) -> Counter[str]:
-    import sqlite3
-
-    with sqlite3.connect(f"file:{desk.db_path}?mode=ro", uri=True, timeout=30) as conn:
+    with read_only(desk.db_path) as conn:
         marks = ",".join("?" * len(ids))
         rows = conn.execute(f"SELECT Status FROM Tickets WHERE id IN ({marks})", ids).fetchall()
     return Counter(r[0] for r in rows)
@@ -209,7 +172,7 @@ def pipeline_pass(url: str, user: str, password: str, now: datetime,
 
     apply_desk = new_desk(url, user, password)  # the apply task
     plan2 = Plan.from_dict(xcom["plan"])
-    notifier = NoMail()
+    notifier = CountingNotifier()  # alarms send no mail: anything sent is a bug in the data
     # As the apply task does it: under the pipeline's desk lease, with an outbox.
     lease = Lease(apply_desk, "bench_closure", holder_id(plan2.run_id, "apply"))
     outcomes = Applier(apply_desk, notifier, plan2.run_id, outbox=MemoryOutbox(), lease=lease,
@@ -237,16 +200,10 @@ def floor_pass(url: str, user: str, password: str, tag: str,
     same updates as the pipeline, to tell the cost of those writes from its own overhead.
     """
     api = url + "/REST/2.0"
-    session = requests.Session()
-    session.headers["Accept"] = "application/json"
-    session.auth = (user, password)
-    requests_made = 0
     t0 = time.perf_counter()
-    # Log in once, as the adapter's client does: REST2 checks a password with bcrypt on
-    # every call, a session cookie in milliseconds. Without it the floor would be slower.
-    session.post(url + "/NoAuth/Login.html", data={"user": user, "pass": password},
-                 allow_redirects=False, timeout=60)
-    requests_made += 1
+    # Logged in once, as the adapter's client is: without it the floor would be slower.
+    session = rest_session(url, user, password)
+    requests_made = 1
     sql = (f"Queue = 'Incidents' AND Subject LIKE '[{tag}]' AND Status != 'closed' "
            f"AND (Status = 'resolved' OR MemberOf IS NOT NULL)")
     ids: list[int] = []

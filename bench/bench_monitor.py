@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import gc
 import random
-import socket
 import statistics
 import sys
 import tempfile
@@ -34,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "include"))
+
+from _common import CountingNotifier, free_port  # noqa: E402
 
 from incident_ops.config import load_contacts, load_vocabulary, load_yaml  # noqa: E402
 from incident_ops.model import Ticket  # noqa: E402
@@ -107,25 +108,7 @@ def bench_policy(n: int, repeat: int) -> None:
 
 # ----------------------------------------------------------------------------- (b)
 
-class CountingNotifier:
-    def __init__(self) -> None:
-        self.emails = 0
-        self.sms = 0
-
-    def send_email(self, email: Any) -> None:
-        self.emails += 1
-
-    def send_sms(self, sms: Any) -> None:
-        self.sms += 1
-
-
 SKEW = timedelta(seconds=2)  # one host, one clock: a small margin stands for the default 60 s
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def monitor_run(url: str, since: datetime | None, now: datetime) -> dict[str, Any]:

@@ -22,7 +22,7 @@ import requests
 
 from incident_ops.desk.rt import schema
 from incident_ops.embedded_desk import EmbeddedDesk, EmbeddedDeskError
-from incident_ops.embedded_desk.desk import _group_pids
+from incident_ops.embedded_desk.rt_server import _group_pids
 from incident_ops.embedded_desk.rtconfig import load_yaml
 from incident_ops.embedded_desk.seed_data import generate
 from tests.support import free_port

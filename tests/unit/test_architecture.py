@@ -3,6 +3,10 @@
 - ``policy/``, ``model.py`` and ``reference.py`` are pure: no Airflow, no desk adapter, no
   configuration loading, no file, network or process access;
 - only ``incident_ops/airflow`` imports Airflow (the DAG files are wiring on top of it);
+- the layers below it do not import it: ``engine`` never imports ``incident_ops.airflow``,
+  ``desk`` never imports ``engine`` (the engine drives the desk, not the other way);
+- ``engine``, ``desk`` and ``embedded_desk`` hold no import cycle (TYPE_CHECKING imports
+  included: a reader follows those too);
 - no two classes share a name across the package (a newcomer greps one and finds one).
 - arrows that once ran the wrong way stay gone: config -> reports (through the config
   check), reports -> engine, policy -> config.
@@ -128,3 +132,56 @@ def test_reports_do_not_import_the_engine():
 def test_policy_does_not_import_config():
     """Policy gets its settings as objects; loading them is the caller's business."""
     assert arrows(sorted((PACKAGE / "policy").rglob("*.py")), CONFIG_MODULES) == []
+
+
+def _module_of(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _our_imports(path: Path) -> set[str]:
+    """The incident_ops modules a file imports (``from pkg import module`` names the module)."""
+    known = {_module_of(p) for p in PACKAGE.rglob("*.py")}
+    found = set()
+    for module, names in imports(path):
+        if not module.startswith("incident_ops"):
+            continue
+        subs = {f"{module}.{n}" for n in names} & known
+        found |= subs or {module}
+    return found
+
+
+def _layer_imports(layer: str, forbidden: str) -> list[str]:
+    return [f"{path.relative_to(PACKAGE)} imports {module}"
+            for path in sorted((PACKAGE / layer).rglob("*.py"))
+            for module in sorted(_our_imports(path))
+            if module == forbidden or module.startswith(forbidden + ".")]
+
+
+def test_the_engine_does_not_import_the_airflow_layer():
+    assert _layer_imports("engine", "incident_ops.airflow") == []
+
+
+def test_the_desk_does_not_import_the_engine():
+    assert _layer_imports("desk", "incident_ops.engine") == []
+
+
+def test_no_import_cycles_in_the_engine_and_the_desks():
+    files = [p for layer in ("engine", "desk", "embedded_desk")
+             for p in sorted((PACKAGE / layer).rglob("*.py")) if p.name != "__init__.py"]
+    graph = {_module_of(p): _our_imports(p) for p in files}
+    cycles = []
+
+    def visit(node: str, path: list[str]) -> None:
+        for nxt in sorted(graph.get(node, ())):
+            if nxt in path:
+                cycles.append(" -> ".join(path[path.index(nxt):] + [nxt]))
+            elif nxt in graph and nxt not in done:
+                visit(nxt, path + [nxt])
+        done.add(node)
+
+    done: set[str] = set()
+    for start in sorted(graph):
+        if start not in done:
+            visit(start, [start])
+    assert cycles == []

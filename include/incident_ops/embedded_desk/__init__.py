@@ -11,8 +11,8 @@ from incident_ops.embedded_desk.desk import (
     DeskStatus,
     EmbeddedDesk,
     EmbeddedDeskError,
-    port_in_use,
 )
+from incident_ops.embedded_desk.rt_server import port_in_use
 
 __all__ = ["DEFAULT_PORT", "ROOT_PASSWORD", "ROOT_USER", "EmbeddedDeskError", "DeskStatus",
            "EmbeddedDesk", "port_in_use"]

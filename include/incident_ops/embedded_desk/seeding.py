@@ -15,27 +15,59 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from incident_ops.embedded_desk import seed_data
+from incident_ops.embedded_desk.rt_server import EmbeddedDeskError, perl
 from incident_ops.embedded_desk.rtconfig import load_yaml
-
-if TYPE_CHECKING:
-    from incident_ops.embedded_desk.desk import EmbeddedDesk
 
 log = logging.getLogger("incident_ops.embedded_desk")
 
 SEED_SCRIPT = Path(__file__).with_name("seed.pl")
 
 
-def seed_desk(desk: EmbeddedDesk, *, count: int, seed: int, now: datetime | None = None,
+class _Where(Protocol):
+    @property
+    def port(self) -> int | None: ...
+
+    @property
+    def workers(self) -> int | None: ...
+
+
+class SeedableDesk(Protocol):
+    """What seeding uses of ``EmbeddedDesk`` (whose ``seed`` and ``import_tickets`` call it)."""
+
+    workdir: Path
+    config_dir: Path | None
+    port: int
+    workers: int
+
+    @property
+    def seeded_marker(self) -> Path: ...
+
+    def status(self) -> _Where: ...
+
+    def is_provisioned(self) -> bool: ...
+
+    def is_running(self) -> bool: ...
+
+    def provision(self, force: bool = False) -> bool: ...
+
+    def write_config(self) -> None: ...
+
+    def rt_env(self) -> dict[str, str]: ...
+
+    def start(self) -> bool: ...
+
+    def stop(self) -> bool: ...
+
+
+def seed_desk(desk: SeedableDesk, *, count: int, seed: int, now: datetime | None = None,
               force: bool = False, timeout_s: float = 900.0) -> dict[str, Any]:
     """Seed ``desk`` with ``count`` tickets from RNG seed ``seed``; a no-op if already seeded.
 
     ``force`` wipes the desk (re-provisions) first, restarting a server it stops.
     """
-    from incident_ops.embedded_desk.desk import EmbeddedDeskError
-
     if desk.seeded_marker.exists() and not force:
         previous = json.loads(desk.seeded_marker.read_text())
         log.info("desk already seeded (%s tickets, seed %s): nothing to do; use --force to "
@@ -100,11 +132,9 @@ def seed_desk(desk: EmbeddedDesk, *, count: int, seed: int, now: datetime | None
     return result
 
 
-def _run_loader(desk: EmbeddedDesk, payload: str,
+def _run_loader(desk: SeedableDesk, payload: str,
                 timeout_s: float) -> tuple[list[dict[str, Any]], str, int]:
     """Run ``seed.pl`` over JSON lines: ({key, id} per loaded ticket, its stderr, exit code)."""
-    from incident_ops.embedded_desk.desk import EmbeddedDeskError, perl
-
     try:
         proc = subprocess.run([perl(), str(SEED_SCRIPT)], input=payload.encode(),
                               capture_output=True, env=desk.rt_env(), cwd=desk.workdir,
@@ -115,7 +145,7 @@ def _run_loader(desk: EmbeddedDesk, payload: str,
     return ids, proc.stderr.decode(errors="replace"), proc.returncode
 
 
-def import_records(desk: EmbeddedDesk, records: Sequence[seed_data.SeedTicket], *,
+def import_records(desk: SeedableDesk, records: Sequence[seed_data.SeedTicket], *,
                    timeout_s: float = 300.0) -> dict[str, str]:
     """Import tickets with their own past (creation, history, resolution dates) through
     RT's own Perl API, as a migration from another system would; returns key -> ticket id.
@@ -126,8 +156,6 @@ def import_records(desk: EmbeddedDesk, records: Sequence[seed_data.SeedTicket], 
     Works on a running desk. Any refusal (an unknown user, field or status) fails the
     import, naming the record.
     """
-    from incident_ops.embedded_desk.desk import EmbeddedDeskError
-
     if not records:
         return {}
     vocabulary = load_yaml("vocabulary.yaml", desk.config_dir)

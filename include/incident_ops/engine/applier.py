@@ -28,42 +28,30 @@ The rules (docs/exactly-once.md has the failure cases they cover):
    duplicates wait with it.
 6. **One ticket's failure is recorded and the batch goes on**; an authentication failure
    stops the run (no other ticket would escape it).
+
+The parts: ``engine.outcomes`` (what an apply reports), ``engine.followups`` (rule 3's
+follow-ups) and ``engine.replay`` (rule 4's debts); ``Applier`` joins them.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
-from incident_ops.desk.port import (
-    BadQuery,
-    DeskAuthError,
-    DeskError,
-    RejectedChange,
-    ServiceDesk,
-    StaleTicket,
-    TicketNotFound,
-    TicketQuery,
-)
+from incident_ops.desk.port import DeskAuthError, DeskError, ServiceDesk, StaleTicket, TicketQuery
+from incident_ops.engine.followups import AlreadyDone, FollowUps, Notifier, effects_of
 from incident_ops.engine.lease import Fenced, Lease, LeaseBusy, LeaseLost
 from incident_ops.engine.outbox import MemoryOutbox, Outbox, Pending
-from incident_ops.model import Ticket, TicketChange
-from incident_ops.notify.compose import render_email, render_sms
-from incident_ops.notify.messages import Attachment, Email, Sms
-from incident_ops.policy.plan import (
-    BREAK_LINK,
-    CASCADE_CLOSE,
-    CLOSE,
-    CREATE,
-    REOPEN,
-    Action,
-    Notice,
-    Plan,
-)
+from incident_ops.engine.outcomes import ActionOutcome, Applied, retryable
+from incident_ops.engine.replay import Replay
+from incident_ops.model import TicketChange
+from incident_ops.policy.plan import BREAK_LINK, CASCADE_CLOSE, CLOSE, CREATE, Action, Notice, Plan
+
+# Kept importable from here (the engine's callers and tests name them so).
+__all__ = ["ActionOutcome", "Applied", "Applier", "Notifier", "audit_fields", "effects_of",
+           "retryable"]
 
 log = logging.getLogger(__name__)
 
@@ -80,60 +68,6 @@ FRESH_ATTEMPTS = 4  # a write on a fresh read is tried again this often when som
 DONE_KINDS = ("done", "skipped")  # outcomes after which a master's family may close
 
 
-class Notifier(Protocol):
-    def send_email(self, email: Email) -> Any: ...
-
-    def send_sms(self, sms: Sms) -> Any: ...
-
-
-@dataclass
-class ActionOutcome:
-    key: str
-    kind: str
-    ticket_id: str
-    step: str
-    rule: str
-    # done | skipped | stale | failed | waiting | deferred | undelivered | dropped
-    outcome: str
-    message: str = ""
-    created_id: str | None = None
-    undelivered: list[str] = field(default_factory=list)  # messages still owed
-    # A failure another attempt may cure (the desk down, a timeout, a follow-up still owed);
-    # a change the desk refused, a ticket gone or a message refused for good is not.
-    retry: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class Applied:
-    outcomes: list[ActionOutcome]  # one per action of the plan that was considered
-    replayed: list[ActionOutcome] = field(default_factory=list)  # earlier attempts' debts
-
-    @property
-    def undelivered(self) -> list[str]:
-        return list(dict.fromkeys(m for o in [*self.replayed, *self.outcomes]
-                                  for m in o.undelivered))
-
-    @property
-    def retry_failures(self) -> list[ActionOutcome]:
-        """Failures another attempt may cure: apply fails so Airflow tries again."""
-        return [o for o in [*self.replayed, *self.outcomes]
-                if o.outcome == "failed" and o.retry]
-
-    @property
-    def deferred(self) -> bool:
-        """Nothing was applied: another run held the lease (or it was lost at the start)."""
-        return bool(self.outcomes) and all(o.outcome == "deferred" for o in self.outcomes)
-
-    def counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for o in self.outcomes:
-            counts[o.outcome] = counts.get(o.outcome, 0) + 1
-        return counts
-
-
 def audit_fields(action: Action, run_id: str, keys: Sequence[str]) -> dict[str, Any]:
     """The fields every automated write carries: the rule, the run and the key.
 
@@ -148,21 +82,6 @@ def audit_fields(action: Action, run_id: str, keys: Sequence[str]) -> dict[str, 
     return audit
 
 
-def effects_of(action: Action) -> list[tuple[str, Any]]:
-    """What follows the commit of ``action``, in order: (kind, detail)."""
-    effects: list[tuple[str, Any]] = []
-    if action.create is not None:
-        effects.append(("create", None))
-    if action.kind == REOPEN and action.create is not None:
-        effects += [("reference", target) for target in action.create.refers_to]
-        effects += [("move", dup) for dup in action.move_duplicates]
-    effects += [("attach", i) for i in range(len(action.attachments))]
-    if action.kind == CREATE and action.comment:
-        effects.append(("note", None))
-    effects += [("message", i) for i in range(len(action.notices))]
-    return effects
-
-
 def _bulkable(action: Action) -> bool:
     """Plain conditional field/status writes: nothing follows them, no comment."""
     return (action.kind not in (BREAK_LINK, CREATE) and not action.notices
@@ -170,11 +89,7 @@ def _bulkable(action: Action) -> bool:
             and action.expected_version is not None)
 
 
-class _AlreadyDone(Exception):
-    """A fresh read found the action's key on the ticket."""
-
-
-class Applier:
+class Applier(Replay, FollowUps):
     """Applies plans of one scope (a pipeline, an emergency).
 
     ``known_keys`` (per ``apply``) holds, per ticket, the idempotency keys it carried when
@@ -309,7 +224,7 @@ class Applier:
             return run(action)
         except DeskAuthError:
             raise
-        except _AlreadyDone:
+        except AlreadyDone:
             return self._committed_earlier(action)
         except StaleTicket as exc:
             if action.expected_version is not None and self._key_on_ticket(action):
@@ -425,7 +340,7 @@ class Applier:
         it only checks that no earlier attempt got as far as that note."""
         if action.kind == CREATE:
             if action.key in self.desk.get(action.ticket_id).automation_keys:
-                raise _AlreadyDone()
+                raise AlreadyDone()
             return
         if action.expected_version is not None:
             self._write(action, self._change(action, self.keys.get(action.ticket_id, ()),
@@ -434,7 +349,7 @@ class Applier:
         for _ in range(FRESH_ATTEMPTS):
             ticket = self.desk.get(action.ticket_id)
             if action.key in ticket.automation_keys:
-                raise _AlreadyDone()
+                raise AlreadyDone()
             try:
                 self._write(action, self._change(action, ticket.automation_keys,
                                                  ticket.version))
@@ -461,199 +376,6 @@ class Applier:
             self.desk.comment(action.ticket_id, action.comment)
         return self._outcome(action, "done", f"link to #{action.unlink_from} removed")
 
-    # -- what follows a commit ---------------------------------------------------------------
-
-    def _follow(self, action: Action, entry: Pending) -> ActionOutcome:
-        """Carry out the follow-ups not yet struck off; strike off each that happened."""
-        undelivered: list[str] = []
-        problem = ""
-        for index, (kind, detail) in enumerate(effects_of(action)):
-            if index in entry.done:
-                continue
-            self._keep()
-            try:
-                self._effect(action, kind, detail, entry)
-            except DeskAuthError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - recorded, owed, reported
-                text = f"{type(exc).__name__}: {exc}"
-                if kind == "message":
-                    if getattr(exc, "transient", True) and not isinstance(exc, ValueError):
-                        undelivered.append(f"{self._describe(action, detail)}: {text}")
-                        continue
-                    # Refused for good (no address, a rejected number): never retried.
-                    problem = f"{self._describe(action, detail)} refused: {text}"
-                    entry.done.append(index)
-                    continue
-                problem = f"{kind} failed: {text}"
-                break  # what follows may need it (a message naming the copy's id)
-            entry.done.append(index)
-        entry.attempts += 1
-        entry.last_error = problem or ("; ".join(undelivered))
-        finished = len(entry.done) == len(effects_of(action))
-        if finished:
-            self.pending.pop(action.key, None)
-        self.outbox.save(self.pending)
-        created = entry.results.get("created_id")
-        if problem and not finished:
-            return self._outcome(action, "failed", f"{problem}; the rest is owed and finished "
-                                 "by the next attempt or run", created_id=created, retry=True)
-        if undelivered:
-            return self._outcome(action, "undelivered", "; ".join(undelivered),
-                                 created_id=created, undelivered=undelivered)
-        message = problem or (f"created #{created}" if created else "")
-        if action.kind == REOPEN and created:
-            message = f"reopened as #{created}"
-        return self._outcome(action, "failed" if problem else "done", message,
-                             created_id=created)
-
-    def _effect(self, action: Action, kind: str, detail: Any, entry: Pending) -> None:
-        results = entry.results
-        if kind == "create":
-            assert action.create is not None
-            draft = action.create
-            if action.kind == REOPEN:
-                # Unlinked: the link is written after (a link written with the create would
-                # change the old ticket while it is being closed).
-                draft = replace(draft, refers_to=())
-            results["created_id"] = self.desk.create(draft)
-        elif kind == "reference":
-            self.desk.add_reference(results["created_id"], str(detail))
-        elif kind == "move":
-            self.desk.link_duplicate(str(detail), results["created_id"])
-        elif kind == "attach":
-            spec = action.attachments[int(detail)]
-            target = results.get("created_id") or action.ticket_id
-            self.desk.attach(target, spec["name"], Path(spec["path"]).read_bytes(),
-                             spec.get("mime", "application/octet-stream"),
-                             note=spec.get("note", ""))
-        elif kind == "note":
-            note = replace(action, kind="record", expected_version=None,
-                           comment=str(action.comment).replace(
-                               "{created_id}", str(results.get("created_id", ""))))
-            try:
-                self._commit(note)
-            except _AlreadyDone:
-                pass
-        elif kind == "message":
-            notice = action.notices[int(detail)]
-            extra = {"new_id": results["created_id"]} if "created_id" in results else {}
-            self._send(replace(notice, context={**notice.context, **extra}),
-                       f"{action.key}/{detail}")
-        else:  # pragma: no cover - effects_of makes only the kinds above
-            raise ValueError(f"unknown follow-up {kind!r}")
-
-    def _describe(self, action: Action, index: Any) -> str:
-        notice = action.notices[int(index)]
-        return f"{notice.channel} '{notice.template}' to {', '.join(notice.to)} " \
-               f"(#{action.ticket_id}, {action.key}/{index})"
-
-    def _send(self, notice: Notice, key: str) -> None:
-        to = tuple(a for a in (self.resolve_address(x) for x in notice.to) if a)
-        cc = tuple(a for a in (self.resolve_address(x) for x in notice.cc) if a)
-        if not to:
-            raise ValueError(f"no address for {notice.to}")
-        if self.render_context is not None:
-            notice = replace(notice, context={**notice.context, **self.render_context(notice)})
-        if notice.channel == "sms":
-            self.notifier.send_sms(render_sms(notice.template, to, notice.context, key))
-            return
-        email = render_email(notice.template, to, notice.context, key, cc)
-        if notice.attachments:
-            email = replace(email, attachments=tuple(
-                Attachment(a["name"], Path(a["path"]).read_bytes(),
-                           a.get("mime", "application/octet-stream"))
-                for a in notice.attachments))
-        self.notifier.send_email(email)
-
-    def _desk_user_address(self, address: str) -> str | None:
-        if address.startswith("desk-user:"):
-            return self.desk.user_email(address.removeprefix("desk-user:"))
-        return address
-
-    # -- debts of earlier attempts and runs ---------------------------------------------------
-
-    def _replay(self, planned: set[str]) -> list[ActionOutcome]:
-        """Finish what earlier attempts and runs owe, before this plan.
-
-        Committed entries (the key is on the ticket) are carried on. An entry never
-        committed is done now: left to this plan when it decided the same key again (its
-        read is newer), else committed as it was planned, on the version it was planned
-        from; only a ticket changed since (or gone) drops it, and the plan that read the
-        change decided afresh."""
-        self.replayed = {}
-        entries = [(key, entry, Action.from_dict(entry.action))
-                   for key, entry in self.pending.items()]
-        on_desk = self._read_owed([a.ticket_id for _, _, a in entries if a.kind != CREATE])
-        for key, entry, action in entries:
-            self._keep()
-            if action.kind != CREATE:
-                ticket = on_desk.get(action.ticket_id)
-                if isinstance(ticket, DeskError):
-                    self.replayed[key] = self._outcome(
-                        action, "failed", f"owed since {entry.queued_at}; could not read the "
-                        f"ticket: {ticket}", retry=retryable(ticket))
-                    continue
-                if ticket is None or key not in ticket.automation_keys:
-                    outcome = self._uncommitted(key, entry, action, ticket, planned)
-                    if outcome is not None:
-                        self.replayed[key] = outcome
-                    continue
-            outcome = self._follow(action, entry)
-            outcome.message = (f"owed by run {entry.run_id} since {entry.queued_at}: "
-                               f"{outcome.message or outcome.outcome}")
-            self.replayed[key] = outcome
-            log.info("ticket %s: %s owed by run %s: %s", action.ticket_id, action.kind,
-                     entry.run_id, outcome.outcome)
-        if len(self.pending) < len(entries):
-            self.outbox.save(self.pending)
-        return list(self.replayed.values())
-
-    def _uncommitted(self, key: str, entry: Pending, action: Action, ticket: Ticket | None,
-                     planned: set[str]) -> ActionOutcome | None:
-        """An entry whose desk write never happened. None: this plan does it."""
-        if key in planned:
-            log.info("ticket %s: %s of run %s was never committed; this plan decided it "
-                     "again and does it", action.ticket_id, action.kind, entry.run_id)
-            # This plan records its own intent before its commit; the outbox is saved once
-            # after the replay, not once per entry (hundreds after a crash).
-            self.pending.pop(key, None)
-            return None
-        if ticket is None:
-            self._forget(action)
-            return self._outcome(action, "dropped", f"planned by run {entry.run_id}, never "
-                                 f"committed, and #{action.ticket_id} is gone from the desk")
-        self.keys.setdefault(action.ticket_id, tuple(ticket.automation_keys))
-        log.info("ticket %s: %s planned by run %s was never committed; doing it now",
-                 action.ticket_id, action.kind, entry.run_id)
-        outcome = self._guard(action, self._single)
-        if outcome.outcome == "stale":  # _guard forgot the entry
-            outcome.outcome = "dropped"
-            outcome.message = (f"planned by run {entry.run_id}, never committed, and no longer "
-                               f"applies: #{action.ticket_id} changed since it was decided "
-                               "(this run's plan read the change and decided afresh)")
-        else:
-            outcome.message = (f"planned by run {entry.run_id} (never committed), done now"
-                               + (f": {outcome.message}" if outcome.message else ""))
-        return outcome
-
-    def _read_owed(self, ticket_ids: Sequence[str]) -> dict[str, Ticket | DeskError]:
-        """The tickets the outbox owes something on, read in pages of ``bulk_size`` ids
-        (after a crash an outbox holds hundreds: one request per page, not per ticket)."""
-        wanted = sorted(set(ticket_ids), key=lambda t: (len(t), t))
-        found: dict[str, Ticket | DeskError] = {}
-        size = max(1, self.bulk_size)
-        for start in range(0, len(wanted), size):
-            page = wanted[start:start + size]
-            try:  # the fenced desk keeps the lease before the search
-                found.update((t.id, t) for t in self.desk.search(
-                    TicketQuery(queue=None, ids=page)))
-            except DeskAuthError:
-                raise
-            except DeskError as exc:
-                found.update((tid, exc) for tid in page if tid not in found)
-        return found
-
     def _outcome(self, action: Action, outcome: str, message: str = "", *,
                  created_id: str | None = None, undelivered: Iterable[str] = (),
                  retry: bool = False) -> ActionOutcome:
@@ -661,8 +383,3 @@ class Applier:
                              action.rule, outcome, message, created_id, list(undelivered),
                              retry)
 
-
-def retryable(error: BaseException) -> bool:
-    """Whether trying again may cure a desk failure: not for a change the desk refused, a
-    ticket it does not have or a query it cannot run."""
-    return not isinstance(error, (RejectedChange, TicketNotFound, BadQuery))

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from incident_ops.engine.applier import ActionOutcome
+from incident_ops.engine.outcomes import ActionOutcome
 
 log = logging.getLogger(__name__)
 

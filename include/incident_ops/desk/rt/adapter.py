@@ -35,7 +35,7 @@ from incident_ops.desk.port import (
     TicketQuery,
     TransientDeskError,
 )
-from incident_ops.desk.rt import mapping, schema, ticketsql
+from incident_ops.desk.rt import drafts, mapping, schema, ticketsql
 from incident_ops.desk.rt.client import AmbiguousWrite, RTClient, after_unanswered_attempt
 from incident_ops.desk.rt.lease_ticket import RTLeases
 from incident_ops.desk.rt.reads import (
@@ -50,9 +50,6 @@ from incident_ops.model import ChangeResult, Ticket, TicketChange, TicketDraft
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-SELECT_CACHE_SECONDS = 600.0
-_SELECT_CACHE: dict[str, dict[str, tuple[float, set[str]]]] = {}  # api -> name -> (expiry, values)
 
 
 def _default_ranks() -> dict[str, int]:
@@ -119,7 +116,7 @@ class RequestTrackerDesk:
                 if query.history:
                     ticket = mapping.times_from_history(ticket, history.get(ticket.id, []),
                                                         self._nobody())
-                if ticket.id not in seen and _matches(ticket, query):
+                if ticket.id not in seen and ticketsql.matches(ticket, query):
                     seen.add(ticket.id)
                     yield ticket
             # RT counts what matched this page's query: no need to ask for an empty page.
@@ -176,7 +173,7 @@ class RequestTrackerDesk:
     def history_mark(self) -> int:
         return int(self.reads.as_of().removeprefix(AS_OF))
 
-    # -- leases (see desk/rt/lease.py) -----------------------------------------------------
+    # -- leases (see desk/rt/lease_ticket.py) -----------------------------------------------
 
     def claim_lease(self, scope: str, holder: str, ttl_seconds: float) -> LeaseState:
         return self.leases.claim(scope, holder, ttl_seconds)
@@ -279,7 +276,7 @@ class RequestTrackerDesk:
         return [message for _, message in mapping.rejections(resp.json(), body)]
 
     def create(self, draft: TicketDraft) -> str:
-        body = self._create_body(draft)
+        body = drafts.create_body(self.client, draft, self.ranks)
         found = self.find_by_key(draft.idempotency_key, draft.queue)
         if found:
             return found
@@ -427,84 +424,3 @@ class RequestTrackerDesk:
                 return found
             time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
             pause = min(pause * 2, 2.0)
-
-    def _create_body(self, draft: TicketDraft) -> dict[str, Any]:
-        fields = dict(draft.fields)
-        fields["idempotency_key"] = draft.idempotency_key
-        if draft.priority is not None:
-            fields["priority"] = draft.priority
-        for name in fields:
-            cf = schema.BY_FIELD.get(name)
-            if cf is not None and draft.queue not in cf.queues:
-                raise RejectedChange(f"new ticket in {draft.queue}: field {name} does not "
-                                     f"apply to that queue", field=name)
-        try:
-            body = mapping.write_payload(fields, self.ranks)
-        except mapping.UnknownField as exc:
-            raise RejectedChange(f"new ticket: no RT field for {exc.args[0]!r}",
-                                 field=str(exc.args[0])) from None
-        self._check_select_values(body.get("CustomFields") or {})
-        body.update(Queue=draft.queue, Subject=draft.subject, Content=draft.description,
-                    ContentType="text/plain")
-        if draft.status:
-            body["Status"] = draft.status
-        if draft.owner:
-            body["Owner"] = draft.owner
-        if draft.requester:
-            body["Requestor"] = draft.requester
-        if draft.refers_to:
-            body["RefersTo"] = [int(ticketsql.ticket_id(t)) for t in draft.refers_to]
-        return body
-
-    def _check_select_values(self, custom: Mapping[str, Any]) -> None:
-        """RT drops a bad Select value on create without a word; refuse it before creating."""
-        selects = [n for n in custom if (schema.BY_NAME.get(n) or _FREE).type == "Select"]
-        if not selects:
-            return
-        allowed = self._desk_select_values(selects)
-        for name in selects:
-            values = custom[name] if isinstance(custom[name], list) else [custom[name]]
-            for value in values:
-                if value is not None and name in allowed and \
-                        str(value).lower() not in allowed[name]:
-                    raise RejectedChange(f"new ticket: {value!r} is not a value of {name}",
-                                         field=schema.BY_NAME[name].field)
-
-    def _desk_select_values(self, names: Sequence[str]) -> dict[str, set[str]]:
-        """The values the desk allows per Select field (RT matches them case-insensitively).
-
-        Cached per desk URL for a few minutes across adapter instances: each Airflow task
-        builds its own adapter, and the value lists change only when the desk is
-        re-provisioned.
-        """
-        now = time.monotonic()
-        cache = _SELECT_CACHE.setdefault(self.client.api, {})
-        wanted = [n for n in names if n not in cache or cache[n][0] < now]
-        if wanted:
-            listing = self.client.json("GET", "/customfields", params={
-                "query": '[{"field":"Type","value":"Select"}]', "per_page": MAX_PER_PAGE,
-                "fields": "Name"})
-            for item in listing.get("items") or []:
-                if item.get("Name") in wanted:
-                    cf = self.client.json("GET", f"/customfield/{int(item['id'])}")
-                    cache[str(item["Name"])] = (now + SELECT_CACHE_SECONDS,
-                                                {str(v).lower() for v in cf.get("Values") or []})
-        return {n: cache[n][1] for n in names if n in cache}
-
-
-_FREE = schema.CustomField("", "", "Freeform")
-
-
-def _matches(ticket: Ticket, query: TicketQuery) -> bool:
-    """Exact re-check of equality criteria (RT may compare case-insensitively or widely)."""
-    if query.queue and ticket.queue != query.queue:
-        return False
-    if query.statuses and ticket.status not in query.statuses:
-        return False
-    if query.sources and ticket.source not in query.sources:
-        return False
-    cfs = ticket.extra.get("rt_custom_fields", {})
-    for name, value in query.fields.items():
-        if value not in cfs.get(schema.BY_FIELD[name].name, []):
-            return False
-    return True

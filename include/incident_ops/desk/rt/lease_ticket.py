@@ -17,15 +17,14 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from incident_ops.desk import lease_log
 from incident_ops.desk.port import DeskError, LeaseState, TicketNotFound
 from incident_ops.desk.rt import mapping, schema, ticketsql
+from incident_ops.desk.rt.client import RTClient
+from incident_ops.desk.rt.reads import RTReads
 from incident_ops.model import TicketDraft
-
-if TYPE_CHECKING:
-    from incident_ops.desk.rt.adapter import RequestTrackerDesk
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +39,19 @@ def lease_key(scope: str) -> str:
     return f"lease:{scope}"
 
 
+class LeaseDesk(Protocol):
+    """What the leases use of the adapter (``RequestTrackerDesk``, which holds them)."""
+
+    client: RTClient
+    reads: RTReads
+
+    def find_by_key(self, idempotency_key: str, queue: str | None = None) -> str | None: ...
+
+    def create(self, draft: TicketDraft) -> str: ...
+
+
 class RTLeases:
-    def __init__(self, desk: RequestTrackerDesk) -> None:
+    def __init__(self, desk: LeaseDesk) -> None:
         self.desk = desk
         self._seq = itertools.count(1)
 

@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 
 from incident_ops.desk.port import BadQuery, TicketQuery
 from incident_ops.desk.rt import schema
+from incident_ops.model import Ticket
 
 # RT's parser converts a quoted value matching ^CF\.(...)$ (case-insensitive) into a column
 # reference; anything starting with "CF." is treated as unsafe (a superset, on purpose).
@@ -187,3 +188,18 @@ def after_keyset(sql: str, last_updated: datetime, last_id: str) -> str:
     keyset = (f"(LastUpdated >= {date_literal(nxt)} OR (LastUpdated >= {date_literal(second)}"
               f" AND LastUpdated < {date_literal(nxt)} AND id > {ticket_id(last_id)}))")
     return f"({sql}) AND {keyset}"
+
+
+def matches(ticket: Ticket, query: TicketQuery) -> bool:
+    """Exact re-check of equality criteria (RT may compare case-insensitively or widely)."""
+    if query.queue and ticket.queue != query.queue:
+        return False
+    if query.statuses and ticket.status not in query.statuses:
+        return False
+    if query.sources and ticket.source not in query.sources:
+        return False
+    cfs = ticket.extra.get("rt_custom_fields", {})
+    for name, value in query.fields.items():
+        if value not in cfs.get(schema.BY_FIELD[name].name, []):
+            return False
+    return True
