@@ -35,11 +35,11 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import Asset, Label, Param, TaskGroup, dag, get_current_context, task
 from airflow.sdk import TriggerRule as TR
 
-from incident_ops.airflow import emergency_questions as ask
 from incident_ops.airflow.bootstrap import services
 from incident_ops.airflow.dag_defaults import DESK_POOL, alerting, default_args, timezone
-from incident_ops.airflow.emergency_ids import ANNOUNCE_LIFTED, COVERED, ESCALATE, round_task
-from incident_ops.airflow.emergency_operators import (
+from incident_ops.airflow.emergency import asking as ask
+from incident_ops.airflow.emergency.ids import ANNOUNCE_LIFTED, COVERED, ESCALATE, round_task
+from incident_ops.airflow.emergency.operators import (
     PreparedApproval,
     PreparedBranch,
     PreparedEntry,
@@ -169,21 +169,21 @@ def emergency_response():
     # and aftermath tasks must see only the branches that lead to them.
     @task(pool=DESK_POOL)  # retries: $INCIDENT_OPS_RETRIES, like every task
     def validate() -> dict:
-        from incident_ops.airflow.emergency_tasks import validate_task
+        from incident_ops.airflow.emergency.steps import validate_task
 
         with services(get_current_context()) as s:
             return validate_task(s)
 
     @task(pool=DESK_POOL)
     def notify_start() -> dict:
-        from incident_ops.airflow.emergency_tasks import notify_start_task
+        from incident_ops.airflow.emergency.steps import notify_start_task
 
         with services(get_current_context()) as s:
             return notify_start_task(s)
 
     @task.branch
     def start_route() -> str:
-        from incident_ops.airflow.emergency_tasks import start_route_task
+        from incident_ops.airflow.emergency.steps import start_route_task
 
         return start_route_task(get_current_context(), round_task(1, "engage_vendors"))
 
@@ -201,7 +201,7 @@ def emergency_response():
     with TaskGroup("plan", tooltip="101.3 按预案处置 / follow the contingency plan"):
         @task(pool=DESK_POOL)
         def announce_route() -> dict:
-            from incident_ops.airflow.emergency_tasks import announce_plan_task
+            from incident_ops.airflow.emergency.steps import announce_plan_task
 
             with services(get_current_context()) as s:
                 return announce_plan_task(s)
@@ -228,7 +228,7 @@ def emergency_response():
         with TaskGroup(f"round_{k}", tooltip=f"101.4–101.5 第 {k} 轮 / round {k}"):
             @task(pool=DESK_POOL, trigger_rule=TR.NONE_FAILED_MIN_ONE_SUCCESS)
             def engage_vendors(k: int = k) -> dict:
-                from incident_ops.airflow.emergency_tasks import engage_vendors_task
+                from incident_ops.airflow.emergency.steps import engage_vendors_task
 
                 with services(get_current_context()) as s:
                     return engage_vendors_task(s, k)
@@ -248,7 +248,7 @@ def emergency_response():
 
             @task(pool=DESK_POOL)
             def carry_out(k: int = k) -> dict:
-                from incident_ops.airflow.emergency_tasks import carry_out_task
+                from incident_ops.airflow.emergency.steps import carry_out_task
 
                 with services(get_current_context()) as s:
                     return carry_out_task(s, k)
@@ -257,7 +257,7 @@ def emergency_response():
             # approval), never in a round that did not start: it needs one upstream success.
             @task.branch(trigger_rule=TR.NONE_FAILED_MIN_ONE_SUCCESS)
             def approval_outcome(k: int = k, next_task: str = next_task) -> str:
-                from incident_ops.airflow.emergency_tasks import approval_outcome_task
+                from incident_ops.airflow.emergency.steps import approval_outcome_task
 
                 return approval_outcome_task(get_current_context(), k,
                                              round_task(k, "lifted"), next_task)
@@ -277,7 +277,7 @@ def emergency_response():
 
     @task(task_id=ESCALATE, pool=DESK_POOL, trigger_rule=TR.NONE_FAILED_MIN_ONE_SUCCESS)
     def escalate() -> dict:
-        from incident_ops.airflow.emergency_tasks import escalate_task
+        from incident_ops.airflow.emergency.steps import escalate_task
 
         with services(get_current_context()) as s:
             return escalate_task(s)
@@ -292,35 +292,35 @@ def emergency_response():
     with TaskGroup("aftermath", tooltip="101.6 善后与报告 / aftermath and reporting"):
         @task(pool=DESK_POOL, trigger_rule=TR.NONE_FAILED_MIN_ONE_SUCCESS)
         def announce_lifted() -> dict:
-            from incident_ops.airflow.emergency_tasks import announce_lifted_task
+            from incident_ops.airflow.emergency.steps import announce_lifted_task
 
             with services(get_current_context()) as s:
                 return announce_lifted_task(s)
 
         @task(pool=DESK_POOL)
         def report() -> dict:
-            from incident_ops.airflow.emergency_tasks import report_task
+            from incident_ops.airflow.emergency.steps import report_task
 
             with services(get_current_context()) as s:
                 return report_task(s)
 
         @task(pool=DESK_POOL)
         def major_incident_report(report: dict) -> str | None:
-            from incident_ops.airflow.emergency_tasks import major_report_task
+            from incident_ops.airflow.emergency.steps import major_report_task
 
             with services(get_current_context()) as s:
                 return major_report_task(s, report)
 
         @task(pool=DESK_POOL)
         def problem_ticket(report: dict) -> str | None:
-            from incident_ops.airflow.emergency_tasks import problem_task
+            from incident_ops.airflow.emergency.steps import problem_task
 
             with services(get_current_context()) as s:
                 return problem_task(s, report)
 
         @task(pool=DESK_POOL, outlets=[CLOSED])
         def announce_closed(report: dict, problem: str | None, major: str | None) -> dict:
-            from incident_ops.airflow.emergency_tasks import closed_task
+            from incident_ops.airflow.emergency.steps import closed_task
 
             return closed_task(get_current_context(), report, problem, major)
 

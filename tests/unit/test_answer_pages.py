@@ -23,7 +23,7 @@ def site(monkeypatch):
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
-    from incident_ops.airflow import answer_pages
+    from incident_ops.airflow.web import answer_pages
 
     monkeypatch.setenv("AIRFLOW_CONN_INCIDENT_OPS_ANSWERS", json.dumps(
         {"conn_type": "generic", "password": SECRET}))

@@ -3,6 +3,8 @@
 - ``policy/``, ``model.py`` and ``reference.py`` are pure: no Airflow, no desk adapter, no
   configuration loading, no file, network or process access;
 - only ``incident_ops/airflow`` imports Airflow (the DAG files are wiring on top of it);
+- inside it, the wings import each other without a cycle, ``names.py`` is a leaf and the web
+  pages never import the task bodies (``web`` ↛ ``tasks``);
 - no two classes share a name across the package (a newcomer greps one and finds one).
 """
 
@@ -86,3 +88,67 @@ def test_no_two_modules_share_a_name_across_the_layers():
         if path.name not in ("__init__.py", "__main__.py"):  # entry points: named by package
             names[path.name].append(str(path.relative_to(PACKAGE)))
     assert {n: files for n, files in names.items() if len(files) > 1} == {}
+
+
+AIRFLOW = PACKAGE / "airflow"
+
+
+def _module_of(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _runtime_imports(path: Path) -> list[str]:
+    """The modules ``path`` imports when it runs (``if TYPE_CHECKING:`` blocks left out); a
+    ``from package import module`` counts as importing the module."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    skipped = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
+               and "TYPE_CHECKING" in ast.unparse(node.test) for n in ast.walk(node)}
+    found = []
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.append(node.module)
+            found += [f"{node.module}.{a.name}" for a in node.names]
+    return found
+
+
+def _airflow_graph() -> dict[str, set[str]]:
+    modules = {_module_of(p): p for p in AIRFLOW.rglob("*.py")}
+    return {name: {m for m in _runtime_imports(path) if m in modules and m != name}
+            for name, path in modules.items()}
+
+
+def test_the_airflow_wings_import_each_other_without_a_cycle():
+    graph = _airflow_graph()
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}  # 1 on the path, 2 done
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycles.append(path[path.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt, [*path, nxt])
+        state[node] = 2
+
+    for start in sorted(graph):
+        if start not in state:
+            visit(start, [start])
+    assert cycles == []
+
+
+def test_names_is_a_leaf_of_the_airflow_layer():
+    assert [m for m in _runtime_imports(AIRFLOW / "names.py")
+            if m.startswith("incident_ops")] == []
+
+
+def test_the_web_pages_never_import_the_task_bodies():
+    problems = [f"{p.relative_to(PACKAGE)} imports {m}"
+                for p in sorted((AIRFLOW / "web").rglob("*.py"))
+                for m in _runtime_imports(p) if m.startswith("incident_ops.airflow.tasks")]
+    assert problems == []

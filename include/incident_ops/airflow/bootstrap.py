@@ -18,10 +18,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from incident_ops.airflow.names import DESK_CONN, FAILURE_XCOM, airflow_url
 from incident_ops.airflow.runtime import AirflowNotifier, RunInfo, run_info
 from incident_ops.desk.port import ServiceDesk
-
-DESK_CONN = "servicedesk_default"
 
 
 def lease_ttl() -> float:
@@ -93,7 +92,7 @@ class Services:
     @property
     def desk(self) -> ServiceDesk:
         if self._hook is None:
-            from incident_ops.airflow.hooks import ServiceDeskHook
+            from incident_ops.airflow.provider.desk_hook import ServiceDeskHook
 
             self._hook = ServiceDeskHook(self.conn_id)
         desk: ServiceDesk = self._hook.get_desk()
@@ -101,9 +100,8 @@ class Services:
 
     def applier(self, scope: str, *, bulk_size: int = 100) -> Any:
         """The apply engine for ``scope``: its desk lease, its outbox, this run's id."""
-        from incident_ops.airflow.answer_links import link_renderer
-        from incident_ops.airflow.plans import airflow_url
         from incident_ops.airflow.state import VariableOutbox
+        from incident_ops.airflow.web.answer_links import link_renderer
         from incident_ops.engine import Applier, Lease, holder_id
 
         ti = self.context.get("ti")
@@ -141,9 +139,6 @@ def check_config_once() -> None:
             f"the configuration in {folder} has {len(problems)} problem(s) "
             "(`python -m incident_ops check-config` lists the same):\n" + "\n".join(problems))
     _CHECKED.add(folder)
-
-
-FAILURE_XCOM = "failure"  # why the task failed, for the on-call alert (``alerting``)
 
 
 def _record_failure(context: Any, exc: BaseException) -> None:

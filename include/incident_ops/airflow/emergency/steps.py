@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from incident_ops.airflow.emergency_ids import (
+from incident_ops.airflow.emergency.ids import (
     ANSWER_KEY,
     COVERED,
     PLAN_FOLLOW,
@@ -128,7 +128,7 @@ def carry(s: Any, brief: em.Brief, plan: Plan, step: str, *, strict: bool = True
     raise when any of it did not go through, so Airflow retries the step (``strict=False``:
     only when the desk refused; messages still owed are left to the outbox, for the
     emergency's questions, which must not fail because a mail server is down)."""
-    from incident_ops.airflow.pipeline import summary_lines
+    from incident_ops.airflow.tasks.pipeline import summary_lines
     from incident_ops.config import reports_dir
     from incident_ops.reports.plan_report import write_plan_report
 
@@ -196,7 +196,7 @@ def required_actions_url(run_id: str) -> str:
     (``$INCIDENT_OPS_AIRFLOW_URL``, the address people open)."""
     from urllib.parse import quote
 
-    from incident_ops.airflow.plans import airflow_url
+    from incident_ops.airflow.names import airflow_url
 
     return f"{airflow_url()}/dags/emergency_response/runs/{quote(run_id, safe='')}"
 
@@ -206,7 +206,7 @@ def validate_task(s: Any) -> dict[str, Any]:
     """Check the trigger params against the desk and the plans before anything is sent."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from incident_ops.airflow.emergency_guard import claim_incident
+    from incident_ops.airflow.emergency.guard import claim_incident
     from incident_ops.config import load_plans
     from incident_ops.desk.port import DeskError, TicketNotFound
     from incident_ops.policy.contingency import PlanUnavailable, assess_coverage
@@ -241,7 +241,7 @@ def validate_task(s: Any) -> dict[str, Any]:
     except em.EmergencyParamError as exc:
         # A wrong param does not get better with retries: fail the run at once, name the field.
         raise AirflowFailException(f"Invalid {exc}") from exc
-    from incident_ops.airflow.plans import airflow_url
+    from incident_ops.airflow.names import airflow_url
 
     continuation = params.get("continuation") or None
     coverage = assess_coverage(plan, str(params["symptoms"]), str(params["impact"]))

@@ -54,8 +54,8 @@ class _Desk:
     def get(self) -> Any:
         with self._lock:
             if self._hook is None:
-                from incident_ops.airflow.bootstrap import DESK_CONN
-                from incident_ops.airflow.hooks import ServiceDeskHook
+                from incident_ops.airflow.names import DESK_CONN
+                from incident_ops.airflow.provider.desk_hook import ServiceDeskHook
 
                 self._hook = ServiceDeskHook(DESK_CONN)
             return self._hook.get_desk()
@@ -94,8 +94,8 @@ def render(state: str, ticket_id: str, **values: Any) -> tuple[int, str]:
 
 def register(app: Any) -> None:
     """Add the answer routes to the plugin's FastAPI ``app`` (no Airflow login)."""
-    from incident_ops.airflow.answer_links import answer_settings, record_answer
-    from incident_ops.airflow.hooks import ConnectionConfigError
+    from incident_ops.airflow.provider.desk_hook import ConnectionConfigError
+    from incident_ops.airflow.web.answer_links import answer_settings, record_answer
     from incident_ops.desk.port import DeskAuthError, DeskError, TicketNotFound
 
     desk = _Desk()

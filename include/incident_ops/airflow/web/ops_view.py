@@ -21,7 +21,7 @@ from urllib.parse import quote
 from fastapi import Depends, HTTPException
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from incident_ops.airflow.plan_pages import page_url
+from incident_ops.airflow.names import airflow_url, page_url
 from incident_ops.airflow.state import OUTBOX_PREFIX
 from incident_ops.engine.outbox import Pending
 
@@ -79,8 +79,8 @@ def _questions() -> list[dict[str, Any]]:
 
 def _desk_url() -> str | None:
     try:
-        from incident_ops.airflow.bootstrap import DESK_CONN
-        from incident_ops.airflow.hooks import ServiceDeskHook
+        from incident_ops.airflow.names import DESK_CONN
+        from incident_ops.airflow.provider.desk_hook import ServiceDeskHook
 
         return str(ServiceDeskHook(DESK_CONN).settings.base_url).rstrip("/")
     except Exception:  # noqa: BLE001 - the view works without desk links
@@ -88,8 +88,6 @@ def _desk_url() -> str | None:
 
 
 def _links() -> dict[str, Any]:
-    from incident_ops.airflow.plans import airflow_url
-
     base = airflow_url()
     desk = _desk_url()
 

@@ -9,21 +9,16 @@ heavy is imported inside the functions.
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
-from incident_ops.airflow.pipeline import fetch_clock, planned
+from incident_ops.airflow.names import airflow_url
+from incident_ops.airflow.tasks.pipeline import fetch_clock, planned
 
 log = logging.getLogger(__name__)
 
 CLOSURE = "incident_closure"
 URGENT = "urgent_incidents"
 MONITOR = "incident_queue_monitor"
-
-
-def airflow_url() -> str:
-    """Where ops reach Airflow, for the ready-made emergency commands in urgent mails."""
-    return os.environ.get("INCIDENT_OPS_AIRFLOW_URL", "http://127.0.0.1:8080").rstrip("/")
 
 
 def _incremental(s: Any, pipeline: str) -> tuple[Any, dict[str, Any]]:

@@ -21,12 +21,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from incident_ops.airflow.names import APPLIED_XCOM, PLAN_PAGE_XCOM, page_url
 from incident_ops.model import Ticket
 from incident_ops.policy.plan import Plan
 
 log = logging.getLogger(__name__)
 
-APPLIED = "applied"  # XCom key of apply's record
+APPLIED = APPLIED_XCOM  # XCom key of apply's record
 
 
 class UndeliveredMessages(Exception):
@@ -147,7 +148,6 @@ def summary_lines(outcomes: Iterable[Any], replayed: Iterable[Any] = (), *,
 def report_task(services: Any) -> dict[str, Any]:
     from airflow.sdk.exceptions import AirflowFailException
 
-    from incident_ops.airflow.plan_pages import PLAN_PAGE_XCOM, page_url
     from incident_ops.airflow.state import read_watermark, write_watermark
     from incident_ops.config import reports_dir
     from incident_ops.engine import ActionOutcome

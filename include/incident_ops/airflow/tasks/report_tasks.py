@@ -99,7 +99,7 @@ def send_task(rendered: dict[str, Any], s: Any) -> dict[str, Any]:
 
 
 def _send_once(rendered: dict[str, Any], s: Any) -> dict[str, Any]:
-    from incident_ops.airflow.senders import send_email
+    from incident_ops.airflow.provider.senders import send_email
     from incident_ops.pipelines.reports import prepare_email
 
     settings = s.config.reports
