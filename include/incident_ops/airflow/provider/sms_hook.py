@@ -11,7 +11,6 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
@@ -27,10 +26,10 @@ from incident_ops.airflow.provider.extras import (
     warn_unknown,
 )
 from incident_ops.airflow.provider.info import SMS_DEFAULTS, SMS_GATEWAY_CONN_TYPE, SMS_METHODS
+from incident_ops.desk.retry import RetryPolicy, retry_after
 from incident_ops.notify.messages import Sms
 
 if TYPE_CHECKING:
-    import requests
     from airflow.sdk import Connection
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -153,26 +152,12 @@ class SmsReceipt:
     response: str = ""  # the gateway's answer, truncated
 
 
-def _retry_after(response: requests.Response) -> float:
-    """Seconds asked for by ``Retry-After`` (delta-seconds or an HTTP date); 0 if absent."""
-    value = response.headers.get("Retry-After", "").strip()
-    if not value:
-        return 0.0
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return 0.0
-
-
 class SmsGatewayHook(BaseHook):
     """An HTTP SMS gateway that takes one JSON request per message.
 
     Transient failures (connect errors, timeouts, 429, 5xx) are retried ``max_retries``
-    times with exponential backoff (``Retry-After`` honoured, capped at ``max_backoff``);
+    times with exponential backoff (``desk.retry.RetryPolicy``, the desk client's, without
+    jitter; ``Retry-After`` honoured, capped at ``max_backoff``);
     every try carries the same ``Idempotency-Key`` header, the message's key, so a gateway
     that dedupes sends one SMS even when an answer was lost. Longer outages are the task's
     retries.
@@ -212,6 +197,11 @@ class SmsGatewayHook(BaseHook):
     def get_conn(self) -> SmsSettings:
         return self.settings
 
+    def retry_policy(self, settings: SmsSettings) -> RetryPolicy:
+        return RetryPolicy(attempts=settings.max_retries + 1, backoff=self.backoff,
+                           backoff_cap=self.max_backoff, retry_after_cap=self.max_backoff,
+                           jitter=False)
+
     def send(self, sms: Sms) -> SmsReceipt:
         """Deliver one SMS or raise ``SmsDeliveryError`` (``SmsRejected`` if it was refused)."""
         import requests
@@ -227,11 +217,11 @@ class SmsGatewayHook(BaseHook):
             **s.headers,
             IDEMPOTENCY_HEADER: sms.key,
         }
-        attempts = s.max_retries + 1
+        policy = self.retry_policy(s)
+        attempts = policy.attempts
         problem = ""
         with requests.Session() as session:
             for attempt in range(1, attempts + 1):
-                delay = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
                 try:
                     response = session.request(
                         s.method,
@@ -246,6 +236,7 @@ class SmsGatewayHook(BaseHook):
                     # A read timeout may hide a delivered message: the idempotency key
                     # lets the gateway drop the repeat.
                     problem = type(exc).__name__
+                    delay = policy.delay(attempt - 1)
                 else:
                     status = response.status_code
                     if 200 <= status < 300:
@@ -264,7 +255,7 @@ class SmsGatewayHook(BaseHook):
                             status=status,
                         )
                     problem = f"HTTP {status}"
-                    delay = min(self.max_backoff, max(delay, _retry_after(response)))
+                    delay = policy.delay(attempt - 1, retry_after(response.headers))
                 if attempt < attempts:
                     self.log.warning(
                         "SMS %s: %s from %s; retry %d of %d in %.2f s",
