@@ -6,7 +6,7 @@ The task bodies of the emergency's start (``steps`` has what every step shares).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from incident_ops.airflow.emergency.ids import COVERED
 from incident_ops.airflow.emergency.steps import (
@@ -18,15 +18,17 @@ from incident_ops.airflow.emergency.steps import (
 )
 from incident_ops.policy import emergency as em
 
+if TYPE_CHECKING:
+    from incident_ops.airflow.bootstrap import Services
+
 log = logging.getLogger(__name__)
 
 
-def validate_task(s: Any) -> dict[str, Any]:
+def validate_task(s: Services) -> dict[str, Any]:
     """Check the trigger params against the desk and the plans before anything is sent."""
     from airflow.sdk.exceptions import AirflowFailException
 
     from incident_ops.airflow.emergency.guard import claim_incident
-    from incident_ops.config import load_plans
     from incident_ops.desk.port import DeskError, TicketNotFound
     from incident_ops.policy.contingency import PlanUnavailable, assess_coverage
 
@@ -34,7 +36,7 @@ def validate_task(s: Any) -> dict[str, Any]:
     running = claim_incident(s.context)
     params = s.params
     contacts = s.config.contacts
-    book = load_plans(contacts)
+    book = s.config.plans
     for problem in book.problems:  # other systems' broken plans are reported, not fatal
         log.warning("contingency plan problem: %s", problem)
     try:
@@ -94,7 +96,7 @@ def validate_task(s: Any) -> dict[str, Any]:
     return brief.to_dict()
 
 
-def notify_start_task(s: Any) -> dict[str, Any]:
+def notify_start_task(s: Services) -> dict[str, Any]:
     """101.1: convene the team, inform the provincial centre leaders and the group."""
     brief = brief_of(s.context)
     plan = em.decide_start(brief, s.info.run_id)
@@ -110,7 +112,7 @@ def start_route_task(context: Any, first_round: str) -> str:
     return first_round if brief_of(context).round_offset else COVERED
 
 
-def announce_plan_task(s: Any) -> dict[str, Any]:
+def announce_plan_task(s: Services) -> dict[str, Any]:
     """101.2 → 101.3: the team follows the plan; the group hears which route was taken."""
     brief = brief_of(s.context)
     carry(s, brief, em.decide_route(brief, s.info.run_id, em.ROUTE_PLAN), "announce_route")

@@ -9,6 +9,7 @@ the connection into a validated settings object in one place (``extras``), and a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -90,8 +91,11 @@ def desk_settings(conn: Connection, hook: BaseHook | None = None) -> DeskSetting
     )
 
 
-def build_desk(settings: DeskSettings) -> ServiceDesk:
-    """The adapter for ``settings.backend``; the only place that knows the adapters."""
+def build_desk(settings: DeskSettings, priority_ranks: Mapping[str, int] | None = None
+               ) -> ServiceDesk:
+    """The adapter for ``settings.backend``; the only place that knows the adapters.
+    ``priority_ranks``: the vocabulary's priority code -> rank (the composition root passes
+    them; without them the adapter reads the vocabulary itself)."""
     if settings.backend == "rt5":
         # Imported here: the adapter pulls in requests, which DAG files must not pay for.
         from incident_ops.desk.rt.adapter import RequestTrackerDesk
@@ -107,7 +111,8 @@ def build_desk(settings: DeskSettings) -> ServiceDesk:
             timeout=(min(settings.timeout, 10.0), settings.timeout),
             max_concurrency=settings.max_concurrency,
         )
-        return RequestTrackerDesk(client, page_size=settings.page_size)
+        return RequestTrackerDesk(client, page_size=settings.page_size,
+                                  priority_ranks=priority_ranks)
     raise ConnectionConfigError(settings.conn_id, "backend", f"{settings.backend!r} has no adapter")
 
 
@@ -131,9 +136,11 @@ class ServiceDeskHook(BaseHook):
     conn_type = SERVICEDESK_CONN_TYPE
     hook_name = "Service Desk (ITIL)"
 
-    def __init__(self, servicedesk_conn_id: str = default_conn_name) -> None:
+    def __init__(self, servicedesk_conn_id: str = default_conn_name, *,
+                 priority_ranks: Mapping[str, int] | None = None) -> None:
         super().__init__()
         self.servicedesk_conn_id = servicedesk_conn_id
+        self.priority_ranks = priority_ranks
         self._settings: DeskSettings | None = None
         self._desk: ServiceDesk | None = None
 
@@ -146,7 +153,7 @@ class ServiceDeskHook(BaseHook):
     def get_desk(self) -> ServiceDesk:
         """The desk adapter for this connection (built once per hook)."""
         if self._desk is None:
-            self._desk = build_desk(self.settings)
+            self._desk = build_desk(self.settings, self.priority_ranks)
         return self._desk
 
     def get_conn(self) -> ServiceDesk:
