@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
+from incident_ops.airflow.names import URL_PREFIX
 from incident_ops.airflow.web.ops_view import VIEW_PATH
-from incident_ops.airflow.web.plan_pages import URL_PREFIX, create_app
+from incident_ops.airflow.web.plan_pages import create_app
 from incident_ops.airflow.web.trigger_guard import OneEmergencyPerIncident
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from incident_ops.airflow.emergency.ids import round_task, rounds_in
 from incident_ops.airflow.emergency.steps import (
@@ -23,6 +23,9 @@ from incident_ops.airflow.emergency.steps import (
     settle,
 )
 from incident_ops.policy import emergency as em
+
+if TYPE_CHECKING:
+    from incident_ops.airflow.bootstrap import Services
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +46,7 @@ def _notes(context: Any) -> list[Any]:
     return notes
 
 
-def announce_lifted_task(s: Any) -> dict[str, Any]:
+def announce_lifted_task(s: Services) -> dict[str, Any]:
     """101.5 → 101.6: the emergency is lifted; the group hears it at once; the recovery time
     typed when lifting goes onto the incident."""
     brief = brief_of(s.context)
@@ -59,7 +62,7 @@ def announce_lifted_task(s: Any) -> dict[str, Any]:
                                                      "lifted")]}
 
 
-def report_task(s: Any) -> dict[str, Any]:
+def report_task(s: Services) -> dict[str, Any]:
     """101.6: the report, written under reports/ and mailed to reporter, leaders and group."""
     from incident_ops.config import reports_dir
     from incident_ops.reports.emergency_report import report_context, write_report
@@ -94,7 +97,7 @@ def report_pdf(paths: dict[str, str]) -> dict[str, str]:
         return {}
 
 
-def major_report_task(s: Any, report: dict[str, Any]) -> str | None:
+def major_report_task(s: Services, report: dict[str, Any]) -> str | None:
     """101.6: a major emergency's 《重大事件报告》 goes into the desk, report attached."""
     brief = brief_of(s.context)
     if not brief.major:
@@ -105,7 +108,7 @@ def major_report_task(s: Any, report: dict[str, Any]) -> str | None:
     return created(s, carry(s, brief, plan, "major_incident_report"), plan)
 
 
-def problem_task(s: Any, report: dict[str, Any]) -> str | None:
+def problem_task(s: Services, report: dict[str, Any]) -> str | None:
     """101.6: a problem ticket with the handling details, to the problem manager."""
     brief = brief_of(s.context)
     rounds = [em.Round.from_dict(r) for r in report["rounds"]]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from incident_ops.airflow.emergency.ids import round_task
 from incident_ops.airflow.emergency.steps import (
@@ -21,10 +21,13 @@ from incident_ops.airflow.emergency.steps import (
 )
 from incident_ops.policy import emergency as em
 
+if TYPE_CHECKING:
+    from incident_ops.airflow.bootstrap import Services
+
 log = logging.getLogger(__name__)
 
 
-def engage_vendors_task(s: Any, k: int) -> dict[str, Any]:
+def engage_vendors_task(s: Services, k: int) -> dict[str, Any]:
     """101.4: the team organises the vendors to analyse it and build a solution (round k)."""
     brief = brief_of(s.context)
     n = brief.round_offset + k
@@ -36,7 +39,7 @@ def engage_vendors_task(s: Any, k: int) -> dict[str, Any]:
                                                     "vendors notified")]}
 
 
-def carry_out_task(s: Any, k: int) -> dict[str, Any]:
+def carry_out_task(s: Services, k: int) -> dict[str, Any]:
     """101.4 after approval: tell the group, raise the emergency change, ask the group centre."""
     brief = brief_of(s.context)
     n = brief.round_offset + k
@@ -69,7 +72,7 @@ def approval_outcome_task(context: Any, k: int, lifted_task: str, next_task: str
     return lifted_task
 
 
-def escalate_task(s: Any) -> dict[str, Any]:
+def escalate_task(s: Services) -> dict[str, Any]:
     """Every round of this run done and not lifted: tell management, continue in a new run."""
     brief = brief_of(s.context)
     rounds, _ = collect_rounds(s.context, brief)

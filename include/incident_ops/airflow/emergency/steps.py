@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from incident_ops.airflow.emergency.ids import (
     ANSWER_KEY,
@@ -28,6 +28,9 @@ from incident_ops.airflow.emergency.ids import (
 )
 from incident_ops.policy import emergency as em
 from incident_ops.policy.plan import CREATE, Plan
+
+if TYPE_CHECKING:
+    from incident_ops.airflow.bootstrap import Services
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +125,7 @@ def history_markdown(rounds: Sequence[em.Round]) -> str:
 
 
 # ----------------------------------------------------------------- applying a step
-def carry(s: Any, brief: em.Brief, plan: Plan, step: str, *, strict: bool = True) -> Any:
+def carry(s: Services, brief: em.Brief, plan: Plan, step: str, *, strict: bool = True) -> Any:
     """Apply ``plan`` through the engine (not in a dry run), write the step's plan page;
     raise when any of it did not go through, so Airflow retries the step (``strict=False``:
     only when the desk refused; messages still owed are left to the outbox, for the
@@ -165,7 +168,7 @@ def carry(s: Any, brief: em.Brief, plan: Plan, step: str, *, strict: bool = True
     raise StepNotApplied(problem)
 
 
-def settle(s: Any, brief: em.Brief) -> None:
+def settle(s: Services, brief: em.Brief) -> None:
     """The end of an emergency run: whatever its steps still owe goes out now, or the run
     fails naming it (Airflow retries this; the outbox keeps it)."""
     if brief.dry_run:
@@ -177,7 +180,7 @@ def settle(s: Any, brief: em.Brief) -> None:
             f"{o.kind} {o.rule} on #{o.ticket_id}: {o.message}" for o in owed))
 
 
-def created(s: Any, applied: Any, plan: Plan) -> str | None:
+def created(s: Services, applied: Any, plan: Plan) -> str | None:
     """The id of the ticket the plan's create made (now or in an earlier attempt)."""
     for action in plan.actions:
         if action.kind != CREATE or action.create is None:

@@ -10,13 +10,16 @@ returns ``pipeline.planned(...)``) to ``plan_apply_report`` inside its ``@dag`` 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from incident_ops.airflow.dag_defaults import DESK_POOL
 from incident_ops.airflow.web.plan_pages import PlanPageLink
 
+if TYPE_CHECKING:
+    from incident_ops.airflow.bootstrap import Services
 
-def plan_apply_report(plan_function: Callable[[Any], dict[str, Any]]) -> None:
+
+def plan_apply_report(plan_function: Callable[[Services], dict[str, Any]]) -> None:
     from airflow.sdk import TriggerRule, get_current_context, task
 
     from incident_ops.airflow.bootstrap import services
