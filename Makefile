@@ -32,7 +32,7 @@ stop: ## stop everything `make demo` started
 
 lint: $(STAMP)
 	$(BIN)/ruff check include dags plugins tests bench
-	$(BIN)/mypy include/incident_ops
+	$(BIN)/mypy include/incident_ops dags plugins
 	$(BIN)/python -m incident_ops check-config
 
 unit: $(STAMP)

@@ -76,7 +76,7 @@ def records(tag: str, count: int, asked: datetime) -> list[dict[str, Any]]:
 
 APP = '''
 from fastapi import FastAPI
-from incident_ops.airflow import answer_pages
+from incident_ops.airflow.web import answer_pages
 
 def app():
     a = FastAPI()

@@ -32,22 +32,14 @@ from __future__ import annotations
 import os
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import Asset, Label, Param, TaskGroup, dag, get_current_context, task
+from airflow.sdk import Asset, Label, TaskGroup, dag, get_current_context, task
 from airflow.sdk import TriggerRule as TR
 
-from incident_ops.airflow import emergency_questions as ask
 from incident_ops.airflow.bootstrap import services
 from incident_ops.airflow.dag_defaults import DESK_POOL, alerting, default_args, timezone
-from incident_ops.airflow.emergency_ids import ANNOUNCE_LIFTED, COVERED, ESCALATE, round_task
-from incident_ops.airflow.emergency_operators import (
-    PreparedApproval,
-    PreparedBranch,
-    PreparedEntry,
-    PreparedQuestion,
-)
-from incident_ops.config import plan_systems
-from incident_ops.policy.contingency import IMPACT_LABELS, IMPACTS
-from incident_ops.policy.emergency import (
+from incident_ops.airflow.emergency import aftermath, opening, rounds
+from incident_ops.airflow.emergency import asking as ask
+from incident_ops.airflow.emergency.form import (
     COVERED_PLAN,
     COVERED_VENDORS,
     LIFTED,
@@ -55,65 +47,23 @@ from incident_ops.policy.emergency import (
     STEPS_DONE,
     STEPS_PARTLY,
     SUBMIT,
+    lifted_form,
+    plan_notes_form,
+    solution_form,
+    trigger_form,
 )
+from incident_ops.airflow.emergency.ids import ANNOUNCE_LIFTED, COVERED, ESCALATE, round_task
+from incident_ops.airflow.emergency.operators import (
+    PreparedApproval,
+    PreparedBranch,
+    PreparedEntry,
+    PreparedQuestion,
+)
+from incident_ops.config import plan_systems
 
 ROUNDS = max(1, int(os.environ.get("INCIDENT_OPS_EMERGENCY_ROUNDS", "3")))
 TZ = timezone()
-SYSTEMS = plan_systems()  # plans/*.yaml by name: a new plan file is a new choice
-RECOVERY_PATTERN = r"^(\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2})?$"
-IMPACT_HELP = (
-    "重大：全省或多个地市的核心业务中断或大面积受影响，或批量错误扣费；须提交《重大事件报告》"
-    "(101.6)。高：一个地市或一项核心业务中断。中：业务受影响，但有替代手段。低：个别用户或非核心"
-    "功能。/ Major: core business stopped or widely hit across the province or several "
-    "cities, or wrong charges in bulk; files the Major Incident Report (101.6). High: one city "
-    "or one core service stopped. Medium: business degraded, a workaround exists. Low: a few "
-    "users, or a non-core function.")
 CLOSED = Asset("incident-ops://emergency/closed")
-
-
-# Functions, not constants: a HITL operator stores the answer in its Param objects, and a
-# form shared between rounds would show one round's answer as the next round's default.
-# A field typed "string" with an empty default is one the UI requires; ["null", "string"]
-# is optional. What depends on the chosen option (a recovery time only when lifted) cannot be
-# said in a form: the answer is checked and sent back (policy.questions.check_answer).
-def _optional(title: str, description: str, **schema: object) -> Param:
-    return Param(None, type=["null", "string"], title=title, description=description, **schema)
-
-
-def lifted_form() -> dict:
-    return {
-        "recovered_at": _optional(
-            "业务恢复时间 / Business recovered at",
-            f"已解除时必填，YYYY-MM-DD HH:MM（{TZ} 时间）；未解除时留空 / Required when lifted, "
-            f"YYYY-MM-DD HH:MM ({TZ} time); leave empty when not lifted",
-            pattern=RECOVERY_PATTERN),
-        "recovery_note": _optional("恢复情况 / How the business recovered",
-                                   "选填 / Optional", format="multiline"),
-    }
-
-
-def solution_form() -> dict:
-    return {
-        "solution": Param("", type="string", format="multiline", title="方案 / Solution",
-                          description="必填 / Required"),
-        "vendor": _optional("厂商 / Vendor", "选填 / Optional"),
-        "interrupts_business": Param(False, type="boolean",
-                                     title="中断业务 / Interrupts the business",
-                                     description="是则自动创建紧急变更单 / Yes raises an "
-                                                 "emergency change request"),
-        "changes_it_component": Param(False, type="boolean",
-                                      title="变更 IT 组件 / Changes an IT component",
-                                      description="是则自动创建紧急变更单 / Yes raises an "
-                                                  "emergency change request"),
-        "component": _optional("组件 / Component (configuration item)",
-                               "变更 IT 组件时必填 / Required when a component changes"),
-        "group_support_needed": Param(False, type="boolean",
-                                      title="需要集团中心支持 / Group centre must step in",
-                                      description="选填 / Optional"),
-        "group_request": _optional("请求集团的内容 / What the group is asked",
-                                   "需要集团中心支持时必填 / Required when the group centre "
-                                   "must step in"),
-    }
 
 
 @dag(
@@ -123,44 +73,7 @@ def solution_form() -> dict:
     tags=["itil", "incident", "emergency", "101", "hitl"],
     max_active_runs=8,  # several emergencies at once; each run is one emergency
     default_args=default_args(retry_seconds=30),
-    params={
-        "ticket_id": Param(type="string", pattern=r"^[0-9]+$", title="事件单号 / Incident ticket",
-                           description="服务台中处于打开状态的事件单 / An open incident in the desk"),
-        # No defaults for system and impact: whoever triggers chooses them consciously.
-        "system": Param(type="string", enum=list(SYSTEMS), values_display=SYSTEMS,
-                        title="受影响系统 / Affected system",
-                        description="有应急预案的系统；与工单记录不一致时流程会提示 / Systems "
-                        "with a contingency plan; a choice that differs from the ticket's is "
-                        "flagged in the first question and the start mail"),
-        "impact": Param(type="string", enum=list(IMPACTS), values_display=IMPACT_LABELS,
-                        title="影响度 / Impact", description=IMPACT_HELP),
-        "symptoms": Param(type="string", minLength=4, format="multiline",
-                          title="现象 / Symptoms", description="看到了什么、影响范围 / "
-                          "What is seen, how far it reaches"),
-        "reporter": Param(type="string", pattern=r"^\S+$", title="报告人 / Reporter",
-                          description="邮箱、通讯录键或服务台用户名 / E-mail, contacts key or "
-                          "desk user"),
-        "dry_run": Param(False, type="boolean", title="演练 / Dry run",
-                         description="走完流程并提问，但不发送、不创建任何内容；每步的计划页显示将会做什么 / "
-                         "Walk the process and ask the questions, but send and create nothing: "
-                         "each step's plan page shows what it would do."),
-        # One emergency per incident (issue 24): a second start is refused unless ticked.
-        "start_anyway": Param(False, type="boolean", section="另行启动 / Start anyway",
-                              title="另一起应急，仍然启动 / Start anyway: a separate emergency",
-                              description="该事件单已有应急在进行时，默认拒绝再次启动；仅当确属另一起"
-                              "应急时勾选并填写原因（记入工单）/ A start for an incident whose "
-                              "emergency is still running is refused; tick only for a genuinely "
-                              "separate emergency, and say why (recorded on the incident)."),
-        "start_anyway_reason": Param(None, type=["null", "string"], format="multiline",
-                                     section="另行启动 / Start anyway",
-                                     title="原因 / Why it is a separate emergency",
-                                     description="勾选“仍然启动”时必填 / Required with start "
-                                     "anyway"),
-        "continuation": Param(None, type=["null", "object"], section="续跑 / Continuation",
-                              title="续跑（由流程自动填写）/ Continuation (set by the DAG)",
-                              description="留空 / Leave empty: filled in when an emergency "
-                              "outlasts one run's rounds."),
-    },
+    params=trigger_form(plan_systems()),  # plans/*.yaml by name: a new plan file is a choice
     **alerting("emergency_response"),
 )
 def emergency_response():
@@ -169,23 +82,17 @@ def emergency_response():
     # and aftermath tasks must see only the branches that lead to them.
     @task(pool=DESK_POOL)  # retries: $INCIDENT_OPS_RETRIES, like every task
     def validate() -> dict:
-        from incident_ops.airflow.emergency_tasks import validate_task
-
         with services(get_current_context()) as s:
-            return validate_task(s)
+            return opening.validate_task(s)
 
     @task(pool=DESK_POOL)
     def notify_start() -> dict:
-        from incident_ops.airflow.emergency_tasks import notify_start_task
-
         with services(get_current_context()) as s:
-            return notify_start_task(s)
+            return opening.notify_start_task(s)
 
     @task.branch
     def start_route() -> str:
-        from incident_ops.airflow.emergency_tasks import start_route_task
-
-        return start_route_task(get_current_context(), round_task(1, "engage_vendors"))
+        return opening.start_route_task(get_current_context(), round_task(1, "engage_vendors"))
 
     route = start_route()
     validate() >> notify_start() >> route
@@ -201,22 +108,17 @@ def emergency_response():
     with TaskGroup("plan", tooltip="101.3 按预案处置 / follow the contingency plan"):
         @task(pool=DESK_POOL)
         def announce_route() -> dict:
-            from incident_ops.airflow.emergency_tasks import announce_plan_task
-
             with services(get_current_context()) as s:
-                return announce_plan_task(s)
+                return opening.announce_plan_task(s)
 
         follow = PreparedQuestion(
             task_id="follow_plan", prepare=ask.plan_steps_question,
             subject="101.3 按预案处置 / Carry out the plan's steps",
-            options=[STEPS_DONE, STEPS_PARTLY],
-            params={"notes": _optional("备注 / Notes", "部分步骤未能执行时必填：哪些步骤、原因 / "
-                                       "Required when some steps could not be carried out: "
-                                       "which, and why", format="multiline")})
+            options=[STEPS_DONE, STEPS_PARTLY], params=plan_notes_form())
         plan_lifted = PreparedBranch(
             task_id="lifted", prepare=ask.lifted_question,
             subject="101.5 应急是否解除 / Emergency lifted?",
-            options=[LIFTED, NOT_LIFTED], params=lifted_form(),
+            options=[LIFTED, NOT_LIFTED], params=lifted_form(TZ),
             options_mapping={LIFTED: ANNOUNCE_LIFTED,
                              NOT_LIFTED: round_task(1, "engage_vendors")})
         covered >> Label("预案 / plan") >> announce_route() >> follow >> plan_lifted
@@ -228,10 +130,8 @@ def emergency_response():
         with TaskGroup(f"round_{k}", tooltip=f"101.4–101.5 第 {k} 轮 / round {k}"):
             @task(pool=DESK_POOL, trigger_rule=TR.NONE_FAILED_MIN_ONE_SUCCESS)
             def engage_vendors(k: int = k) -> dict:
-                from incident_ops.airflow.emergency_tasks import engage_vendors_task
-
                 with services(get_current_context()) as s:
-                    return engage_vendors_task(s, k)
+                    return rounds.engage_vendors_task(s, k)
 
             propose = PreparedEntry(
                 task_id="propose_solution", prepare=ask.solution_entry,
@@ -248,24 +148,20 @@ def emergency_response():
 
             @task(pool=DESK_POOL)
             def carry_out(k: int = k) -> dict:
-                from incident_ops.airflow.emergency_tasks import carry_out_task
-
                 with services(get_current_context()) as s:
-                    return carry_out_task(s, k)
+                    return rounds.carry_out_task(s, k)
 
             # Runs after an approval and after a rejection (a Reject skips what follows the
             # approval), never in a round that did not start: it needs one upstream success.
             @task.branch(trigger_rule=TR.NONE_FAILED_MIN_ONE_SUCCESS)
             def approval_outcome(k: int = k, next_task: str = next_task) -> str:
-                from incident_ops.airflow.emergency_tasks import approval_outcome_task
-
-                return approval_outcome_task(get_current_context(), k,
-                                             round_task(k, "lifted"), next_task)
+                return rounds.approval_outcome_task(get_current_context(), k,
+                                                    round_task(k, "lifted"), next_task)
 
             lifted = PreparedBranch(
                 task_id="lifted", prepare=ask.lifted_question, prepare_kwargs={"round": k},
                 subject=f"101.5 应急是否解除 / Emergency lifted? (round {k})",
-                options=[LIFTED, NOT_LIFTED], params=lifted_form(),
+                options=[LIFTED, NOT_LIFTED], params=lifted_form(TZ),
                 options_mapping={LIFTED: ANNOUNCE_LIFTED, NOT_LIFTED: next_task})
 
             engaged, done, outcome = engage_vendors(), carry_out(), approval_outcome()
@@ -277,60 +173,50 @@ def emergency_response():
 
     @task(task_id=ESCALATE, pool=DESK_POOL, trigger_rule=TR.NONE_FAILED_MIN_ONE_SUCCESS)
     def escalate() -> dict:
-        from incident_ops.airflow.emergency_tasks import escalate_task
-
         with services(get_current_context()) as s:
-            return escalate_task(s)
+            return rounds.escalate_task(s)
 
     escalated = escalate()
     previous >> escalated
     escalated >> TriggerDagRunOperator(
         task_id="continue_in_new_run", trigger_dag_id="emergency_response",
-        conf=escalated["conf"], trigger_run_id=escalated["run_id"],
+        conf=escalated["conf"], trigger_run_id=escalated["run_id"],  # type: ignore[index]
         skip_when_already_exists=True)
 
     with TaskGroup("aftermath", tooltip="101.6 善后与报告 / aftermath and reporting"):
         @task(pool=DESK_POOL, trigger_rule=TR.NONE_FAILED_MIN_ONE_SUCCESS)
         def announce_lifted() -> dict:
-            from incident_ops.airflow.emergency_tasks import announce_lifted_task
-
             with services(get_current_context()) as s:
-                return announce_lifted_task(s)
+                return aftermath.announce_lifted_task(s)
 
         @task(pool=DESK_POOL)
         def report() -> dict:
-            from incident_ops.airflow.emergency_tasks import report_task
-
             with services(get_current_context()) as s:
-                return report_task(s)
+                return aftermath.report_task(s)
 
         @task(pool=DESK_POOL)
         def major_incident_report(report: dict) -> str | None:
-            from incident_ops.airflow.emergency_tasks import major_report_task
-
             with services(get_current_context()) as s:
-                return major_report_task(s, report)
+                return aftermath.major_report_task(s, report)
 
         @task(pool=DESK_POOL)
         def problem_ticket(report: dict) -> str | None:
-            from incident_ops.airflow.emergency_tasks import problem_task
-
             with services(get_current_context()) as s:
-                return problem_task(s, report)
+                return aftermath.problem_task(s, report)
 
         @task(pool=DESK_POOL, outlets=[CLOSED])
         def announce_closed(report: dict, problem: str | None, major: str | None) -> dict:
-            from incident_ops.airflow.emergency_tasks import closed_task
-
-            return closed_task(get_current_context(), report, problem, major)
+            return aftermath.closed_task(get_current_context(), report, problem, major)
 
         lifted_announced = announce_lifted()
         lifted_questions >> lifted_announced
         written = report()
-        # One after another: each records keys on the incident (read-modify-write).
-        major = major_incident_report(written)
-        problem = problem_ticket(written)
+        # One after another: each records keys on the incident (read-modify-write). At
+        # parse time the calls return XComArgs, which Airflow resolves when the tasks run.
+        major = major_incident_report(written)  # type: ignore[arg-type]
+        problem = problem_ticket(written)  # type: ignore[arg-type]
         lifted_announced >> written >> major >> problem
-        announce_closed(written, problem, major)
+        announce_closed(written, problem, major)  # type: ignore[arg-type]
+
 
 emergency_response()

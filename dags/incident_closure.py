@@ -26,8 +26,8 @@ from airflow.sdk import Param, dag
 from airflow.timetables.trigger import CronTriggerTimetable
 
 from incident_ops.airflow.dag_defaults import alerting, default_args, timezone
-from incident_ops.airflow.plans import plan_closure
-from incident_ops.airflow.wiring import plan_apply_report
+from incident_ops.airflow.tasks.plans import plan_closure
+from incident_ops.airflow.tasks.wiring import plan_apply_report
 
 
 @dag(

@@ -34,7 +34,7 @@ def incident_queue_snapshot():
     @task(pool=DESK_POOL)
     def snapshot() -> dict:
         from incident_ops.airflow.bootstrap import services
-        from incident_ops.airflow.snapshot import snapshot_task
+        from incident_ops.airflow.tasks.snapshot import snapshot_task
 
         with services(get_current_context()) as s:
             return snapshot_task(s)

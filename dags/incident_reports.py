@@ -69,33 +69,34 @@ def report_dag(kind: str) -> None:
     def incident_report() -> None:
         @task(pool=DESK_POOL)
         def fetch() -> dict:
-            from incident_ops.airflow.report_tasks import fetch_task
+            from incident_ops.airflow.tasks.report_tasks import fetch_task
 
             with services(get_current_context()) as s:
                 return fetch_task(kind, s)
 
         @task
         def compute(fetched: dict) -> dict:
-            from incident_ops.airflow.report_tasks import compute_task
+            from incident_ops.airflow.tasks.report_tasks import compute_task
 
             with services(get_current_context()) as s:
                 return compute_task(fetched, s)
 
         @task
         def render(computed: dict) -> dict:
-            from incident_ops.airflow.report_tasks import render_task
+            from incident_ops.airflow.tasks.report_tasks import render_task
 
             with services(get_current_context()) as s:
                 return render_task(computed, s)
 
         @task
         def send(rendered: dict) -> dict:
-            from incident_ops.airflow.report_tasks import send_task
+            from incident_ops.airflow.tasks.report_tasks import send_task
 
             with services(get_current_context()) as s:
                 return send_task(rendered, s)
 
-        send(render(compute(fetch())))
+        # At parse time the calls return XComArgs, which Airflow resolves when tasks run.
+        send(render(compute(fetch())))  # type: ignore[arg-type]
 
     incident_report()
 

@@ -2,7 +2,7 @@
 answer pages (100.7.2 by link), the "Incident ops" view in the navigation, and the check
 that refuses a second emergency for an incident whose emergency is running (form and REST).
 
-The app lives in the package (``incident_ops.airflow.plan_pages.create_app``); this file only
+The app lives in the package (``incident_ops.airflow.web.plan_pages.create_app``); this file only
 registers it, so a deployment that mounts ``plugins/`` (the demo, docker compose) gets it.
 """
 
@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from incident_ops.airflow.ops_view import VIEW_PATH
-from incident_ops.airflow.plan_pages import URL_PREFIX, create_app
-from incident_ops.airflow.trigger_guard import OneEmergencyPerIncident
+from incident_ops.airflow.names import URL_PREFIX
+from incident_ops.airflow.web.ops_view import VIEW_PATH
+from incident_ops.airflow.web.plan_pages import create_app
+from incident_ops.airflow.web.trigger_guard import OneEmergencyPerIncident
 
 
 class IncidentOpsPlugin(AirflowPlugin):

@@ -32,8 +32,8 @@ export AIRFLOW__CORE__PLUGINS_FOLDER=$DEMO_ROOT/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__CORE__PARALLELISM=4
 # Airflow's LocalExecutor minus the race that failed a question answered within a second or two
-# of being asked (incident_ops/airflow/executor.py, issue 24).
-export AIRFLOW__CORE__EXECUTOR=incident_ops.airflow.executor.LocalExecutor
+# of being asked (incident_ops/airflow/provider/executor.py, issue 24).
+export AIRFLOW__CORE__EXECUTOR=incident_ops.airflow.provider.executor.LocalExecutor
 # SQLite (what standalone runs on) lets one writer in at a time; Airflow's components wait up
 # to 5 s for it by default, too short when four of them start their first runs together.
 # The module lives in $AIRFLOW_HOME/config, which Airflow puts on sys.path (demo.sh writes it).

@@ -27,7 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "include"), str(REPO)]
 
-from incident_ops.airflow.senders import build_mime  # noqa: E402
+from incident_ops.airflow.provider.senders import build_mime  # noqa: E402
 from tests.support.browser import chromium  # noqa: E402
 from tests.support.mail import save_html_view  # noqa: E402
 from tests.support.report_sample import render_sample  # noqa: E402

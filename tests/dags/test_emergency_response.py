@@ -55,7 +55,7 @@ def lifted_form() -> dict[str, str]:
 def env(airflow_db, desk_url, mailbox, sms_receiver, tmp_path, monkeypatch):
     monkeypatch.setenv("INCIDENT_OPS_REPORTS_DIR", str(tmp_path / "reports"))
     ensure_pool()
-    from incident_ops.airflow.hooks import ServiceDeskHook
+    from incident_ops.airflow.provider.desk_hook import ServiceDeskHook
 
     hook = ServiceDeskHook()
     yield {"desk": hook.get_desk(), "url": desk_url, "mail": mailbox, "sms": sms_receiver,

@@ -76,7 +76,7 @@ def env(airflow_db, desk_url, mailbox, sms_receiver, tmp_path, monkeypatch):
     monkeypatch.setenv("INCIDENT_OPS_REPORTS_DIR", str(tmp_path / "reports"))
     monkeypatch.setenv("INCIDENT_OPS_LEASE_SECONDS", LEASE_SECONDS)
     ensure_pool()
-    from incident_ops.airflow.hooks import ServiceDeskHook
+    from incident_ops.airflow.provider.desk_hook import ServiceDeskHook
 
     hook = ServiceDeskHook()
     yield {"desk": hook.get_desk(), "url": desk_url, "mail": mailbox, "sms": sms_receiver,
@@ -183,7 +183,7 @@ def control_outcome(airflow_db, desk_url, smtp_server, sms_gateway, tmp_path_fac
     os.environ["INCIDENT_OPS_LEASE_SECONDS"] = LEASE_SECONDS
     ensure_pool()
     smtp_server.mailbox.clear()
-    from incident_ops.airflow.hooks import ServiceDeskHook
+    from incident_ops.airflow.provider.desk_hook import ServiceDeskHook
 
     try:
         with ServiceDeskHook() as hook:

@@ -184,7 +184,7 @@ def sized(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def control(sized, airflow_db, desk_url, embedded_desk, smtp_server, sms_gateway):
     """The scenario at size through clean runs until quiet: what every case must end with."""
     ensure_pool()
-    from incident_ops.airflow.hooks import ServiceDeskHook
+    from incident_ops.airflow.provider.desk_hook import ServiceDeskHook
 
     smtp_server.mailbox.clear()
     with ServiceDeskHook() as hook:
@@ -200,7 +200,7 @@ def control(sized, airflow_db, desk_url, embedded_desk, smtp_server, sms_gateway
 @pytest.fixture
 def env(sized, control, airflow_db, desk_url, embedded_desk, mailbox, sms_receiver,
         tmp_path):
-    from incident_ops.airflow.hooks import ServiceDeskHook
+    from incident_ops.airflow.provider.desk_hook import ServiceDeskHook
 
     ensure_pool()
     hook = ServiceDeskHook()
@@ -249,7 +249,7 @@ def _outage_after(monkeypatch: Any, proxy: Any, writes: int, *, whole_run: bool)
     """After the ``writes``-th single desk write of the run, the desk answers 503 to every
     request (reads, writes, lease renewals) until the first apply attempt has ended
     (``whole_run``: for the rest of the run)."""
-    from incident_ops.airflow import pipeline
+    from incident_ops.airflow.tasks import pipeline
     from incident_ops.desk.rt.adapter import RequestTrackerDesk
 
     real_comment, real_apply = RequestTrackerDesk.comment, pipeline.apply_task

@@ -155,7 +155,7 @@ def test_urgent_escalation_and_snapshot_deliver_every_hostile_mail(env):
 @pytest.fixture
 def report_env(airflow_db, desk_url, embedded_desk, mailbox, tmp_path, monkeypatch):
     monkeypatch.setenv("INCIDENT_OPS_REPORTS_DIR", str(tmp_path / "reports"))
-    from incident_ops.airflow.hooks import ServiceDeskHook
+    from incident_ops.airflow.provider.desk_hook import ServiceDeskHook
     from tests.support.airflow_dags import ensure_pool
 
     ensure_pool()

@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from incident_ops.airflow.senders import DEFAULT_FROM_NAME
+from incident_ops.airflow.provider.senders import DEFAULT_FROM_NAME
 from incident_ops.config import load_vocabulary
 from incident_ops.desk.port import TicketQuery
 from incident_ops.reports.labels import Labels
@@ -95,7 +95,7 @@ def env(airflow_db, desk_url, embedded_desk, mailbox, tmp_path, monkeypatch):
     monkeypatch.setenv("INCIDENT_OPS_REPORTS_DIR", str(tmp_path / "reports"))
     monkeypatch.delenv("INCIDENT_OPS_REPORT_LANGUAGE", raising=False)
     ensure_pool()
-    from incident_ops.airflow.hooks import ServiceDeskHook
+    from incident_ops.airflow.provider.desk_hook import ServiceDeskHook
 
     with ServiceDeskHook() as hook:
         ids = ensure_fixture(hook.get_desk(), embedded_desk)
@@ -245,7 +245,7 @@ def test_a_desk_outage_fails_the_fetch_and_nothing_is_written_or_sent(env, monke
     import json
 
     from incident_ops.airflow.bootstrap import services
-    from incident_ops.airflow.report_tasks import fetch_task
+    from incident_ops.airflow.tasks.report_tasks import fetch_task
     from incident_ops.desk.port import DeskError
     from incident_ops.reports.archive import IncompleteReport, ReportArchive
     from incident_ops.reports.periods import Period

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import pytest
 
-from incident_ops.airflow.senders import message_id
+from incident_ops.airflow.provider.senders import message_id
 from incident_ops.notify.oncall import alert_key
 from tests.dags.test_monitoring import make_open
 from tests.support import free_port

@@ -13,7 +13,7 @@ def test_undelivered_messages_are_listed_from_every_outbox_and_a_broken_entry_is
         airflow_db):
     from airflow.models.variable import Variable
 
-    from incident_ops.airflow.ops_view import _outboxes
+    from incident_ops.airflow.web.ops_view import _outboxes
 
     owed = {"reopen:41": {"action": {"key": "reopen:41", "ticket_id": "41",
                                      "step": "100.7.3"},

@@ -219,7 +219,7 @@ def expected_kpis() -> dict[str, float]:
 def env(airflow_db, desk_url, embedded_desk, mailbox, tmp_path, monkeypatch):
     monkeypatch.setenv("INCIDENT_OPS_REPORTS_DIR", str(tmp_path / "reports"))
     ensure_pool()
-    from incident_ops.airflow.hooks import ServiceDeskHook
+    from incident_ops.airflow.provider.desk_hook import ServiceDeskHook
 
     with ServiceDeskHook() as hook:
         desk = hook.get_desk()

@@ -32,7 +32,7 @@ ASK, REMIND = "【应急待回答】", "【应急提醒"
 
 @pytest.fixture
 def incident(airflow_server, desk_url) -> str:
-    from incident_ops.airflow.hooks import ServiceDeskHook
+    from incident_ops.airflow.provider.desk_hook import ServiceDeskHook
 
     tag = uuid.uuid4().hex[:8]
     with ServiceDeskHook() as hook:
@@ -139,7 +139,7 @@ def test_a_waiting_question_is_told_once_and_reminded_once_per_interval(
         airflow_server, browser, desk_url, mailbox):
     """The dw plan chases every 12 s, at most twice, and escalates after 42 s (fractional
     minutes are for drills and tests): one notice, reminders 1 and 2, one escalation."""
-    from incident_ops.airflow.hooks import ServiceDeskHook
+    from incident_ops.airflow.provider.desk_hook import ServiceDeskHook
 
     server = airflow_server
     plan = server.config_dir / "plans" / "dw.yaml"

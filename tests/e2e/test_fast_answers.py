@@ -169,7 +169,7 @@ def _tries(server: Any, run_id: str) -> dict[str, tuple[str, int]]:
 
 def test_every_question_answered_within_a_second_five_emergencies_reach_their_aftermath(
         airflow_server, desk_url, mailbox):
-    from incident_ops.airflow.hooks import ServiceDeskHook
+    from incident_ops.airflow.provider.desk_hook import ServiceDeskHook
     from incident_ops.config import timezone
 
     server, tz = airflow_server, timezone()
@@ -233,14 +233,14 @@ def test_an_answer_that_landed_as_the_question_parked_is_taken_within_seconds(
         airflow_server, desk_url):
     """On SQLite an answer committed at the very moment the task parks can be seen neither by
     the park nor by the answer's own resume (seen once in 75 answers above, before
-    ``emergency_operators.SETTLE``): the task waits in awaiting_input with its answer in. Here
+    ``emergency.operators.SETTLE``): the task waits in awaiting_input with its answer in. Here
     that state is made directly in Airflow's database; the question's first, early wake takes
     the answer (not the first reminder, ten minutes on)."""
     import json
     import sqlite3
     from datetime import UTC
 
-    from incident_ops.airflow.hooks import ServiceDeskHook
+    from incident_ops.airflow.provider.desk_hook import ServiceDeskHook
 
     server = airflow_server
     tag = uuid.uuid4().hex[:8]

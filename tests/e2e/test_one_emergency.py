@@ -34,7 +34,7 @@ REASON = "同一事件单上另一起独立故障：计费接口中断 / a separ
 
 @pytest.fixture
 def incident(airflow_server, desk_url) -> str:
-    from incident_ops.airflow.hooks import ServiceDeskHook
+    from incident_ops.airflow.provider.desk_hook import ServiceDeskHook
 
     tag = uuid.uuid4().hex[:8]
     with ServiceDeskHook() as hook:

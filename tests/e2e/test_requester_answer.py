@@ -34,7 +34,7 @@ LINK = re.compile(r'href="([^"]+/incident-ops/answer/[^"]+)"[^>]*>([^<]+)</a>')
 
 @pytest.fixture
 def desk(airflow_server) -> Any:
-    from incident_ops.airflow.hooks import ServiceDeskHook
+    from incident_ops.airflow.provider.desk_hook import ServiceDeskHook
 
     with ServiceDeskHook() as hook:
         yield hook.get_desk()

@@ -34,7 +34,7 @@ def tls_desk(desk_url, tmp_path_factory):
 
 
 def hook_for(url: str, verify: bool, monkeypatch) -> object:
-    from incident_ops.airflow.hooks import ServiceDeskHook
+    from incident_ops.airflow.provider.desk_hook import ServiceDeskHook
 
     conn = {"conn_type": "servicedesk", "host": url, "login": "root", "password": "password",
             "extra": {"backend": "rt5", "verify_tls": verify, "timeout": 10}}

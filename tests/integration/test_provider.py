@@ -19,19 +19,19 @@ from pathlib import Path
 
 import pytest
 
-from incident_ops.airflow.hooks import (
-    IDEMPOTENCY_HEADER,
-    ServiceDeskHook,
-    SmsDeliveryError,
-    SmsGatewayHook,
-    SmsRejected,
-)
-from incident_ops.airflow.senders import (
+from incident_ops.airflow.provider.desk_hook import ServiceDeskHook
+from incident_ops.airflow.provider.senders import (
     DEFAULT_FROM_NAME,
     EmailDeliveryError,
     message_id,
     send_email,
     send_sms,
+)
+from incident_ops.airflow.provider.sms_hook import (
+    IDEMPOTENCY_HEADER,
+    SmsDeliveryError,
+    SmsGatewayHook,
+    SmsRejected,
 )
 from incident_ops.notify.messages import Attachment, Email, Sms
 from tests.support import FROM_EMAIL, free_port
@@ -79,7 +79,7 @@ def test_the_ui_gets_a_form_for_each_connection_type() -> None:
     forms = {m.connection_type: m for m in HookMetaService.hook_meta_data()}
 
     desk = forms["servicedesk"]
-    assert desk.hook_class_name == "incident_ops.airflow.hooks.ServiceDeskHook"
+    assert desk.hook_class_name == "incident_ops.airflow.provider.desk_hook.ServiceDeskHook"
     assert desk.hook_name == "Service Desk (ITIL)"
     assert set(desk.extra_fields or {}) == SERVICEDESK_FIELDS
     fields = desk.extra_fields or {}
@@ -90,7 +90,7 @@ def test_the_ui_gets_a_form_for_each_connection_type() -> None:
     assert desk.standard_fields.host.title == "Base URL"
 
     sms = forms["sms_gateway"]
-    assert sms.hook_class_name == "incident_ops.airflow.hooks.SmsGatewayHook"
+    assert sms.hook_class_name == "incident_ops.airflow.provider.sms_hook.SmsGatewayHook"
     assert set(sms.extra_fields or {}) == SMS_FIELDS
 
 

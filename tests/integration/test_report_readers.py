@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from incident_ops.airflow.senders import build_mime
+from incident_ops.airflow.provider.senders import build_mime
 from incident_ops.model import Ticket
 from incident_ops.reports.charts import WIDTH as CHART_WIDTH
 from incident_ops.reports.labels import HEADLINE_CARDS, SHEETS, TABLES

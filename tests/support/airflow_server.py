@@ -1,6 +1,6 @@
 """A real Airflow on loopback for end-to-end tests: API server (UI and REST), scheduler, DAG
-processor and triggerer, LocalExecutor (the project's, ``incident_ops.airflow.executor``) on
-SQLite, with per-person users.
+processor and triggerer, LocalExecutor (the project's,
+``incident_ops.airflow.provider.executor``) on SQLite, with per-person users.
 
 What ``dag.test()`` cannot show needs the real thing: who may answer a question (the API
 server enforces a question's assignees), what the UI shows and lets a person do, what the
@@ -82,8 +82,8 @@ class AirflowServer:
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             # Airflow's LocalExecutor, minus the race that failed answers given at once
-            # (incident_ops.airflow.executor, issue 24).
-            "AIRFLOW__CORE__EXECUTOR": "incident_ops.airflow.executor.LocalExecutor",
+            # (incident_ops.airflow.provider.executor, issue 24).
+            "AIRFLOW__CORE__EXECUTOR": "incident_ops.airflow.provider.executor.LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": "4",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}",
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.home / "logs"),

@@ -90,7 +90,7 @@ class Filled:
 def fill_with_sample(catcher: Catcher, work: Path) -> Filled:
     """Send the catcher what a demo morning looks like: a manager report, an on-call alert,
     two SMS. Needs ``AIRFLOW_CONN_SMS_MAILBOX`` free to set (done here)."""
-    from incident_ops.airflow.senders import build_mime, send_sms
+    from incident_ops.airflow.provider.senders import build_mime, send_sms
     from incident_ops.notify.messages import Sms
     from incident_ops.notify.oncall import (
         OnCallState,

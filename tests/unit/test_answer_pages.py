@@ -23,7 +23,8 @@ def site(monkeypatch):
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
-    from incident_ops.airflow import answer_pages
+    from incident_ops.airflow.bootstrap import WebServices
+    from incident_ops.airflow.web import answer_pages
 
     monkeypatch.setenv("AIRFLOW_CONN_INCIDENT_OPS_ANSWERS", json.dumps(
         {"conn_type": "generic", "password": SECRET}))
@@ -32,9 +33,10 @@ def site(monkeypatch):
     desk.add(Ticket(id="7", subject="打印机", status="resolved", priority="low",
                     created=now - timedelta(hours=3), updated=now, requester="r@x.cn",
                     confirmation="pending", confirmation_asked_at=now))
-    monkeypatch.setattr(answer_pages._Desk, "get", lambda self: desk)
+    web = WebServices()
+    monkeypatch.setattr(web, "desk", lambda: desk)
     app = FastAPI()
-    answer_pages.register(app)
+    answer_pages.register(app, web)
     fixed, not_fixed = (f"/answer/{sign(SECRET, c)}"
                         for c in claims_for("7", now, timedelta(days=1)))
     return TestClient(app), desk, fixed, not_fixed

@@ -100,7 +100,7 @@ def test_the_desk_comment_carries_the_answer_and_the_requesters_words():
 
 
 def test_only_a_confirmation_request_gets_links_and_they_verify():
-    from incident_ops.airflow.answer_links import AnswerSettings, link_renderer
+    from incident_ops.airflow.web.answer_links import AnswerSettings, link_renderer
     from incident_ops.policy.plan import Notice
 
     loads = []
@@ -124,7 +124,7 @@ def test_only_a_confirmation_request_gets_links_and_they_verify():
 
 
 def test_without_the_connection_the_mail_has_no_links():
-    from incident_ops.airflow.answer_links import link_renderer
+    from incident_ops.airflow.web.answer_links import link_renderer
     from incident_ops.notify.compose import render_email
     from incident_ops.policy.plan import Notice
 

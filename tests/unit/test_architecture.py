@@ -7,6 +7,10 @@
   ``desk`` never imports ``engine`` (the engine drives the desk, not the other way);
 - ``engine``, ``desk`` and ``embedded_desk`` hold no import cycle (TYPE_CHECKING imports
   included: a reader follows those too);
+- inside the Airflow layer, the wings import each other without a cycle at run time (a
+  TYPE_CHECKING import may close one), ``names.py`` is a leaf and the web pages never import
+  the task bodies (``web`` ↛ ``tasks``);
+- the DAG files are wiring: they import the Airflow layer, never policy;
 - no two classes share a name across the package (a newcomer greps one and finds one).
 - arrows that once ran the wrong way stay gone: config -> reports (through the config
   check), reports -> engine, policy -> config.
@@ -94,22 +98,65 @@ def test_no_two_modules_share_a_name_across_the_layers():
     assert {n: files for n, files in names.items() if len(files) > 1} == {}
 
 
-def imported_modules(path: Path) -> set[str]:
-    """Every module the file imports, wherever the import stands: ``from a import b`` counts
-    as both ``a`` and ``a.b`` (b may be a module: ``from incident_ops import config``)."""
-    found = set()
-    for module, names in imports(path):
-        found.add(module)
-        found |= {f"{module}.{name}" for name in names}
+def _module_of(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+KNOWN = {_module_of(p) for p in PACKAGE.rglob("*.py")}
+
+
+def _imports(path: Path, *, runtime: bool = False) -> set[str]:
+    """The modules ``path`` imports, wherever the import stands (``runtime``: leaving out
+    ``if TYPE_CHECKING:`` blocks). ``from a import b`` counts as ``a`` and, when ``a.b`` is a
+    module of the package, as ``a.b`` too."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    skipped = {id(n) for node in ast.walk(tree) if runtime and isinstance(node, ast.If)
+               and "TYPE_CHECKING" in ast.unparse(node.test) for n in ast.walk(node)}
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found |= {f"{node.module}.{a.name}" for a in node.names} & KNOWN
     return found
 
 
-def arrows(files: list[Path], targets: tuple[str, ...]) -> list[str]:
+def arrows(files: list[Path], targets: tuple[str, ...], root: Path = PACKAGE) -> list[str]:
     """``file -> module`` for every import of ``files`` that names one of ``targets`` (a
     module or a package: ``incident_ops.reports`` covers everything under it)."""
-    return sorted(f"{path.relative_to(PACKAGE)} -> {module}" for path in files
-                  for module in imported_modules(path)
+    return sorted(f"{path.relative_to(root)} -> {module}" for path in files
+                  for module in _imports(path)
                   if any(module == t or module.startswith(t + ".") for t in targets))
+
+
+def layer(name: str) -> list[Path]:
+    return sorted((PACKAGE / name).rglob("*.py"))
+
+
+def cycles(files: list[Path], *, runtime: bool = False) -> list[str]:
+    """Every import cycle among ``files`` (``a -> b -> a``)."""
+    graph = {_module_of(p): {m for m in _imports(p, runtime=runtime) if m != _module_of(p)}
+             for p in files if p.name != "__init__.py"}
+    found: list[str] = []
+    state: dict[str, int] = {}  # 1 on the path, 2 done
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node] & graph.keys()):
+            if state.get(nxt) == 1:
+                found.append(" -> ".join(path[path.index(nxt):] + [nxt]))
+            elif nxt not in state:
+                visit(nxt, [*path, nxt])
+        state[node] = 2
+
+    for start in sorted(graph):
+        if start not in state:
+            visit(start, [start])
+    return found
 
 
 CONFIG = [PACKAGE / "config.py", PACKAGE / "config_schema.py"]
@@ -126,62 +173,41 @@ def test_config_does_not_import_reports():
 def test_reports_do_not_import_the_engine():
     """Reports read what the engine wrote (on the desk, in the plan's outcomes), by its
     fields, not by importing it."""
-    assert arrows(sorted((PACKAGE / "reports").rglob("*.py")), ("incident_ops.engine",)) == []
+    assert arrows(layer("reports"), ("incident_ops.engine",)) == []
 
 
 def test_policy_does_not_import_config():
     """Policy gets its settings as objects; loading them is the caller's business."""
-    assert arrows(sorted((PACKAGE / "policy").rglob("*.py")), CONFIG_MODULES) == []
-
-
-def _module_of(path: Path) -> str:
-    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def _our_imports(path: Path) -> set[str]:
-    """The incident_ops modules a file imports (``from pkg import module`` names the module)."""
-    known = {_module_of(p) for p in PACKAGE.rglob("*.py")}
-    found = set()
-    for module, names in imports(path):
-        if not module.startswith("incident_ops"):
-            continue
-        subs = {f"{module}.{n}" for n in names} & known
-        found |= subs or {module}
-    return found
-
-
-def _layer_imports(layer: str, forbidden: str) -> list[str]:
-    return [f"{path.relative_to(PACKAGE)} imports {module}"
-            for path in sorted((PACKAGE / layer).rglob("*.py"))
-            for module in sorted(_our_imports(path))
-            if module == forbidden or module.startswith(forbidden + ".")]
+    assert arrows(layer("policy"), CONFIG_MODULES) == []
 
 
 def test_the_engine_does_not_import_the_airflow_layer():
-    assert _layer_imports("engine", "incident_ops.airflow") == []
+    assert arrows(layer("engine"), ("incident_ops.airflow",)) == []
 
 
 def test_the_desk_does_not_import_the_engine():
-    assert _layer_imports("desk", "incident_ops.engine") == []
+    assert arrows(layer("desk"), ("incident_ops.engine",)) == []
+
+
+def test_the_dag_files_are_wiring_not_policy():
+    """The DAG files call the Airflow layer's task bodies; a decision never sits in one."""
+    dags = sorted((PACKAGE.parents[1] / "dags").glob("*.py"))
+    assert dags
+    assert arrows(dags, ("incident_ops.policy",), root=PACKAGE.parents[1]) == []
 
 
 def test_no_import_cycles_in_the_engine_and_the_desks():
-    files = [p for layer in ("engine", "desk", "embedded_desk")
-             for p in sorted((PACKAGE / layer).rglob("*.py")) if p.name != "__init__.py"]
-    graph = {_module_of(p): _our_imports(p) for p in files}
-    cycles = []
+    assert cycles([*layer("engine"), *layer("desk"), *layer("embedded_desk")]) == []
 
-    def visit(node: str, path: list[str]) -> None:
-        for nxt in sorted(graph.get(node, ())):
-            if nxt in path:
-                cycles.append(" -> ".join(path[path.index(nxt):] + [nxt]))
-            elif nxt in graph and nxt not in done:
-                visit(nxt, path + [nxt])
-        done.add(node)
 
-    done: set[str] = set()
-    for start in sorted(graph):
-        if start not in done:
-            visit(start, [start])
-    assert cycles == []
+def test_the_airflow_wings_import_each_other_without_a_cycle():
+    assert cycles(layer("airflow"), runtime=True) == []
+
+
+def test_names_is_a_leaf_of_the_airflow_layer():
+    assert [m for m in _imports(PACKAGE / "airflow" / "names.py", runtime=True)
+            if m.startswith("incident_ops")] == []
+
+
+def test_the_web_pages_never_import_the_task_bodies():
+    assert arrows(layer("airflow/web"), ("incident_ops.airflow.tasks",)) == []

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
 
-from incident_ops.airflow.auth import is_assignee
+from incident_ops.airflow.provider.auth import is_assignee
 
 
 @dataclass

@@ -325,8 +325,8 @@ def test_the_snapshot_reads_back_any_text_exactly(tmp_path: Path, where: str) ->
 
 
 def test_outcomes_match_the_stamps_rule_id_and_the_reopen_key_not_their_wording() -> None:
-    """reports.outcomes reads policy.rules' ids: a subject that looks like a reopen, or a run
-    id that spells a rule, counts for nothing; the key and the stamp's rule do."""
+    """reports.closure_outcomes reads policy.rules' ids: a subject that looks like a reopen,
+    or a run id that spells a rule, counts for nothing; the key and the stamp's rule do."""
     t0 = START + timedelta(hours=1)
     closed = [resolved("1", t0, 1, automation="100.7.1 close.confirmed · run close.auto-source"),
               resolved("2", t0, 1, automation="100.7.4 close.handled-by-support · run x")]

@@ -1,7 +1,7 @@
-"""incident_ops.airflow.executor.LocalExecutor: the exit of a worker whose task instance was
-resumed and dispatched again before it ended is not reported (issue 24; the whole story, on
-a real Airflow, is tests/e2e/test_fast_answers.py). No worker processes: Airflow's own
-dispatch is replaced by a list."""
+"""incident_ops.airflow.provider.executor.LocalExecutor: the exit of a worker whose task
+instance was resumed and dispatched again before it ended is not reported (issue 24; the
+whole story, on a real Airflow, is tests/e2e/test_fast_answers.py). No worker processes:
+Airflow's own dispatch is replaced by a list."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from airflow.executors.local_executor import LocalExecutor as AirflowLocalExecut
 from airflow.models.taskinstancekey import TaskInstanceKey
 from airflow.utils.state import TaskInstanceState
 
-from incident_ops.airflow.executor import LocalExecutor
+from incident_ops.airflow.provider.executor import LocalExecutor
 
 SUCCESS, FAILED, RUNNING = (TaskInstanceState.SUCCESS, TaskInstanceState.FAILED,
                             TaskInstanceState.RUNNING)

@@ -7,7 +7,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from incident_ops.airflow.senders import (
+from incident_ops.airflow.provider.senders import (
     DEFAULT_FROM_NAME,
     Sender,
     SenderConfigError,

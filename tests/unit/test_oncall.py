@@ -155,7 +155,7 @@ def test_alert_text_is_escaped_in_html():
 
 
 def test_a_plan_page_url_cannot_leave_the_reports_directory(tmp_path):
-    from incident_ops.airflow.plan_pages import resolve_page
+    from incident_ops.airflow.web.plan_pages import resolve_page
 
     page = tmp_path / "reports" / "incident_closure" / "2026-12-05" / "run_1.html"
     page.parent.mkdir(parents=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from incident_ops.airflow.senders import build_mime
+from incident_ops.airflow.provider.senders import build_mime
 from incident_ops.config import load_contacts, load_vocabulary, load_yaml
 from incident_ops.model import Ticket
 from incident_ops.pipelines.reports import prepare_email, report_key

@@ -32,7 +32,7 @@ from urllib.parse import quote
 
 from airflow.sdk.bases.notifier import BaseNotifier
 
-from incident_ops.airflow.plan_pages import PLAN_PAGE_XCOM
+from incident_ops.airflow.names import APPLIED_XCOM, FAILURE_XCOM, PLAN_PAGE_XCOM, airflow_url
 from incident_ops.notify.oncall import (
     FAILED,
     RECOVERED,
@@ -68,8 +68,6 @@ def smtp_conn_id() -> str:
 
 
 def run_url(dag_id: str, run_id: str) -> str:
-    from incident_ops.airflow.plans import airflow_url
-
     return f"{airflow_url()}/dags/{quote(dag_id)}/runs/{quote(run_id, safe='')}"
 
 
@@ -179,7 +177,7 @@ def active_silence(md: Any) -> Silence | None:
 def deliver(email: Any, dag_id: str, md: Any, now: datetime) -> str | None:
     """Mail an alert to on-call; its Message-ID, or None when it was not mailed (no
     recipients configured, or silenced: both logged)."""
-    from incident_ops.airflow.senders import send_email
+    from incident_ops.airflow.provider.senders import send_email
 
     to = recipients()
     if not to:
@@ -210,8 +208,6 @@ def _failed_links(md: Any, dag_id: str, run_id: str) -> tuple[TaskLink, ...]:
     except Exception:  # the alert matters more than its detail
         log.exception("task states of %s %s unavailable", dag_id, run_id)
         return ()
-    from incident_ops.airflow.bootstrap import FAILURE_XCOM
-
     base = run_url(dag_id, run_id)
     links = []
     for task_id in sorted(t for t, s in states.items() if s == "failed"):
@@ -233,9 +229,7 @@ def run_facts(md: Any, dag_id: str, run_id: str, *, state: str = "", reason: str
     try:
         planned = md.xcom(dag_id, run_id, "plan", "return_value")
         if isinstance(planned, dict) and "plan" in planned:
-            from incident_ops.airflow.pipeline import APPLIED
-
-            applied = md.xcom(dag_id, run_id, "apply", APPLIED)
+            applied = md.xcom(dag_id, run_id, "apply", APPLIED_XCOM)
             summary = summary_from_xcom(planned, applied if isinstance(applied, dict) else None)
             page = md.xcom(dag_id, run_id, "report", PLAN_PAGE_XCOM)
             plan_page = str(page) if page else None

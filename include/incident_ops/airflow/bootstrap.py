@@ -7,21 +7,32 @@ connections), ``config`` (the YAML policy, each file read once per task), ``appl
 (the apply engine holding the scope's desk lease and outbox), the run's identity and time.
 Nothing else in the Airflow layer builds a hook or reads a policy file, so what a pipeline
 talks to is visible here, and a test or a second deployment swaps one thing in one place.
+The plugin's pages (``web``) ask for ``web_services()`` instead: one desk per API server
+process, and the config.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from incident_ops.airflow.names import DESK_CONN, FAILURE_XCOM, airflow_url
 from incident_ops.airflow.runtime import AirflowNotifier, RunInfo, run_info
 from incident_ops.desk.port import ServiceDesk
 
-DESK_CONN = "servicedesk_default"
+if TYPE_CHECKING:
+    from incident_ops.airflow.provider.desk_hook import ServiceDeskHook
+    from incident_ops.engine import Applier
+    from incident_ops.policy.closure import ClosurePolicy
+    from incident_ops.policy.contingency import PlanBook
+    from incident_ops.policy.escalation import SlaPolicy
+    from incident_ops.reference import Contacts, Vocabulary
+    from incident_ops.reports.settings import ReportSettings
 
 
 def lease_ttl() -> float:
@@ -29,37 +40,50 @@ def lease_ttl() -> float:
     return max(3.0, float(os.environ.get("INCIDENT_OPS_LEASE_SECONDS", "120")))
 
 
+def priority_ranks(vocabulary: Vocabulary) -> dict[str, int]:
+    """Priority code -> rank, what the desk adapter sorts and searches by."""
+    return {code: vocabulary.rank_for_priority(code) for code in vocabulary.codes("priorities")}
+
+
 class Config:
     """The policy files of ``include/config`` (or ``$INCIDENT_OPS_CONFIG_DIR``), each read once."""
 
     @cached_property
-    def vocabulary(self) -> Any:
+    def vocabulary(self) -> Vocabulary:
         from incident_ops.config import load_vocabulary
 
         return load_vocabulary()
 
     @cached_property
-    def contacts(self) -> Any:
+    def contacts(self) -> Contacts:
         from incident_ops.config import load_contacts
 
         return load_contacts()
 
     @cached_property
-    def closure(self) -> Any:
+    def closure(self) -> ClosurePolicy:
         from incident_ops.config import load_yaml
         from incident_ops.policy.closure import ClosurePolicy
 
         return ClosurePolicy.from_dict(load_yaml("closure.yaml"))
 
     @cached_property
-    def sla(self) -> Any:
+    def sla(self) -> SlaPolicy:
         from incident_ops.config import load_yaml, timezone
         from incident_ops.policy.escalation import SlaPolicy
 
         return SlaPolicy.from_dict(load_yaml("sla.yaml"), tz=timezone())
 
     @cached_property
-    def reports(self) -> Any:
+    def plans(self) -> PlanBook:
+        """The contingency plans (``plans/*.yaml``), read against the contacts."""
+        from incident_ops.config import load_plans
+
+        book: PlanBook = load_plans(self.contacts)
+        return book
+
+    @cached_property
+    def reports(self) -> ReportSettings:
         from incident_ops.reports.settings import load_report_settings
 
         return load_report_settings()
@@ -76,7 +100,7 @@ class Services:
     conn_id: str = DESK_CONN
     config: Config = field(default_factory=Config)
     notifier: AirflowNotifier = field(default_factory=AirflowNotifier)
-    _hook: Any = None
+    _hook: ServiceDeskHook | None = None
 
     @cached_property
     def info(self) -> RunInfo:
@@ -93,17 +117,17 @@ class Services:
     @property
     def desk(self) -> ServiceDesk:
         if self._hook is None:
-            from incident_ops.airflow.hooks import ServiceDeskHook
+            from incident_ops.airflow.provider.desk_hook import ServiceDeskHook
 
-            self._hook = ServiceDeskHook(self.conn_id)
+            self._hook = ServiceDeskHook(self.conn_id,
+                                         priority_ranks=priority_ranks(self.config.vocabulary))
         desk: ServiceDesk = self._hook.get_desk()
         return desk
 
-    def applier(self, scope: str, *, bulk_size: int = 100) -> Any:
+    def applier(self, scope: str, *, bulk_size: int = 100) -> Applier:
         """The apply engine for ``scope``: its desk lease, its outbox, this run's id."""
-        from incident_ops.airflow.answer_links import link_renderer
-        from incident_ops.airflow.plans import airflow_url
         from incident_ops.airflow.state import VariableOutbox
+        from incident_ops.airflow.web.answer_links import link_renderer
         from incident_ops.engine import Applier, Lease, holder_id
 
         ti = self.context.get("ti")
@@ -118,6 +142,56 @@ class Services:
         hook, self._hook = self._hook, None
         if hook is not None:
             hook.close()
+
+
+class WebServices:
+    """What the plugin's pages use, one per API server process: the desk (built at the first
+    request, rebuilt after it refused our credentials) and the config (read afresh per
+    request: a page picks up an edited contacts.yaml without a restart)."""
+
+    def __init__(self, conn_id: str = DESK_CONN) -> None:
+        self.conn_id = conn_id
+        self._hook: ServiceDeskHook | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def config(self) -> Config:
+        return Config()
+
+    def desk(self) -> ServiceDesk:
+        with self._lock:
+            if self._hook is None:
+                from incident_ops.airflow.provider.desk_hook import ServiceDeskHook
+
+                self._hook = ServiceDeskHook(
+                    self.conn_id, priority_ranks=priority_ranks(self.config.vocabulary))
+            desk: ServiceDesk = self._hook.get_desk()
+            return desk
+
+    def reset(self) -> None:
+        """Drop the desk: the next request builds it again (new credentials, a new session)."""
+        with self._lock:
+            hook, self._hook = self._hook, None
+        if hook is not None:
+            hook.close()
+
+    def desk_url(self) -> str | None:
+        """The desk's base URL (for links to its tickets), read from the connection now."""
+        from incident_ops.airflow.provider.desk_hook import ServiceDeskHook
+
+        return str(ServiceDeskHook(self.conn_id).settings.base_url).rstrip("/")
+
+
+_WEB: list[WebServices] = []
+_WEB_LOCK = threading.Lock()
+
+
+def web_services() -> WebServices:
+    """The API server process's ``WebServices`` (made at the first call)."""
+    with _WEB_LOCK:
+        if not _WEB:
+            _WEB.append(WebServices())
+        return _WEB[0]
 
 
 _CHECKED: set[str] = set()
@@ -142,9 +216,6 @@ def check_config_once() -> None:
             f"the configuration in {folder} has {len(problems)} problem(s) "
             "(`python -m incident_ops check-config` lists the same):\n" + "\n".join(problems))
     _CHECKED.add(folder)
-
-
-FAILURE_XCOM = "failure"  # why the task failed, for the on-call alert (``alerting``)
 
 
 def _record_failure(context: Any, exc: BaseException) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from incident_ops.airflow.names import SMS_CONN, SMTP_CONN
 from incident_ops.notify.messages import Email, Sms
 
 log = logging.getLogger(__name__)
@@ -39,19 +40,19 @@ def run_info(context: Any) -> RunInfo:
 class AirflowNotifier:
     """Sends through the Airflow connections ``smtp_conn_id`` and ``sms_conn_id``."""
 
-    def __init__(self, smtp_conn_id: str = "smtp_default", sms_conn_id: str = "sms_default"):
+    def __init__(self, smtp_conn_id: str = SMTP_CONN, sms_conn_id: str = SMS_CONN):
         self.smtp_conn_id = smtp_conn_id
         self.sms_conn_id = sms_conn_id
 
     def send_email(self, email: Email) -> None:
-        from incident_ops.airflow.senders import send_email
+        from incident_ops.airflow.provider.senders import send_email
 
         send_email(email, conn_id=self.smtp_conn_id)
         log.info("e-mail sent to %d recipient(s): %s", len(email.to) + len(email.cc),
                  email.subject)
 
     def send_sms(self, sms: Sms) -> None:
-        from incident_ops.airflow.senders import send_sms
+        from incident_ops.airflow.provider.senders import send_sms
 
         send_sms(sms, conn_id=self.sms_conn_id)
         log.info("SMS sent to %d number(s)", len(sms.to))

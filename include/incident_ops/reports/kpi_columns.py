@@ -12,7 +12,7 @@ import pandas as pd
 from incident_ops.model import CLOSED, RESOLVED
 from incident_ops.policy.escalation import SlaPolicy
 from incident_ops.reports import sla as sla_clock
-from incident_ops.reports.outcomes import bounced
+from incident_ops.reports.closure_outcomes import bounced
 from incident_ops.reports.periods import Period
 
 

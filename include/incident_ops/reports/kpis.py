@@ -22,7 +22,7 @@ Which tickets count where:
 * **closure outcomes** (100.7.1 auto-closed, confirmed, 100.7.3 reopened, ...): tickets
   *closed* in the period, classified by the rule id of the ``automation`` stamp the
   engine writes (``"100.7.1 close.auto-source · run X"``, ``policy.rules``) and the close
-  code (``reports.outcomes``);
+  code (``reports.closure_outcomes``);
 * **incomplete resolutions** (100.6 bounces) and escalations: tickets created or resolved in
   the period that carry the bounce key / an ``automation`` stamp of the completeness rule,
   or escalation rungs.
@@ -40,8 +40,8 @@ import pandas as pd
 from incident_ops.model import OPEN_STATUSES, UNSUCCESSFUL
 from incident_ops.policy.escalation import SlaPolicy
 from incident_ops.reference import Vocabulary
+from incident_ops.reports.closure_outcomes import OUTCOMES, closure_outcomes, reopen_copies
 from incident_ops.reports.kpi_columns import DerivedColumns
-from incident_ops.reports.outcomes import OUTCOMES, closure_outcomes, reopen_copies
 from incident_ops.reports.periods import Period
 
 NOT_SET = ""  # the code under which tickets without a value are counted

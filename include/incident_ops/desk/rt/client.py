@@ -21,13 +21,10 @@ ticket logic. What the client guarantees:
 
 from __future__ import annotations
 
-import email.utils
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -45,6 +42,7 @@ from incident_ops.desk.port import (
     TransientDeskError,
     call_deadline,
 )
+from incident_ops.desk.retry import RetryPolicy, retry_after
 
 log = logging.getLogger(__name__)
 
@@ -66,19 +64,6 @@ class AmbiguousWrite(TransientDeskError):
                  still_running: bool = True) -> None:
         super().__init__(message, ticket_id=ticket_id)
         self.still_running = still_running
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    attempts: int = 4  # total tries, the first included
-    backoff: float = 0.5  # seconds; doubled per retry, full jitter
-    backoff_cap: float = 8.0
-    retry_after_cap: float = 30.0  # never wait longer than this on a server's say-so
-
-    def delay(self, retry: int, retry_after: float | None = None) -> float:
-        if retry_after is not None:
-            return min(max(retry_after, 0.0), self.retry_after_cap)
-        return random.uniform(0, min(self.backoff_cap, self.backoff * (2 ** retry)))
 
 
 class RTClient:
@@ -228,7 +213,7 @@ class RTClient:
                     # 429 means "not processed"; a 5xx may have been half-applied.
                     raise _Transient(f"HTTP {resp.status_code}: {_message(resp)}",
                                      sent=resp.status_code != 429, answered=True,
-                                     retry_after=_retry_after(resp))
+                                     retry_after=retry_after(resp.headers))
                 if resp.status_code >= 300:
                     error = _error_for(resp, kind, ticket_id)
                     error.after_unanswered_attempt = unanswered  # type: ignore[attr-defined]
@@ -307,21 +292,6 @@ def _never_sent(exc: Exception) -> bool:
 def _describe(exc: Exception) -> str:
     text = str(exc)
     return text if len(text) < 300 else text[:300] + "..."
-
-
-def _retry_after(resp: requests.Response) -> float | None:
-    value = resp.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def _message(resp: requests.Response) -> str:

@@ -13,25 +13,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from airflow.sdk import BaseOperatorLink
 
-URL_PREFIX = "/incident-ops"
-PLAN_PAGE_XCOM = "plan_page"
+from incident_ops.airflow.names import PLAN_PAGE_XCOM
+
 _SEGMENT = re.compile(r"^[A-Za-z0-9_.:+-]+$")  # what safe_name and dates produce
 _SUFFIXES = (".html", ".json")
-
-
-def page_url(path: Path, reports: Path) -> str | None:
-    """The URL of a file under ``reports`` as the API server serves it (None if outside)."""
-    from incident_ops.airflow.plans import airflow_url
-
-    try:
-        relative = path.resolve().relative_to(reports.resolve())
-    except ValueError:
-        return None
-    return f"{airflow_url()}{URL_PREFIX}/plans/" + "/".join(quote(p) for p in relative.parts)
 
 
 class PlanPageLink(BaseOperatorLink):
@@ -89,7 +77,7 @@ def create_app() -> Any:
         media = "text/html; charset=utf-8" if name.endswith(".html") else "application/json"
         return FileResponse(path, media_type=media)
 
-    from incident_ops.airflow import answer_pages, ops_view
+    from incident_ops.airflow.web import answer_pages, ops_view
 
     answer_pages.register(app)  # public: the signed link is the credential
     ops_view.register(app)  # behind Airflow's login

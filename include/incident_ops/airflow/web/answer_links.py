@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from incident_ops.airflow.names import ANSWER_CONN, URL_PREFIX
 from incident_ops.desk.port import ServiceDesk, StaleTicket
 from incident_ops.model import TicketChange
 from incident_ops.policy.answers import (
@@ -35,7 +36,6 @@ from incident_ops.policy.answers import (
 
 log = logging.getLogger(__name__)
 
-ANSWER_CONN = "incident_ops_answers"
 CONFIRMATION_TEMPLATE = "confirmation_request"
 
 
@@ -49,7 +49,7 @@ def answer_settings(conn_id: str = ANSWER_CONN) -> AnswerSettings | None:
     """The deployment's answer-link settings, or None when the connection is not there."""
     from airflow.sdk import BaseHook
 
-    from incident_ops.airflow.hooks import ConnectionConfigError
+    from incident_ops.airflow.provider.desk_hook import ConnectionConfigError
 
     try:
         conn = BaseHook.get_connection(conn_id)
@@ -76,8 +76,6 @@ def link_renderer(base_url: str, load: Callable[[], AnswerSettings | None] = ans
 
     The settings are read at the first confirmation mail (other pipelines never read them).
     """
-    from incident_ops.airflow.plan_pages import URL_PREFIX
-
     prefix = base_url.rstrip("/") + URL_PREFIX
     loaded: list[AnswerSettings | None] = []
 

@@ -1,8 +1,8 @@
-"""What the emergency's questions do besides waiting (``emergency_operators``): tell their
+"""What the emergency's questions do besides waiting (``emergency.operators``): tell their
 people, chase them on the plan's cadence, check an answer and send it back.
 
 Every message goes through the apply engine under the emergency's scope, exactly like the
-steps' (``emergency_tasks.carry``): keyed on the incident, owed in the outbox until
+steps' (``emergency.steps.carry``): keyed on the incident, owed in the outbox until
 delivered. A question does not fail because a mail server is down: what is owed stays owed
 and the next step (or the next reminder) of this emergency delivers it.
 """
@@ -13,7 +13,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from incident_ops.airflow.emergency_tasks import brief_of, carry
+from incident_ops.airflow.emergency.steps import brief_of, carry
 from incident_ops.policy import questions as qs
 from incident_ops.policy.plan import Plan
 

@@ -28,7 +28,7 @@ from email.policy import SMTP
 from email.utils import formatdate, parseaddr
 from typing import Any, cast
 
-from incident_ops.airflow.hooks import SmsGatewayHook, SmsReceipt
+from incident_ops.airflow.provider.sms_hook import SmsGatewayHook, SmsReceipt
 from incident_ops.notify.messages import Attachment, Email, Sms
 from incident_ops.text import one_line, printable
 

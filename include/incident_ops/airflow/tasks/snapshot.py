@@ -8,14 +8,17 @@ duplicated task never mails twice. A failed send leaves no marker: Airflow's ret
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from incident_ops.airflow.bootstrap import Services
 
 log = logging.getLogger(__name__)
 
 SCOPE = "incident_queue_snapshot"
 
 
-def snapshot_task(s: Any) -> dict[str, Any]:
+def snapshot_task(s: Services) -> dict[str, Any]:
     from incident_ops.airflow.bootstrap import lease_ttl
     from incident_ops.config import reports_dir
     from incident_ops.engine import Lease, holder_id

@@ -10,7 +10,7 @@ exists; ``start_anyway`` without a reason is answered 400. The form shows that m
 Only an authenticated caller allowed to trigger the DAG gets this answer; anything else
 (no token, no right, a body that is not JSON) goes on to Airflow, which answers as usual.
 What comes in another way (``airflow dags trigger`` writes to the database) is stopped by
-the run's own first task (``emergency_guard``).
+the run's own first task (``emergency.guard``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from incident_ops.airflow.emergency_guard import DAG_ID, RUNNING, run_url
+from incident_ops.airflow.emergency.guard import DAG_ID, RUNNING, run_url
 from incident_ops.policy import emergency_overlap as overlap
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """The emergency's questions to people (HITL): subject, body, preselected answer, assignees.
 
-Each function is the ``prepare`` of an operator in ``emergency_operators``, called just
+Each function is the ``prepare`` of an operator in ``emergency.operators``, called just
 before the question is asked, with the task's context. Bodies are Markdown (the Airflow UI
 renders them) and bilingual, and carry what the person needs to decide without leaving the
 page: the plan's conditions and steps, the symptoms, the rounds so far, the proposed
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from incident_ops.airflow.emergency_ids import round_task
-from incident_ops.airflow.emergency_tasks import (
+from incident_ops.airflow.emergency.ids import round_task
+from incident_ops.airflow.emergency.steps import (
     answer_of,
     brief_of,
     collect_rounds,

@@ -10,13 +10,16 @@ returns ``pipeline.planned(...)``) to ``plan_apply_report`` inside its ``@dag`` 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from incident_ops.airflow.dag_defaults import DESK_POOL
-from incident_ops.airflow.plan_pages import PlanPageLink
+from incident_ops.airflow.web.plan_pages import PlanPageLink
+
+if TYPE_CHECKING:
+    from incident_ops.airflow.bootstrap import Services
 
 
-def plan_apply_report(plan_function: Callable[[Any], dict[str, Any]]) -> None:
+def plan_apply_report(plan_function: Callable[[Services], dict[str, Any]]) -> None:
     from airflow.sdk import TriggerRule, get_current_context, task
 
     from incident_ops.airflow.bootstrap import services
@@ -30,7 +33,7 @@ def plan_apply_report(plan_function: Callable[[Any], dict[str, Any]]) -> None:
     @task(task_id="apply", pool=DESK_POOL)
     def apply(planned: dict) -> dict | None:
         """write to the desk and send messages, once (skipped in a dry run)"""
-        from incident_ops.airflow.pipeline import apply_task
+        from incident_ops.airflow.tasks.pipeline import apply_task
 
         with services(get_current_context()) as s:
             return apply_task(planned, s)
@@ -38,7 +41,7 @@ def plan_apply_report(plan_function: Callable[[Any], dict[str, Any]]) -> None:
     @task(task_id="report", trigger_rule=TriggerRule.ALL_DONE)
     def report() -> dict:
         """the plan with its outcomes as JSON + HTML; advance the watermark"""
-        from incident_ops.airflow.pipeline import report_task
+        from incident_ops.airflow.tasks.pipeline import report_task
 
         with services(get_current_context()) as s:
             return report_task(s)

@@ -2,7 +2,7 @@
 
 Configure it where LocalExecutor would be::
 
-    AIRFLOW__CORE__EXECUTOR=incident_ops.airflow.executor.LocalExecutor
+    AIRFLOW__CORE__EXECUTOR=incident_ops.airflow.provider.executor.LocalExecutor
 
 **The race (Airflow 3.3.2, LocalExecutor; an upstream bug, worked around here).** A question
 task ends its worker by parking (``TaskAwaitingInput``: the supervisor's ``await_input`` call,

@@ -1,9 +1,9 @@
-"""The emergency DAG's human-in-the-loop operators (their task ids: ``emergency_ids``).
+"""The emergency DAG's human-in-the-loop operators (their task ids: ``emergency.ids``).
 
 Airflow's HITL operators take their question (subject, body), preselected answer and
 assignees when the DAG is parsed. The emergency's questions depend on the run: the plan of
 the system the ops chose, what the vendors proposed in this round. Each operator here takes
-a *prepare* function (``emergency_questions``) that, just before the question is asked,
+a *prepare* function (``emergency.asking``) that, just before the question is asked,
 returns its subject, body, defaults, kind and assignees for this run.
 
 What they add to Airflow's:
@@ -43,7 +43,7 @@ from airflow.providers.standard.operators.hitl import (
 )
 from airflow.sdk.bases.notifier import BaseNotifier
 
-from incident_ops.airflow.emergency_ids import ANSWER_KEY
+from incident_ops.airflow.emergency.ids import ANSWER_KEY
 from incident_ops.policy.emergency import APPROVE, REJECT
 
 Prepare = Callable[..., dict[str, Any]]
@@ -66,7 +66,7 @@ class EmergencyQuestionNotifier(BaseNotifier):
     apply engine as a plan (keyed on the question: a retried task sends nothing again)."""
 
     def notify(self, context: Any) -> None:
-        from incident_ops.airflow.question_tasks import question_asked
+        from incident_ops.airflow.emergency.chasing import question_asked
 
         task = context["task"]
         question_asked(context, task.question, task.asked_at)
@@ -136,7 +136,7 @@ class _Prepared:
         is posted again (what a person clearing the task wants), and an answer given to the
         failed try is still the answer (Airflow 3.3.2's own LocalExecutor failed a try whose
         answer landed while the worker that parked it was still finishing; the project's
-        ``incident_ops.airflow.executor`` closes that race). Not posting again keeps that
+        ``incident_ops.airflow.provider.executor`` closes that race). Not posting again keeps that
         answer: the task picks it up as it parks."""
         ti = context["ti"]
         op: Any = self
@@ -144,7 +144,7 @@ class _Prepared:
         return bool(ti.try_number > max(first_try, 1))
 
     def execute(self, context: Any) -> Any:
-        from incident_ops.airflow.question_tasks import already_posted, question_of, wake_in
+        from incident_ops.airflow.emergency.chasing import already_posted, question_of, wake_in
 
         spec = self._prepare(context)
         self.question = question_of(context, spec)
@@ -163,7 +163,7 @@ class _Prepared:
     def execute_complete(self, context: Any, event: dict[str, Any],
                          question: dict[str, Any] | None = None, asked_at: str | None = None,
                          sent_back: int = 0) -> Any:
-        from incident_ops.airflow.question_tasks import (
+        from incident_ops.airflow.emergency.chasing import (
             answer_problems,
             question_from,
             question_wake,

@@ -19,14 +19,18 @@ import os
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from incident_ops.airflow.names import APPLIED_XCOM, PLAN_PAGE_XCOM, page_url
 from incident_ops.model import Ticket
 from incident_ops.policy.plan import Plan
 
+if TYPE_CHECKING:
+    from incident_ops.airflow.bootstrap import Services
+
 log = logging.getLogger(__name__)
 
-APPLIED = "applied"  # XCom key of apply's record
+APPLIED = APPLIED_XCOM  # XCom key of apply's record
 
 
 class UndeliveredMessages(Exception):
@@ -73,7 +77,7 @@ def planned(plan: Plan, tickets: Iterable[Ticket], *, now: datetime,
     }
 
 
-def apply_task(planned: dict[str, Any], services: Any) -> dict[str, Any] | None:
+def apply_task(planned: dict[str, Any], services: Services) -> dict[str, Any] | None:
     """Apply the plan (nothing in a dry run); record and return what happened."""
     if services.dry_run:
         log.info("dry run: %d planned actions not applied", len(planned["plan"]["actions"]))
@@ -144,10 +148,9 @@ def summary_lines(outcomes: Iterable[Any], replayed: Iterable[Any] = (), *,
     return lines
 
 
-def report_task(services: Any) -> dict[str, Any]:
+def report_task(services: Services) -> dict[str, Any]:
     from airflow.sdk.exceptions import AirflowFailException
 
-    from incident_ops.airflow.plan_pages import PLAN_PAGE_XCOM, page_url
     from incident_ops.airflow.state import read_watermark, write_watermark
     from incident_ops.config import reports_dir
     from incident_ops.engine import ActionOutcome

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from incident_ops.airflow.bootstrap import Services
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +29,7 @@ def _archive(period: dict[str, str]) -> Any:
     return ReportArchive(reports_dir(), Period.from_dict(period))
 
 
-def _sla(s: Any) -> Any:
+def _sla(s: Services) -> Any:
     from incident_ops.config import ConfigError
 
     try:
@@ -38,7 +41,7 @@ def _sla(s: Any) -> Any:
         return None
 
 
-def report_period(kind: str, s: Any) -> Any:
+def report_period(kind: str, s: Services) -> Any:
     """The ``date`` param's period if given, else the last one complete at the run's time."""
     from incident_ops.reports.periods import last_complete, period_containing
 
@@ -49,7 +52,7 @@ def report_period(kind: str, s: Any) -> Any:
     return last_complete(kind, s.info.now, tz)
 
 
-def fetch_task(kind: str, s: Any) -> dict[str, Any]:
+def fetch_task(kind: str, s: Services) -> dict[str, Any]:
     from incident_ops.pipelines.reports import fetch
 
     period = report_period(kind, s)
@@ -60,7 +63,7 @@ def fetch_task(kind: str, s: Any) -> dict[str, Any]:
     return {"period": period.to_dict(), **result}
 
 
-def compute_task(fetched: dict[str, Any], s: Any) -> dict[str, Any]:
+def compute_task(fetched: dict[str, Any], s: Services) -> dict[str, Any]:
     from incident_ops.pipelines.reports import compute, kpi_settings
 
     archive = _archive(fetched["period"])
@@ -73,7 +76,7 @@ def compute_task(fetched: dict[str, Any], s: Any) -> dict[str, Any]:
             "empty": kpis.is_empty}
 
 
-def render_task(computed: dict[str, Any], s: Any) -> dict[str, Any]:
+def render_task(computed: dict[str, Any], s: Services) -> dict[str, Any]:
     from incident_ops.pipelines.reports import kpi_settings, load_kpis, render
     from incident_ops.reports.labels import Labels
 
@@ -87,7 +90,7 @@ def render_task(computed: dict[str, Any], s: Any) -> dict[str, Any]:
     return {"period": computed["period"], **result}
 
 
-def send_task(rendered: dict[str, Any], s: Any) -> dict[str, Any]:
+def send_task(rendered: dict[str, Any], s: Services) -> dict[str, Any]:
     """Mail the period's report once (under the period's desk lease, so two runs of the same
     period at once never both mail it); a failed send leaves no record: the retry sends."""
     from incident_ops.airflow.bootstrap import lease_ttl
@@ -98,8 +101,8 @@ def send_task(rendered: dict[str, Any], s: Any) -> dict[str, Any]:
         return _send_once(rendered, s)
 
 
-def _send_once(rendered: dict[str, Any], s: Any) -> dict[str, Any]:
-    from incident_ops.airflow.senders import send_email
+def _send_once(rendered: dict[str, Any], s: Services) -> dict[str, Any]:
+    from incident_ops.airflow.provider.senders import send_email
     from incident_ops.pipelines.reports import prepare_email
 
     settings = s.config.reports

@@ -10,7 +10,7 @@ ticket of one asking round off ``pending`` (``policy.answers``).
 from __future__ import annotations
 
 import logging
-import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
@@ -18,6 +18,7 @@ from urllib.parse import parse_qs
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
+from incident_ops.airflow.bootstrap import WebServices, web_services
 from incident_ops.policy.answers import LinkProblem, Verdict, verify
 
 log = logging.getLogger(__name__)
@@ -44,40 +45,16 @@ PROBLEMS: dict[str, tuple[int, str, str]] = {
 }
 
 
-class _Desk:
-    """One desk adapter per API server process, built at the first answer."""
-
-    def __init__(self) -> None:
-        self._hook: Any = None
-        self._lock = threading.Lock()
-
-    def get(self) -> Any:
-        with self._lock:
-            if self._hook is None:
-                from incident_ops.airflow.bootstrap import DESK_CONN
-                from incident_ops.airflow.hooks import ServiceDeskHook
-
-                self._hook = ServiceDeskHook(DESK_CONN)
-            return self._hook.get_desk()
-
-    def reset(self) -> None:
-        with self._lock:
-            hook, self._hook = self._hook, None
-        if hook is not None:
-            hook.close()
-
-
-def _helpdesk() -> str | None:
+def _helpdesk(web: WebServices) -> str | None:
     try:
-        from incident_ops.config import load_contacts
-
-        people = [p.email for p in load_contacts().role("helpdesk") if p.email]
+        people = [p.email for p in web.config.contacts.role("helpdesk") if p.email]
     except Exception:  # noqa: BLE001 - a page without the address is still a page
         return None
     return people[0] if people else None
 
 
-def render(state: str, ticket_id: str, **values: Any) -> tuple[int, str]:
+def render(state: str, ticket_id: str, *, helpdesk: Callable[[], str | None] = lambda: None,
+           **values: Any) -> tuple[int, str]:
     from incident_ops.notify.compose import environment
 
     status = 200
@@ -85,23 +62,25 @@ def render(state: str, ticket_id: str, **values: Any) -> tuple[int, str]:
         status, zh, en = PROBLEMS[state]
         if values.get("detail"):
             en = f"{en} ({values.pop('detail')})"
-        values.update(message_zh=zh, message_en=en, helpdesk=_helpdesk())
+        values.update(message_zh=zh, message_en=en, helpdesk=helpdesk())
     html = environment().get_template("pages/answer.html.j2").render(
         state=state, ticket_id=ticket_id, answer=values.pop("answer", ""),
         subject=values.pop("subject", ""), **values)
     return status, html
 
 
-def register(app: Any) -> None:
-    """Add the answer routes to the plugin's FastAPI ``app`` (no Airflow login)."""
-    from incident_ops.airflow.answer_links import answer_settings, record_answer
-    from incident_ops.airflow.hooks import ConnectionConfigError
+def register(app: Any, web: WebServices | None = None) -> None:
+    """Add the answer routes to the plugin's FastAPI ``app`` (no Airflow login); the desk
+    and the contacts come from the composition root (``bootstrap.web_services``)."""
+    from incident_ops.airflow.provider.desk_hook import ConnectionConfigError
+    from incident_ops.airflow.web.answer_links import answer_settings, record_answer
     from incident_ops.desk.port import DeskAuthError, DeskError, TicketNotFound
 
-    desk = _Desk()
+    services = web or web_services()
 
     def page(state: str, ticket_id: str = "?", **values: Any) -> HTMLResponse:
-        status, html = render(state, ticket_id, **values)
+        status, html = render(state, ticket_id, helpdesk=lambda: _helpdesk(services),
+                              **values)
         headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
                    "X-Robots-Tag": "noindex"}
         return HTMLResponse(html, status_code=status, headers=headers)
@@ -127,11 +106,11 @@ def register(app: Any) -> None:
 
     def desk_call(claim: Any, work: Any) -> HTMLResponse:
         try:
-            return work(desk.get())
+            return work(services.desk())
         except TicketNotFound:
             return page("not-found", claim.ticket_id)
         except DeskAuthError as exc:
-            desk.reset()
+            services.reset()
             log.error("answer for #%s: the desk refused our credentials: %s", claim.ticket_id,
                       exc)
             return page("desk-down", claim.ticket_id)

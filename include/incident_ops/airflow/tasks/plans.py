@@ -9,10 +9,13 @@ heavy is imported inside the functions.
 from __future__ import annotations
 
 import logging
-import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from incident_ops.airflow.pipeline import fetch_clock, planned
+from incident_ops.airflow.names import airflow_url
+from incident_ops.airflow.tasks.pipeline import fetch_clock, planned
+
+if TYPE_CHECKING:
+    from incident_ops.airflow.bootstrap import Services
 
 log = logging.getLogger(__name__)
 
@@ -21,12 +24,7 @@ URGENT = "urgent_incidents"
 MONITOR = "incident_queue_monitor"
 
 
-def airflow_url() -> str:
-    """Where ops reach Airflow, for the ready-made emergency commands in urgent mails."""
-    return os.environ.get("INCIDENT_OPS_AIRFLOW_URL", "http://127.0.0.1:8080").rstrip("/")
-
-
-def _incremental(s: Any, pipeline: str) -> tuple[Any, dict[str, Any]]:
+def _incremental(s: Services, pipeline: str) -> tuple[Any, dict[str, Any]]:
     """Where this run reads from, and what report needs to move the watermark after."""
     from incident_ops.airflow.state import read_watermark
     from incident_ops.engine.watermark import read_since
@@ -39,7 +37,7 @@ def _incremental(s: Any, pipeline: str) -> tuple[Any, dict[str, Any]]:
                    "since": since.isoformat() if since else None}
 
 
-def plan_closure(s: Any) -> dict[str, Any]:
+def plan_closure(s: Services) -> dict[str, Any]:
     from incident_ops.pipelines.resolved import fetch_closure_batch
     from incident_ops.policy.closure import decide_closure
 
@@ -57,7 +55,7 @@ def plan_closure(s: Any) -> dict[str, Any]:
                    watermark=mark, bulk_size=policy.bulk_size)
 
 
-def plan_urgent(s: Any) -> dict[str, Any]:
+def plan_urgent(s: Services) -> dict[str, Any]:
     from incident_ops.pipelines.open_queue import fetch_unnotified_urgent
     from incident_ops.policy.urgent import decide_urgent
 
@@ -67,7 +65,7 @@ def plan_urgent(s: Any) -> dict[str, Any]:
     return planned(plan, tickets, now=s.info.now)
 
 
-def plan_monitor(s: Any) -> dict[str, Any]:
+def plan_monitor(s: Services) -> dict[str, Any]:
     from incident_ops.pipelines.open_queue import fetch_monitor_batch
     from incident_ops.policy.escalation import decide_escalation
 

@@ -53,7 +53,7 @@ def _version() -> str:
 
 def _servicedesk_connection_type() -> dict[str, Any]:
     return {
-        "hook-class-name": "incident_ops.airflow.hooks.ServiceDeskHook",
+        "hook-class-name": "incident_ops.airflow.provider.desk_hook.ServiceDeskHook",
         "hook-name": "Service Desk (ITIL)",
         "connection-type": SERVICEDESK_CONN_TYPE,
         "conn-fields": {
@@ -124,7 +124,7 @@ def _servicedesk_connection_type() -> dict[str, Any]:
 
 def _sms_gateway_connection_type() -> dict[str, Any]:
     return {
-        "hook-class-name": "incident_ops.airflow.hooks.SmsGatewayHook",
+        "hook-class-name": "incident_ops.airflow.provider.sms_hook.SmsGatewayHook",
         "hook-name": "SMS gateway (HTTP)",
         "connection-type": SMS_GATEWAY_CONN_TYPE,
         "conn-fields": {
@@ -193,11 +193,11 @@ def get_provider_info() -> dict[str, Any]:
         "hooks": [
             {
                 "integration-name": "Service Desk (ITIL)",
-                "python-modules": ["incident_ops.airflow.hooks"],
+                "python-modules": ["incident_ops.airflow.provider.desk_hook"],
             },
             {
                 "integration-name": "SMS gateway (HTTP)",
-                "python-modules": ["incident_ops.airflow.hooks"],
+                "python-modules": ["incident_ops.airflow.provider.sms_hook"],
             },
         ],
         "connection-types": [_servicedesk_connection_type(), _sms_gateway_connection_type()],

@@ -21,7 +21,8 @@ from urllib.parse import quote
 from fastapi import Depends, HTTPException
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from incident_ops.airflow.plan_pages import page_url
+from incident_ops.airflow.bootstrap import WebServices, web_services
+from incident_ops.airflow.names import airflow_url, page_url
 from incident_ops.airflow.state import OUTBOX_PREFIX
 from incident_ops.engine.outbox import Pending
 
@@ -77,21 +78,16 @@ def _questions() -> list[dict[str, Any]]:
     return waiting
 
 
-def _desk_url() -> str | None:
+def _desk_url(web: WebServices) -> str | None:
     try:
-        from incident_ops.airflow.bootstrap import DESK_CONN
-        from incident_ops.airflow.hooks import ServiceDeskHook
-
-        return str(ServiceDeskHook(DESK_CONN).settings.base_url).rstrip("/")
+        return web.desk_url()
     except Exception:  # noqa: BLE001 - the view works without desk links
         return None
 
 
-def _links() -> dict[str, Any]:
-    from incident_ops.airflow.plans import airflow_url
-
+def _links(web: WebServices) -> dict[str, Any]:
     base = airflow_url()
-    desk = _desk_url()
+    desk = _desk_url(web)
 
     def run(dag_id: str, run_id: str) -> str:
         return f"{base}/dags/{quote(dag_id)}/runs/{quote(run_id, safe='')}"
@@ -105,7 +101,7 @@ def _links() -> dict[str, Any]:
     return {"run_url": run, "task_url": task, "desk_ticket": ticket}
 
 
-def register(app: Any) -> None:
+def register(app: Any, web: WebServices | None = None) -> None:
     """Add the view's routes to the plugin's FastAPI ``app`` (Airflow login required)."""
     from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
     from airflow.api_fastapi.core_api.security import requires_access_dag
@@ -114,12 +110,13 @@ def register(app: Any) -> None:
     from incident_ops.notify.compose import environment
     from incident_ops.reports.trail import recent_runs, ticket_trail
 
+    services = web or web_services()
     readers = [Depends(requires_access_dag("GET", DagAccessEntity.RUN))]
 
     def html(template: str, **values: Any) -> HTMLResponse:
         reports = reports_dir()
         page = environment().get_template(f"pages/{template}").render(
-            **_links(),
+            **_links(services),
             plan_page=lambda path: page_url(path, reports), **values)
         return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 

@@ -24,7 +24,7 @@ from datetime import UTC
 from typing import Any
 from urllib.parse import quote
 
-from incident_ops.airflow.emergency_ids import VALIDATE
+from incident_ops.airflow.emergency.ids import VALIDATE
 from incident_ops.policy import emergency_overlap as overlap
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,1 @@
+"""Task bodies of the scheduled pipelines: plan, apply, report, snapshot, reports."""

@@ -1,0 +1,1 @@
+"""The FastAPI app the plugin mounts: plan pages, answer pages, the Incident ops view."""
