@@ -129,5 +129,5 @@ def render_sample(root: Path, language: str = "zh", *, period: Period = DAY,
                            {"language": language, "kpis_digest": digest(archive.kpis.read_bytes()),
                             "sample": True})
     email = prepare_email(archive, ReportSettings.from_dict(load_yaml("reports.yaml")),
-                          load_contacts())
+                          load_contacts(), ())
     return Sample(language, labels, archive, kpis, report, email)

@@ -15,6 +15,7 @@ import pytest
 
 from incident_ops.airflow.provider.senders import build_mime
 from incident_ops.config import load_contacts, load_vocabulary, load_yaml
+from incident_ops.engine.once import FileLedger
 from incident_ops.model import Ticket
 from incident_ops.pipelines.reports import prepare_email, report_key
 from incident_ops.policy.escalation import SlaPolicy
@@ -78,7 +79,7 @@ def test_the_sent_mail_carries_every_chart_inline_and_the_workbook(tmp_path: Pat
     archive.write_rendered(report, {c.name: content_id(kpis, c) for c in report.charts},
                            {"kpis_digest": "0" * 64})
     settings = ReportSettings.from_dict(load_yaml("reports.yaml"))
-    email = prepare_email(archive, settings, load_contacts())
+    email = prepare_email(archive, settings, load_contacts(), ())
     assert email.to == ("incident.manager@ops.example.cn",)
     assert email.key == report_key(DAY, "zh", 0, "0" * 64) and email.references == ()
     message = message_from_bytes(bytes(build_mime(email, "ops@example.cn")),
@@ -175,25 +176,26 @@ def test_a_resend_is_a_new_mail_in_the_thread_of_the_periods_first(tmp_path: Pat
                            {"kpis_digest": "0" * 64, "language": "zh"})
     settings = ReportSettings.from_dict(load_yaml("reports.yaml"))
 
-    first = prepare_email(archive, settings, load_contacts())
-    archive.record_send({"message_id": "<first@ops.example.cn>", "key": first.key})
-    second = prepare_email(archive, settings, load_contacts())
-    archive.record_send({"message_id": "<second@ops.example.cn>", "key": second.key})
-    third = prepare_email(archive, settings, load_contacts())
+    ledger = FileLedger(archive.sent_marker)
+    first = prepare_email(archive, settings, load_contacts(), ledger.records())
+    ledger.record({"message_id": "<first@ops.example.cn>", "key": first.key})
+    second = prepare_email(archive, settings, load_contacts(), ledger.records())
+    ledger.record({"message_id": "<second@ops.example.cn>", "key": second.key})
+    third = prepare_email(archive, settings, load_contacts(), ledger.records())
 
     assert len({first.key, second.key, third.key}) == 3
     assert first.references == ()
     assert second.references == third.references == ("<first@ops.example.cn>",)
-    assert [s["message_id"] for s in archive.sends()] == ["<first@ops.example.cn>",
-                                                          "<second@ops.example.cn>"]
-    assert archive.sent()["message_id"] == "<second@ops.example.cn>"  # type: ignore[index]
+    assert [s["message_id"] for s in ledger.records()] == ["<first@ops.example.cn>",
+                                                           "<second@ops.example.cn>"]
 
 
 def test_a_sent_marker_from_before_the_history_counts_as_one_mail(tmp_path: Path) -> None:
     archive = ReportArchive(tmp_path, DAY)
     archive.write_json(archive.sent_marker, {"message_id": "<old@incident-ops>",
                                              "sent_at": "2026-11-26T00:00:00+00:00"})
-    assert [s["message_id"] for s in archive.sends()] == ["<old@incident-ops>"]
+    assert [s["message_id"] for s in FileLedger(archive.sent_marker).records()] == [
+        "<old@incident-ops>"]
 
 
 def test_sheet_names_fit_excel_and_are_cut_between_words() -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -138,15 +138,15 @@ def report_key(period: Period, language: str, sent_before: int, kpis_digest: str
             f"{kpis_digest[:12]}")
 
 
-def prepare_email(archive: ReportArchive, settings: ReportSettings, contacts: Contacts
-                  ) -> Email:
-    """The period's mail as rendered, keyed as its next send and threaded under its first."""
+def prepare_email(archive: ReportArchive, settings: ReportSettings, contacts: Contacts,
+                  sends: Sequence[Mapping[str, Any]]) -> Email:
+    """The period's mail as rendered, keyed as its next send and threaded under its first
+    (``sends``: the mails sent for the period before, oldest first)."""
     manifest = archive.read_manifest()
     to, cc = settings.audience(archive.period.kind).addresses(contacts)
     if not to:
         raise ValueError(f"reports.yaml names no recipients for the {archive.period.kind} "
                          "report (periods.<kind>.to / roles)")
-    sends = archive.sends()
     first = [s["message_id"] for s in sends[:1] if s.get("message_id")]
     key = report_key(archive.period, manifest.get("language") or "zh", len(sends),
                      manifest["kpis_digest"])

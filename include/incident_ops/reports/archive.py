@@ -8,8 +8,9 @@
     email.txt        the mail's plain-text version
     workbook.xlsx    the Excel workbook that was attached
     manifest.json    written last by render: subject, files and their digests
-    sent.json        written after each successful send: the marker that stops a second
-                     mail, and every mail sent for the period (Message-ID, language, who)
+    sent.json        the period's send ledger (``engine.once.FileLedger``): written after
+                     each successful send, it stops a second mail and lists every mail sent
+                     for the period (Message-ID, language, who)
 
 Every file is written to a temporary name and renamed, so a crash never leaves half a
 file under the real name; the manifest is the render's commit point, and send refuses a
@@ -20,11 +21,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from incident_ops.files import write_atomic
 from incident_ops.notify.messages import Attachment, Email
 from incident_ops.reports.periods import Period
 from incident_ops.reports.render import XLSX, RenderedReport
@@ -32,14 +33,6 @@ from incident_ops.reports.render import XLSX, RenderedReport
 
 class IncompleteReport(RuntimeError):
     """The archive folder lacks a file the manifest names, or a file changed since."""
-
-
-def write_atomic(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-    return path
 
 
 def digest(data: bytes) -> str:
@@ -128,23 +121,3 @@ class ReportArchive:
         return Email(to=to, cc=cc, subject=manifest["subject"],
                      html=(self.folder / "email.html").read_text(encoding="utf-8"), text=text,
                      key=key, attachments=(*images, workbook), references=references)
-
-    def sent(self) -> dict[str, Any] | None:
-        """The record of the last mail sent for this period (None: never mailed)."""
-        sends = self.sends()
-        return sends[-1] if sends else None
-
-    def sends(self) -> list[dict[str, Any]]:
-        """Every mail sent for this period, oldest first."""
-        try:
-            marker: dict[str, Any] = json.loads(self.sent_marker.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return []
-        # A marker written before the history was kept is the record of a single mail.
-        return list(marker.get("sends") or [marker])
-
-    def record_send(self, entry: dict[str, Any]) -> Path:
-        """Add a sent mail to ``sent.json`` (after the SMTP server took it)."""
-        sends = [*self.sends(), entry]
-        return self.write_json(self.sent_marker, {
-            "first_message_id": sends[0].get("message_id"), "sends": sends, **entry})

@@ -103,28 +103,35 @@ def send_task(rendered: dict[str, Any], s: Services) -> dict[str, Any]:
 
 def _send_once(rendered: dict[str, Any], s: Services) -> dict[str, Any]:
     from incident_ops.airflow.provider.senders import send_email
+    from incident_ops.engine.once import FileLedger, once
     from incident_ops.pipelines.reports import prepare_email
 
     settings = s.config.reports
     archive = _archive(rendered["period"])
     resend = bool(s.params.get("resend"))
-    marker = archive.sent()
-    if marker is not None and not resend:
-        if marker.get("kpis_digest") != rendered["kpis_digest"]:
-            log.warning("the numbers changed since this report was mailed on %s; trigger "
-                        "with resend=true to mail the new version", marker.get("sent_at"))
-        log.info("already mailed on %s as %s; not sending again (resend=false)",
-                 marker.get("sent_at"), marker.get("message_id"))
-        return {"sent": False, "reason": "already sent", "marker": str(archive.sent_marker)}
-    email = prepare_email(archive, settings, s.config.contacts)
-    receipt = send_email(email, conn_id=settings.smtp_conn_id)
+    ledger = FileLedger(archive.sent_marker)
     info = s.info
-    archive.record_send({
-        "sent_at": datetime.now(UTC).isoformat(), "message_id": receipt.message_id,
-        "in_reply_to": email.references[-1] if email.references else None,
-        "key": email.key, "language": rendered.get("language"), "to": list(email.to),
-        "cc": list(email.cc), "accepted": list(receipt.accepted),
-        "refused": list(receipt.refused), "kpis_digest": rendered["kpis_digest"],
-        "run_id": info.run_id, "resend": resend})
-    return {"sent": True, "message_id": receipt.message_id, "to": len(email.to) + len(email.cc),
-            "thread": email.references[0] if email.references else receipt.message_id}
+
+    def mail() -> dict[str, Any]:
+        email = prepare_email(archive, settings, s.config.contacts, ledger.records())
+        receipt = send_email(email, conn_id=settings.smtp_conn_id)
+        return {
+            "sent_at": datetime.now(UTC).isoformat(), "message_id": receipt.message_id,
+            "in_reply_to": email.references[-1] if email.references else None,
+            "key": email.key, "language": rendered.get("language"), "to": list(email.to),
+            "cc": list(email.cc), "accepted": list(receipt.accepted),
+            "refused": list(receipt.refused), "kpis_digest": rendered["kpis_digest"],
+            "run_id": info.run_id, "resend": resend}
+
+    done = once(ledger, mail, again=resend)
+    record = done.record or {}
+    if not done.acted:
+        if record.get("kpis_digest") != rendered["kpis_digest"]:
+            log.warning("the numbers changed since this report was mailed on %s; trigger "
+                        "with resend=true to mail the new version", record.get("sent_at"))
+        log.info("already mailed on %s as %s; not sending again (resend=false)",
+                 record.get("sent_at"), record.get("message_id"))
+        return {"sent": False, "reason": "already sent", "marker": str(archive.sent_marker)}
+    return {"sent": True, "message_id": record["message_id"],
+            "to": len(record["to"]) + len(record["cc"]),
+            "thread": record["in_reply_to"] or record["message_id"]}

@@ -1,8 +1,9 @@
 """incident_queue_snapshot's task (100.8.1): the open queue for the incident manager.
 
-The page is rewritten on every run; the mail goes out once per run (a ``.sent`` marker
-beside the page, unless ``resend``), while the scope's desk lease is held, so a retried or
-duplicated task never mails twice. A failed send leaves no marker: Airflow's retry sends it.
+The page is rewritten on every run; the mail goes out once per run (``engine.once``: its
+ledger is the ``.sent`` file beside the page, written after the send; ``resend`` mails
+again), while the scope's desk lease is held, so a retried or duplicated task never mails
+twice. A failed send leaves no record: Airflow's retry sends it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ def snapshot_task(s: Services) -> dict[str, Any]:
     from incident_ops.airflow.bootstrap import lease_ttl
     from incident_ops.config import reports_dir
     from incident_ops.engine import Lease, holder_id
+    from incident_ops.engine.once import FileLedger, once
     from incident_ops.notify.messages import Email
     from incident_ops.pipelines.open_queue import fetch_open
     from incident_ops.reports.plan_report import safe_name
@@ -39,16 +41,22 @@ def snapshot_task(s: Services) -> dict[str, Any]:
              len(snap.breached), len(snap.at_risk), page)
     for warning in snap.warnings:  # also on the page
         log.warning("SLA calendar: %s", warning)
-    sent_marker = page.with_suffix(".sent")
+    ledger = FileLedger(page.with_suffix(".sent"))
     roles = (s.config.yaml("sla.yaml").get("snapshot") or {}).get("to", ["incident_manager"])
     to = tuple(p.email for role in roles for p in s.config.contacts.role(role) if p.email)
     resend = bool(s.params.get("resend"))
+    key = f"snapshot:{info.dag_id}:{info.run_id}"
+
+    def mail() -> dict[str, Any]:
+        s.notifier.send_email(Email(to=to, subject=subject, html=html, key=key))
+        return {"sent_at": info.now.isoformat(), "key": key, "to": list(to)}
+
     with Lease(s.desk, SCOPE, holder_id(info.run_id, "snapshot"), ttl=lease_ttl()):
-        if sent_marker.exists() and not resend:
-            log.info("snapshot of this run already mailed (%s); not sending again", sent_marker)
-        elif to:
-            s.notifier.send_email(Email(to=to, subject=subject, html=html,
-                                        key=f"snapshot:{info.dag_id}:{info.run_id}"))
-            sent_marker.write_text(info.now.isoformat(), encoding="utf-8")
+        if not to:
+            log.warning("snapshot: sla.yaml's snapshot.to roles have no e-mail address; "
+                        "the page is written, no mail sent")
+        elif not once(ledger, mail, again=resend).acted:
+            log.info("snapshot of this run already mailed (%s); not sending again",
+                     ledger.path)
     return {"page": str(page), "open": snap.total, "breached": len(snap.breached),
             "at_risk": len(snap.at_risk), "mailed_to": list(to), "warnings": snap.warnings}
