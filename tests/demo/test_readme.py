@@ -150,6 +150,7 @@ def test_the_readme_commands_work_as_printed_in_a_new_shell(demo):
         done = demo.shell(command)
         assert done.returncode == 0, f"{command}\n--- exit {done.returncode}\n" \
                                      f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        assert "graphviz" not in done.stderr, f"{command}: warning noise\n{done.stderr[-2000:]}"
         outputs.append((body, done.stdout))
     listed = next(out for body, out in outputs if "list-runs incident_closure" in body)
     assert first_closure_run(demo) in listed
