@@ -29,7 +29,8 @@ from tests.support.catcher import Catcher, fill_with_sample  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out-dir", type=Path, default=REPO / "build" / "screenshots",
-                        help="where the pictures go (default build/screenshots, a scratch folder; --out-dir docs updates the tracked ones)")
+                        help="where the pictures go (default: build/screenshots, a scratch "
+                        "folder; --out-dir docs replaces the tracked ones)")
     args = parser.parse_args()
     args.out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp, Catcher(Path(tmp)) as catcher:

@@ -49,7 +49,8 @@ def quantize(png: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out-dir", type=Path, default=REPO / "build" / "screenshots",
-                        help="where the pictures go (default build/screenshots, a scratch folder; --out-dir docs updates the tracked ones)")
+                        help="where the pictures go (default: build/screenshots, a scratch "
+                        "folder; --out-dir docs replaces the tracked ones)")
     parser.add_argument("--language", default="zh", choices=["zh", "en"])
     parser.add_argument("--keep", type=Path, help="also keep the rendered archive folder here")
     args = parser.parse_args()

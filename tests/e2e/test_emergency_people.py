@@ -6,13 +6,12 @@ What ``dag.test()`` cannot show: the API server enforcing a question's assignees
 person sees on the question's page, what the buttons let them do, and the scheduler waking a
 waiting question for its reminder. Questions the test is not about are answered over the
 REST API by their assignee; the ones it is about are answered in the browser by the person
-the plan names. Each question page is saved as a screenshot in ``docs/screenshots/``.
+the plan names. Each question page is saved as a screenshot (``build/screenshots/``; see ``SHOTS``).
 """
 
 from __future__ import annotations
 
 import os
-
 import uuid
 from pathlib import Path
 from typing import Any

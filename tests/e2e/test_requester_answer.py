@@ -5,13 +5,12 @@ triggerer), Debian's Chromium, this session's RT, SMTP and SMS receivers.
 
 The ticket is built in the desk; the links are the ones the mail carries (read from the SMTP
 receiver); outcomes are read back from the desk and the mailbox. Pages are saved as
-screenshots in ``docs/screenshots/``.
+screenshots (``build/screenshots/``; see ``SHOTS``).
 """
 
 from __future__ import annotations
 
 import os
-
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
