@@ -49,3 +49,6 @@ export INCIDENT_OPS_AIRFLOW_URL=http://127.0.0.1:$DEMO_AIRFLOW_PORT
 export INCIDENT_OPS_REPORTS_DIR=$DEMO_ROOT/reports
 export AIRFLOW_CONN_SMTP_DEFAULT="smtp://127.0.0.1:$DEMO_SMTP_PORT?disable_ssl=true&disable_tls=true&from_email=incident-ops%40ops.example.cn"
 export AIRFLOW_CONN_SMS_DEFAULT="{\"conn_type\": \"sms_gateway\", \"host\": \"http://127.0.0.1:$DEMO_MAIL_PORT/sms\"}"
+# Every Airflow CLI call warned that the optional graphviz package is missing (it only draws
+# `airflow dags show` as an image, which the demo never does): silenced.
+export PYTHONWARNINGS="ignore:Could not import graphviz${PYTHONWARNINGS:+,$PYTHONWARNINGS}"

@@ -29,7 +29,7 @@ from email.utils import parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import parse_qs, quote, unquote
 
 from aiosmtpd.controller import Controller
 
@@ -180,9 +180,44 @@ def page(title: str, body: str) -> bytes:
             f"<body>{body}</body></html>").encode()
 
 
-def index_page(store: Store) -> bytes:
+def _int(values: list[str] | None) -> int:
+    """A page number from the query string; anything else is page 1."""
+    try:
+        return int((values or ["1"])[0])
+    except ValueError:
+        return 1
+
+
+PAGE_SIZE = 100  # rows per page of the index; every mail and SMS is reachable by paging
+
+
+def _page_of(items: list[Any], page: int) -> tuple[list[Any], int, int]:
+    """The ``page``-th slice of ``items`` (1-based, clamped), its page number and the count."""
+    pages = max(1, -(-len(items) // PAGE_SIZE))
+    page = min(max(1, page), pages)
+    return items[(page - 1) * PAGE_SIZE:page * PAGE_SIZE], page, pages
+
+
+def _pager(what: str, param: str, page: int, pages: int, total: int, other: str) -> str:
+    """'newest first · 101–200 of 1,078' with the links to the pages before and after."""
+    if total == 0:
+        return ""
+    first = (page - 1) * PAGE_SIZE + 1
+    last = min(page * PAGE_SIZE, total)
+    links = []
+    if page > 1:
+        links.append(f"<a href='/?{param}={page - 1}{other}#{what}'>&larr; newer</a>")
+    if page < pages:
+        links.append(f"<a href='/?{param}={page + 1}{other}#{what}'>older &rarr;</a>")
+    return (f"<p class='muted pager'>newest first &middot; {first:,}&ndash;{last:,} of "
+            f"{total:,} &middot; page {page} of {pages} {' '.join(links)}</p>")
+
+
+def index_page(store: Store, mail_page: int = 1, sms_page: int = 1) -> bytes:
+    names = store.names()
+    shown, mail_page, mail_pages = _page_of(names, mail_page)
     rows = []
-    for name in store.names()[:500]:
+    for name in shown:
         msg = store.message(name)
         if msg is None:
             continue
@@ -196,17 +231,23 @@ def index_page(store: Store) -> bytes:
             f"</td><td>{html.escape(s['from'])}</td><td>{html.escape(s['to'])}</td>"
             f"<td><a href='/mail/{name}'>{html.escape(s['subject'] or '(no subject)')}</a>"
             f"{att}</td></tr>")
+    records = store.sms_records()
+    sms_shown, sms_page, sms_pages = _page_of(records, sms_page)
     sms_rows = [
         f"<tr><td class='nowrap'>{html.escape(str(r.get('received') or '')[:19]).replace('T', ' ')}"
         f"</td><td>{html.escape(r['to'])}</td><td>{html.escape(r['text'])}</td>"
         f"<td class='muted'>{html.escape(str(r.get('idempotency_key') or ''))}</td></tr>"
-        for r in store.sms_records()[:500]]
-    body = (f"<h1>Demo mailbox</h1><p class='bar'><a href='#mail'>Mail ({len(rows)})</a>"
-            f"<a href='#sms'>SMS ({len(sms_rows)})</a><a href='/'>Refresh</a></p>"
-            "<h2 id='mail'>Mail</h2><table><tr><th>#</th><th>Date</th><th>From</th><th>To</th>"
+        for r in sms_shown]
+    body = (f"<h1>Demo mailbox</h1><p class='bar'><a href='#mail'>Mail ({len(names):,})</a>"
+            f"<a href='#sms'>SMS ({len(records):,})</a><a href='/'>Refresh</a></p>"
+            "<h2 id='mail'>Mail</h2>"
+            + _pager("mail", "page", mail_page, mail_pages, len(names), f"&sms={sms_page}")
+            + "<table><tr><th>#</th><th>Date</th><th>From</th><th>To</th>"
             "<th>Subject</th></tr>" + ("".join(rows) or "<tr><td colspan=5 class='muted'>"
                                        "No mail yet.</td></tr>") +
-            "</table><h2 id='sms'>SMS</h2><table><tr><th>Received</th><th>To</th><th>Text</th>"
+            "</table><h2 id='sms'>SMS</h2>"
+            + _pager("sms", "sms", sms_page, sms_pages, len(records), f"&page={mail_page}")
+            + "<table><tr><th>Received</th><th>To</th><th>Text</th>"
             "<th>Key</th></tr>" + ("".join(sms_rows) or "<tr><td colspan=4 class='muted'>"
                                    "No SMS yet.</td></tr>") + "</table>")
     return page("Demo mailbox", body)
@@ -257,9 +298,12 @@ def make_http(store: Store) -> type[BaseHTTPRequestHandler]:
             self._send(200, b'{"status":"accepted"}', "application/json")
 
         def do_GET(self) -> None:  # noqa: N802
-            path = self.path.split("?", 1)[0]
+            path, _, query = self.path.partition("?")
             if path == "/":
-                return self._send(200, index_page(store), "text/html; charset=utf-8")
+                args = parse_qs(query)
+                return self._send(200, index_page(store, _int(args.get("page")),
+                                                  _int(args.get("sms"))),
+                                  "text/html; charset=utf-8")
             if path == "/api/mail":
                 found = [summary(n, m) for n in store.names()
                          if (m := store.message(n)) is not None]

@@ -1,6 +1,6 @@
 """Screenshot the demo mailbox: its index, and the manager report as it shows it.
 
-    PYTHONPATH=include .venv/bin/python scripts/render_mailbox_png.py [--out-dir docs]
+    PYTHONPATH=include .venv/bin/python scripts/render_mailbox_png.py [--out-dir build/screenshots]
 
 Starts ``scripts/mailcatcher.py`` on free loopback ports, sends it the sample of
 ``tests/support/catcher.py`` (the manager report with its inline charts and workbook, an
@@ -28,8 +28,11 @@ from tests.support.catcher import Catcher, fill_with_sample  # noqa: E402
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out-dir", type=Path, default=REPO / "docs")
+    parser.add_argument("--out-dir", type=Path, default=REPO / "build" / "screenshots",
+                        help="where the pictures go (default: build/screenshots, a scratch "
+                        "folder; --out-dir docs replaces the tracked ones)")
     args = parser.parse_args()
+    args.out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp, Catcher(Path(tmp)) as catcher:
         sample = fill_with_sample(catcher, Path(tmp) / "work")
         report = next(m for m in catcher.mail() if m["subject"] == sample.report_subject)

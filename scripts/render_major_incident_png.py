@@ -45,4 +45,7 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else REPO / "docs" / "major-incident-report.png")
+    out = (Path(sys.argv[1]) if len(sys.argv) > 1
+           else REPO / "build" / "screenshots" / "major-incident-report.png")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    main(out)

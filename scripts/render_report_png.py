@@ -1,7 +1,7 @@
 """Screenshot the sample manager report as a mail client shows it, on a desktop and a phone.
 
     PYTHONPATH=include .venv/bin/python scripts/render_report_png.py \
-        [--out-dir docs] [--language zh] [--keep DIR]
+        [--out-dir build/screenshots] [--language zh] [--keep DIR]
 
 No desk and no Airflow: the deterministic sample of ``tests/support/report_sample.py``
 (2026-11-25 and the day before) goes through the same compute, render and MIME code as the
@@ -48,10 +48,13 @@ def quantize(png: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out-dir", type=Path, default=REPO / "docs")
+    parser.add_argument("--out-dir", type=Path, default=REPO / "build" / "screenshots",
+                        help="where the pictures go (default: build/screenshots, a scratch "
+                        "folder; --out-dir docs replaces the tracked ones)")
     parser.add_argument("--language", default="zh", choices=["zh", "en"])
     parser.add_argument("--keep", type=Path, help="also keep the rendered archive folder here")
     args = parser.parse_args()
+    args.out_dir.mkdir(parents=True, exist_ok=True)
 
     with tempfile.TemporaryDirectory() as tmp:
         root = args.keep or Path(tmp)

@@ -82,3 +82,32 @@ def test_unknown_mail_and_part_are_404(filled):
     assert requests.get(catcher.url + "/mail/../etc", timeout=10).status_code == 404
     first = catcher.mail()[-1]["id"]
     assert requests.get(f"{catcher.url}/mail/{first}/part/999", timeout=10).status_code == 404
+
+
+def test_a_busy_day_pages_through_every_mail_newest_first(tmp_path):
+    """1,078 mails in a demo day: the index counts them all and pages through them, 100 a
+    page, newest first, every mail reachable (it listed the newest 500 as 'Mail (500)')."""
+    import smtplib
+    from email.message import EmailMessage
+
+    total = 250
+    with Catcher(tmp_path) as catcher, smtplib.SMTP("127.0.0.1", catcher.smtp_port) as smtp:
+        for n in range(1, total + 1):
+            msg = EmailMessage()
+            msg["From"], msg["To"], msg["Subject"] = "a@ops.example.cn", "b@ops.example.cn", \
+                f"mail number {n:03d}"
+            msg.set_content("x")
+            smtp.send_message(msg)
+        first = requests.get(catcher.url + "/", timeout=10).text
+        assert f"Mail ({total})" in first
+        assert "newest first &middot; 1&ndash;100 of 250 &middot; page 1 of 3" in first
+        seen = []
+        for page in (1, 2, 3):
+            html = requests.get(f"{catcher.url}/?page={page}", timeout=10).text
+            seen += [int(n) for n in re.findall(r"mail number (\d{3})", html)]
+            assert ("older &rarr;" in html) == (page < 3)
+            assert ("&larr; newer" in html) == (page > 1)
+        assert seen == list(range(total, 0, -1))  # all of them, once each, newest first
+        last = requests.get(f"{catcher.url}/?page=99", timeout=10).text  # clamped
+        assert "201&ndash;250 of 250" in last
+        assert "page 1 of 3" in requests.get(f"{catcher.url}/?page=x", timeout=10).text

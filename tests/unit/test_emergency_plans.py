@@ -176,3 +176,23 @@ def test_a_keyword_of_a_condition_that_applies_at_the_impact_always_starts_the_p
     coverage = assess_coverage(plan, f"{noise} {keyword.upper()} {noise}", impact)
     assert condition.id in {m["id"] for m in coverage.matched}
 
+
+
+def test_symptoms_in_other_words_of_the_same_meaning_meet_the_condition():
+    """"全省 OSS 工单派发中断" (dispatch interrupted) is the OSS plan's "工单调度" (dispatching)
+    down: met by meaning, and the question says by which words."""
+    coverage = assess_coverage(BOOK.get("oss"), "全省 OSS 工单派发中断", "major")
+    assert coverage.covered
+    [match] = coverage.matched
+    assert match["id"] == "oss-resource-down"
+    assert "工单调度 (工单 + 派发)" in match["keywords"]
+    english = assess_coverage(BOOK.get("oss"), "Work-order dispatching stopped province-wide",
+                              "major")
+    assert [m["id"] for m in english.matched] == ["oss-resource-down"]
+
+
+def test_meaning_needs_every_word_of_a_keyword_not_one():
+    """One word of the same meaning is not enough: an interruption of something else is not
+    the dispatching plan's condition, and a garbled page is not the CRM front end down."""
+    assert not assess_coverage(BOOK.get("oss"), "机房空调中断", "major").covered
+    assert not assess_coverage(BOOK.get("crm"), "报表页面偶发乱码", "major").covered

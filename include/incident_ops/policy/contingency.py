@@ -17,12 +17,12 @@ plans themselves are read when a run starts).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
+from incident_ops.policy.meaning import meets
 from incident_ops.reference import Contacts, Person
 
 PLANS_DIR = "plans"
@@ -370,16 +370,11 @@ class Coverage:
     reason: str
 
 
-def _normal(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip().lower()
-
-
 def assess_coverage(plan: ContingencyPlan, symptoms: str, impact: str) -> Coverage:
     """Which start conditions the symptoms meet at this impact (101.2's first guess)."""
-    said = _normal(symptoms)
     matched: list[dict[str, Any]] = []
     for condition in plan.start_conditions:
-        found = [k for k in condition.keywords if _normal(k) in said]
+        found = [m for k in condition.keywords if (m := meets(k, symptoms)) is not None]
         if found and impact in condition.impacts:
             matched.append({"id": condition.id, "text": condition.text.both(), "keywords": found})
     if matched:
