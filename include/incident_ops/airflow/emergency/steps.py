@@ -31,6 +31,7 @@ from incident_ops.policy.plan import CREATE, Plan
 
 if TYPE_CHECKING:
     from incident_ops.airflow.bootstrap import Services
+    from incident_ops.engine.outcomes import Applied
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,8 @@ def history_markdown(rounds: Sequence[em.Round]) -> str:
 
 
 # ----------------------------------------------------------------- applying a step
-def carry(s: Services, brief: em.Brief, plan: Plan, step: str, *, strict: bool = True) -> Any:
+def carry(s: Services, brief: em.Brief, plan: Plan, step: str, *,
+          strict: bool = True) -> Applied | None:
     """Apply ``plan`` through the engine (not in a dry run), write the step's plan page;
     raise when any of it did not go through, so Airflow retries the step (``strict=False``:
     only when the desk refused; messages still owed are left to the outbox, for the

@@ -2,7 +2,8 @@
 
 Each returns a small dict for XCom (the period, paths, a few numbers); the tickets, the
 KPIs and the rendered files live in the period's archive folder (``reports.archive``).
-Send mails once per period: after a successful send it records the mail in ``sent.json``,
+Send mails once per period (``engine.once``): after a successful send it records the mail in
+``sent.json``,
 and a later run (a retry, a re-run, a backfill) finds it and does not mail again unless the
 run was triggered with ``resend``. Every mail sent for a period has its own Message-ID and
 replies to the period's first, so a mail client shows a resend (or the other language)
@@ -17,11 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from incident_ops.airflow.bootstrap import Services
+    from incident_ops.policy.escalation import SlaPolicy
+    from incident_ops.reports.archive import ReportArchive
+    from incident_ops.reports.periods import Period
 
 log = logging.getLogger(__name__)
 
 
-def _archive(period: dict[str, str]) -> Any:
+def _archive(period: dict[str, str]) -> ReportArchive:
     from incident_ops.config import reports_dir
     from incident_ops.reports.archive import ReportArchive
     from incident_ops.reports.periods import Period
@@ -29,7 +33,7 @@ def _archive(period: dict[str, str]) -> Any:
     return ReportArchive(reports_dir(), Period.from_dict(period))
 
 
-def _sla(s: Services) -> Any:
+def _sla(s: Services) -> SlaPolicy | None:
     from incident_ops.config import ConfigError
 
     try:
@@ -41,7 +45,7 @@ def _sla(s: Services) -> Any:
         return None
 
 
-def report_period(kind: str, s: Services) -> Any:
+def report_period(kind: str, s: Services) -> Period:
     """The ``date`` param's period if given, else the last one complete at the run's time."""
     from incident_ops.reports.periods import last_complete, period_containing
 
