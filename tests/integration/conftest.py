@@ -157,3 +157,13 @@ def faulty_desk(fault_proxy: FaultProxy, rt_access: DeskAccess) -> Iterator[Requ
     desk = make_desk(fault_proxy.url, rt_access, timeout=(2.0, 2.0), settle_seconds=6.0)
     yield desk
     desk.client.close()
+
+
+@pytest.fixture
+def patient_desk(fault_proxy: FaultProxy, rt_access: DeskAccess) -> Iterator[RequestTrackerDesk]:
+    """The adapter through the proxy with a read timeout no load reaches: for a lost answer
+    (``drop_response``) whose ``then`` (a person's edit) must land before the client hears
+    the connection close, not after a 2 s timeout on a busy machine made it read back early."""
+    desk = make_desk(fault_proxy.url, rt_access, timeout=(2.0, 60.0), settle_seconds=6.0)
+    yield desk
+    desk.client.close()

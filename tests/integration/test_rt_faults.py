@@ -88,16 +88,16 @@ def test_a_bulk_update_survives_5xx_and_429_without_double_writes_or_lost_edits(
 
 
 def test_an_edit_made_while_a_bulk_answer_is_lost_is_not_overwritten(
-        faulty_desk: RequestTrackerDesk, fault_proxy: FaultProxy, new_ticket: NewTicket,
+        patient_desk: RequestTrackerDesk, fault_proxy: FaultProxy, new_ticket: NewTicket,
         mine: TicketQuery, person: Person) -> None:
     ids = [new_ticket() for _ in range(2)]
-    read = {t.id: t for t in faulty_desk.search(mine)}
+    read = {t.id: t for t in patient_desk.search(mine)}
     # RT applies our bulk PUT; before we hear back, a person overrides our close code on
     # the first ticket. Sending the PUT again blindly would silently undo the person's edit.
     fault_proxy.inject("drop_response", method="PUT", path="/tickets/bulk",
                        then=lambda: person.put(ids[0], {"CustomFields": {
                            "Close Code": "person's choice"}}))
-    results = faulty_desk.bulk_update([
+    results = patient_desk.bulk_update([
         TicketChange(t, fields={"close_code": "solved"}, expected_version=read[t].version)
         for t in ids])
     assert [r.outcome for r in results] == ["stale", "done"]
