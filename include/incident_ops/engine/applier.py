@@ -48,6 +48,7 @@ from incident_ops.engine.outcomes import ActionOutcome, Applied, retryable
 from incident_ops.engine.replay import Replay
 from incident_ops.model import TicketChange
 from incident_ops.policy.plan import BREAK_LINK, CASCADE_CLOSE, CLOSE, CREATE, Action, Notice, Plan
+from incident_ops.policy.rules import stamp
 
 # Kept importable from here (the engine's callers and tests name them so).
 __all__ = ["ActionOutcome", "Applied", "Applier", "Notifier", "audit_fields", "effects_of",
@@ -75,7 +76,7 @@ def audit_fields(action: Action, run_id: str, keys: Sequence[str]) -> dict[str, 
     its key is not written: that halves the custom-field changes of a bulk close, the
     pipeline's biggest write.
     """
-    audit: dict[str, Any] = {"automation": f"{action.step} {action.rule} · run {run_id}"}
+    audit: dict[str, Any] = {"automation": stamp(action.step, action.rule, run_id)}
     if action.kind not in FINAL_KINDS:
         kept = [k for k in keys if k != action.key][-(KEYS_KEPT - 1):]
         audit["automation_keys"] = (*kept, action.key)
