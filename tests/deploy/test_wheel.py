@@ -146,3 +146,13 @@ def test_the_installed_dag_folder_parses_into_every_dag(installed):
     assert parsed["errors"] == {}
     assert parsed["files"] == sorted(str(p) for p in dags.glob("*.py"))  # each holds a DAG
     assert len(parsed["dags"]) >= len(parsed["files"])
+
+
+def test_the_wheel_declares_its_license_and_carries_the_text(installed):
+    wheel = zipfile.ZipFile(installed["wheel"])
+    [metadata] = [n for n in wheel.namelist() if n.endswith(".dist-info/METADATA")]
+    headers = wheel.read(metadata).decode().split("\n\n")[0].splitlines()
+    assert "License-Expression: Apache-2.0" in headers
+    assert "License-File: LICENSE" in headers
+    [text] = [n for n in wheel.namelist() if n.endswith(".dist-info/licenses/LICENSE")]
+    assert wheel.read(text) == (REPO / "LICENSE").read_bytes()
