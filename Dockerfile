@@ -30,9 +30,11 @@ COPY --chown=airflow:0 requirements.txt /opt/incident-ops/requirements.txt
 RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" \
         -r /opt/incident-ops/requirements.txt
 
-# The package itself, without dependencies: they are all pinned above.
-COPY --chown=airflow:0 pyproject.toml /opt/incident-ops/pyproject.toml
+# The package itself, without dependencies: they are all pinned above. It carries the
+# plugin (entry point) and the DAG files (dags/, as incident_ops/dags).
+COPY --chown=airflow:0 pyproject.toml LICENSE /opt/incident-ops/
 COPY --chown=airflow:0 include/incident_ops /opt/incident-ops/include/incident_ops
+COPY --chown=airflow:0 dags /opt/incident-ops/dags
 RUN pip install --no-cache-dir --no-deps /opt/incident-ops \
     && python -c "import incident_ops.airflow.provider as p; print(p.get_provider_info()['package-name'])"
 

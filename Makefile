@@ -8,9 +8,11 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: demo stop test lint unit install desk seed bench lock clean compose-check
 
-$(STAMP): requirements.txt pyproject.toml
+# requirements.txt: what the product runs with (the Docker image installs only that);
+# requirements-dev.txt: that plus the test, lint and demo tools.
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
@@ -47,9 +49,14 @@ compose-check: install ## docker-compose.yml, Dockerfiles, .env.example checked 
 bench: desk
 	$(BIN)/python bench/bench_desk.py
 
-lock: ## re-resolve and pin the whole dependency set
+lock: ## re-pin the installed set: the names requirements-dev.txt pins stay there, the rest is runtime
 	$(BIN)/pip freeze --exclude-editable | grep -v '^incident-ops' > requirements.lock.tmp
-	mv requirements.lock.tmp requirements.txt
+	grep -E '^[A-Za-z0-9_.-]+==' requirements-dev.txt | sed 's/==.*/==/; s/^/^/' > dev-names.tmp
+	{ grep '^#' requirements.txt; grep -ivf dev-names.tmp requirements.lock.tmp; } > requirements.txt.tmp
+	{ grep -E '^(#|-r )' requirements-dev.txt; grep -if dev-names.tmp requirements.lock.tmp; } \
+		> requirements-dev.txt.tmp
+	mv requirements.txt.tmp requirements.txt && mv requirements-dev.txt.tmp requirements-dev.txt
+	rm -f requirements.lock.tmp dev-names.tmp
 
 clean: stop
 	rm -rf .desk .run $(VENV)

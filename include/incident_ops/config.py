@@ -37,6 +37,15 @@ def config_candidates() -> list[Path]:
             Path(sys.prefix) / "share" / "incident-ops" / "config"]
 
 
+def dags_folder() -> Path:
+    """The DAG files: ``incident_ops/dags`` inside an installed wheel (the repository's
+    ``dags/``, mapped in by pyproject.toml); in a checkout or an editable install, that
+    ``dags/`` itself, beside ``include/``."""
+    package = Path(__file__).resolve().parent
+    shipped = package / "dags"
+    return shipped if shipped.is_dir() else package.parents[1] / "dags"
+
+
 def load_yaml(name: str, directory: Path | None = None) -> dict[str, Any]:
     """The file ``name`` of the config folder, checked against its schema
     (``config_schema``): an unknown key, a wrong type or a quoted boolean raises
