@@ -12,6 +12,9 @@ apply that still has dozens of planned actions ahead of it:
 - a run whose process has another Fernet key comes between two with the right one, while
   mails are owed.
 
+The two outages are in ``test_exactly_once_at_size_outage.py`` (same scenario, control and
+comparison, imported from here), so that ``--dist loadfile`` gives them another worker.
+
 Each case ends compared with a clean control run of the same scenario, by what the desk
 holds (status, close code, confirmation, duplicate links, reopened copies by idempotency
 key) and what the mailbox got (per ticket, action and recipients): **0 missing, 0 doubled**.
@@ -271,44 +274,6 @@ def _outage_after(monkeypatch: Any, proxy: Any, writes: int, *, whole_run: bool)
 
     monkeypatch.setattr(RequestTrackerDesk, "comment", comment)
     monkeypatch.setattr(pipeline, "apply_task", apply_task)
-
-
-def test_a_desk_outage_mid_apply_is_ridden_out_by_airflows_retry_of_apply(
-        env, control, monkeypatch):
-    ids = build(env["desk"], env["embedded"])
-    proxy = _desk_through_proxy(env, monkeypatch)
-    try:
-        _outage_after(monkeypatch, proxy, writes=3, whole_run=False)
-        first = run_dag("incident_closure")
-    finally:
-        proxy.__exit__(None, None, None)
-    assert str(first.state) == "success", task_states(first)
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        apply = session.query(TaskInstance).filter_by(
-            dag_id=first.dag_id, run_id=first.run_id, task_id="apply").one()
-        assert apply.try_number >= 2  # the first attempt failed with the desk down
-    run_dag("incident_closure")
-    assert_same(case_state(env, ids), control)
-
-
-def test_a_desk_down_for_the_rest_of_the_run_turns_it_red_and_the_next_runs_finish(
-        env, control, monkeypatch):
-    ids = build(env["desk"], env["embedded"])
-    proxy = _desk_through_proxy(env, monkeypatch)
-    try:
-        _outage_after(monkeypatch, proxy, writes=3, whole_run=True)
-        first = run_dag("incident_closure")
-    finally:
-        proxy.__exit__(None, None, None)
-    assert str(first.state) == "failed", task_states(first)
-    assert task_states(first)["apply"] == "failed"
-    monkeypatch.undo()  # the desk is back, reached directly
-    reruns = [run_dag("incident_closure") for _ in range(2)]
-    assert all(str(r.state) == "success" for r in reruns), [task_states(r) for r in reruns]
-    assert_same(case_state(env, ids), control)
 
 
 def test_a_run_with_another_fernet_key_stops_before_acting_and_overwrites_nothing(

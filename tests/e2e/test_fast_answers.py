@@ -5,16 +5,20 @@ Airflow (API server, scheduler, DAG processor, triggerer, LocalExecutor).
 An answer that lands while the worker that asked (or re-asked) the question is still
 finishing is the hard case: Airflow resumes the task at once, and the stale exit of the
 asking worker used to be taken for a task killed from outside (the attempt failed, Airflow
-asked again, and after three attempts the run failed with no aftermath). Here five
-emergencies run at once; each asks 13 questions (101.2, then three rounds of solution, two
-approvals and *lifted?*), and the last *lifted?* is answered wrongly twice (a recovery time
-before the incident was opened, then none) and sent back, then answered with the minute the
-incident was opened. A poller answers each question as soon as the hitlDetails list shows it
-open, before the task has even parked when it can.
+asked again, and after three attempts the run failed with no aftermath; the executor's
+side of it is proven without timing luck in ``tests/unit/test_local_executor.py``). Here
+three emergencies run at once (``$INCIDENT_OPS_FAST_ANSWER_RUNS``; five until CI had to fit
+on two cores: each run costs ~100 CPU-seconds of tasks, desk and API server); each asks 13
+questions (101.2, then three rounds of solution, two approvals and *lifted?*), and the last
+*lifted?* is answered wrongly twice (a recovery time before the incident was opened, then
+none) and sent back, then answered with the minute the incident was opened. A poller
+answers each question as soon as the hitlDetails list shows it open, before the task has
+even parked when it can.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
@@ -33,7 +37,7 @@ from incident_ops.policy.emergency_records import MAJOR_REPORT_QUEUE, PROBLEM_QU
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 DAG = "emergency_response"
-RUNS = 5
+RUNS = int(os.environ.get("INCIDENT_OPS_FAST_ANSWER_RUNS", "3"))
 ROUNDS = 3  # the DAG's default ($INCIDENT_OPS_EMERGENCY_ROUNDS)
 MANAGER = "sun.min"
 HQ = "noc@group-hq.example.cn"
@@ -167,7 +171,7 @@ def _tries(server: Any, run_id: str) -> dict[str, tuple[str, int]]:
             for t in answer.json()["task_instances"]}
 
 
-def test_every_question_answered_within_a_second_five_emergencies_reach_their_aftermath(
+def test_every_question_answered_within_a_second_concurrent_emergencies_reach_their_aftermath(
         airflow_server, desk_url, mailbox):
     from incident_ops.airflow.provider.desk_hook import ServiceDeskHook
     from incident_ops.config import timezone
