@@ -33,6 +33,7 @@ class ReportedOutcome(Protocol):
     message: str
     created_id: str | None
     undelivered: list[str]
+    at: str | None  # when the engine recorded it (ISO, UTC)
 
     def to_dict(self) -> dict[str, Any]: ...
 
@@ -63,6 +64,7 @@ def write_plan_report(plan: Plan, outcomes: Sequence[ReportedOutcome] | None, di
             "message": outcome.message if outcome else "",
             "created_id": outcome.created_id if outcome else None,
             "undelivered": list(outcome.undelivered) if outcome else [],
+            "at": outcome.at if outcome else None,
         })
     carried = [o.to_dict() for o in replayed]
     counts = dict(Counter(r["outcome"] for r in rows))

@@ -101,24 +101,34 @@ def _links(web: WebServices) -> dict[str, Any]:
     return {"run_url": run, "task_url": task, "desk_ticket": ticket}
 
 
+def render(template: str, services: WebServices, **values: Any) -> str:
+    """One of the view's pages: times in the deployment's zone (``when``), links to runs,
+    tasks, tickets and plan pages, the outcomes' words (``reports.outcome_words``)."""
+    from incident_ops.config import reports_dir, timezone
+    from incident_ops.notify.compose import environment
+    from incident_ops.reports.trail import shown
+
+    reports = reports_dir()
+    tz = timezone()
+    return environment().get_template(f"pages/{template}").render(
+        **_links(services), tz=tz, when=lambda at: shown(at, tz),
+        plan_page=lambda path: page_url(path, reports), **values)
+
+
 def register(app: Any, web: WebServices | None = None) -> None:
     """Add the view's routes to the plugin's FastAPI ``app`` (Airflow login required)."""
     from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
     from airflow.api_fastapi.core_api.security import requires_access_dag
 
     from incident_ops.config import reports_dir
-    from incident_ops.notify.compose import environment
     from incident_ops.reports.trail import recent_runs, ticket_trail
 
     services = web or web_services()
     readers = [Depends(requires_access_dag("GET", DagAccessEntity.RUN))]
 
     def html(template: str, **values: Any) -> HTMLResponse:
-        reports = reports_dir()
-        page = environment().get_template(f"pages/{template}").render(
-            **_links(services),
-            plan_page=lambda path: page_url(path, reports), **values)
-        return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+        return HTMLResponse(render(template, services, **values),
+                            headers={"Cache-Control": "no-store"})
 
     @app.get(VIEW_PATH, dependencies=readers, include_in_schema=False)
     def view_root() -> RedirectResponse:
