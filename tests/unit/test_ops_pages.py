@@ -76,10 +76,62 @@ def test_the_trail_stamps_each_action_with_when_it_was_done_in_the_deployments_z
                           stem_suffix=f".{step}")
 
     lines = ticket_trail(env, incident.id)
-    text = page("ops_ticket.html.j2", ticket_id=incident.id, lines=lines, owed=[])
+    text = page("ops_ticket.html.j2", ticket_id=incident.id, lines=lines, sending=[], owed=[])
     assert "done at (Asia/Shanghai)" in text
     for done in ("10:05:07 +08:00", "10:12:07 +08:00", "10:25:07 +08:00"):
         assert f"2026-12-05 {done}" in text
     # Oldest first, by when they were done.
     assert text.index("10:05:07") < text.index("10:12:07") < text.index("10:25:07")
     assert "planned 2026-12-05 10:00:00 +08:00" in text  # the plan's time, named as such
+
+
+def outbox_entry(key: str, ticket_id: str, attempts: int, last_error: str) -> dict[str, Any]:
+    return {"scope": "incident_closure", "key": key, "ticket_id": ticket_id, "step": "100.7.2",
+            "run_id": "scheduled__1", "queued_at": "2026-12-05T02:00:00+00:00",
+            "attempts": attempts, "last_error": last_error}
+
+
+def test_messages_in_flight_are_being_sent_and_only_a_failed_send_is_owed(env):
+    from incident_ops.airflow.web.ops_view import split_outbox
+
+    entries = [outbox_entry("ask:1", "41", 0, ""),  # queued by the apply running now
+               outbox_entry("ask:2", "42", 0, ""),
+               outbox_entry("reopen:3", "43", 2, "451 4.3.0 try again later")]
+    text = page("ops_view.html.j2", runs={}, codes=[], questions=[], **split_outbox(entries))
+    assert "Undelivered" not in text
+    sending = text[text.index("Being sent (2)"):text.index("Owed, will be retried (1)")]
+    owed = text[text.index("Owed, will be retried (1)"):]
+    assert "#41" in sending and "#42" in sending and "#43" not in sending
+    assert "#43" in owed and "451 4.3.0 try again later" in owed and "#41" not in owed
+    assert "2026-12-05 10:00:00 +08:00" in text  # queued, in the deployment's zone
+
+
+def test_the_plan_page_and_the_summary_say_what_dropped_and_skipped_mean(env):
+    from incident_ops.airflow.tasks.pipeline import summary_lines
+    from incident_ops.engine.outcomes import ActionOutcome
+
+    def outcome(n: int, result: str) -> ActionOutcome:
+        return ActionOutcome(f"ask:{n}", "ask_confirmation", str(n), "100.7.2", "confirm.ask",
+                             result, at="2026-12-05T02:01:00+00:00")
+
+    outcomes = [outcome(1, "done"), *(outcome(n, "dropped") for n in range(2, 46)),
+                *(outcome(n, "skipped") for n in range(46, 77))]
+    lines = summary_lines(outcomes)
+    assert lines[0].split(None, 1)[1] == (
+        "1 done, 44 dropped (changed since they were decided: left for the next run), "
+        "31 skipped (done before: not repeated)")
+
+    plan = Plan(pipeline="incident_closure", run_id="r1", actions=[
+        Action(kind="ask_confirmation", ticket_id=o.ticket_id, step="100.7.2",
+               rule="confirm.ask", key=o.key, reason="resolved 3 days ago")
+        for o in outcomes])
+    paths = write_plan_report(plan, outcomes, env, now=RUN_AT, dry_run=False,
+                              undelivered=["mail 'confirmation_request' to u@x.cn: 451"])
+    html = Path(paths["html"]).read_text(encoding="utf-8")
+    assert "What the outcomes mean" in html
+    assert "dropped — 不再适用 / no longer applies:" in html
+    assert "An earlier run decided it but never wrote it, and the ticket changed since" in html
+    assert "skipped — 已做过 / already done:" in html
+    assert "stale —" not in html  # only the outcomes on the page are explained
+    assert "Messages not delivered" not in html
+    assert "Messages owed, will be retried (1)" in html
