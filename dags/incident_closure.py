@@ -40,8 +40,9 @@ from incident_ops.airflow.tasks.wiring import plan_apply_report
     doc_md=__doc__,
     tags=["itil", "incident", "closure", "100.6", "100.7"],
     default_args=default_args(retry_seconds=60),
-    params={"dry_run": Param(False, type="boolean",
-                             description="Plan and report only; change nothing in the desk.")},
+    params={"dry_run": Param(False, type=["boolean", "null"], title="演练 / Dry run",
+                             description="只做计划和报告，不修改服务台 / Plan and report "
+                                         "only; change nothing in the desk.")},
     **alerting("incident_closure"),
 )
 def incident_closure():

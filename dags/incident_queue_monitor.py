@@ -37,7 +37,8 @@ from incident_ops.airflow.tasks.wiring import plan_apply_report
     doc_md=__doc__,
     tags=["itil", "incident", "sla", "escalation", "100.8"],
     default_args=default_args(retry_seconds=60),
-    params={"dry_run": Param(False, type="boolean", description="Decide and report only.")},
+    params={"dry_run": Param(False, type=["boolean", "null"], title="演练 / Dry run",
+                             description="只做决定和报告 / Decide and report only.")},
     **alerting("incident_queue_monitor"),
 )
 def incident_queue_monitor():

@@ -27,7 +27,8 @@ from incident_ops.airflow.dag_defaults import DESK_POOL, alerting, default_args,
     doc_md=__doc__,
     tags=["itil", "incident", "sla", "report", "100.8"],
     default_args=default_args(retry_seconds=120),
-    params={"resend": Param(False, type="boolean", description="Mail again on a re-run.")},
+    params={"resend": Param(False, type=["boolean", "null"], title="重新发送 / Send again",
+                            description="重跑时再次发送邮件 / Mail again on a re-run.")},
     **alerting("incident_queue_snapshot"),
 )
 def incident_queue_snapshot():

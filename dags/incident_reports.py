@@ -57,12 +57,22 @@ def report_dag(kind: str) -> None:
         default_args=default_args(retry_seconds=120),
         params={
             "date": Param(None, type=["null", "string"], format="date",
-                          description="Report the period holding this day (YYYY-MM-DD); "
+                          title="报告日期 / Report date",
+                          description="报告包含这一天的周期 (YYYY-MM-DD)；留空：最近一个完整周期 "
+                                      "/ Report the period holding this day (YYYY-MM-DD); "
                                       "empty: the last complete period."),
-            "resend": Param(False, type="boolean",
-                            description="Mail the report even if this period was mailed."),
+            "resend": Param(False, type=["boolean", "null"], title="重新发送 / Send again",
+                            description="即使本周期已发送也再发一次 / Mail the report even "
+                                        "if this period was mailed."),
+            # Empty (null) is the default language: the select shows it in words, and
+            # clearing the select comes back to it.
             "language": Param(None, type=["null", "string"], enum=[None, "zh", "en"],
-                              description="zh or en; empty: reports.yaml's language."),
+                              title="语言 / Language",
+                              values_display={None: "reports.yaml 的默认 / reports.yaml's "
+                                                    "default",
+                                              "zh": "中文", "en": "English"},
+                              description="报告的语言；留空：reports.yaml 的设置 / The "
+                                          "report's language; empty: reports.yaml's."),
         },
         **alerting(f"incident_report_{kind}"),
     )

@@ -104,6 +104,19 @@ def test_asking_tells_the_assignees_by_mail_and_sms_with_the_link_once():
     assert qs.decide_ask(other_run, q, START).actions[0].key != action.key
 
 
+def test_the_plan_says_how_many_were_asked_in_words_that_agree_with_the_number():
+    b = chased()
+    one = qs.decide_ask(b, question(), START).actions[0]  # the leader: zheng.gang alone
+    assert one.reason.endswith("问题已发给 1 人 / question sent to 1 person")
+    team = qs.decide_ask(b, question(qs.SOLUTION, "round_1.propose_solution"), START)
+    n = len(qs.assignees(b, qs.SOLUTION))
+    assert n > 1 and team.actions[0].reason.endswith(
+        f"问题已发给 {n} 人 / question sent to {n} people")
+    nobody = replace(b, people={**b.people, qs.LEADERS: ()})
+    assert qs.decide_ask(nobody, question(), START).actions[0].reason.endswith(
+        "问题未发给任何人 / question sent to no one")
+
+
 def test_a_wake_sends_only_the_latest_reminder_and_the_escalation_once():
     b, q = chased(), question()
     early = qs.decide_wake(b, q, START, START + minutes(10))

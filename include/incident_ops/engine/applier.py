@@ -382,5 +382,5 @@ class Applier(Replay, FollowUps):
                  retry: bool = False) -> ActionOutcome:
         return ActionOutcome(action.key, action.kind, action.ticket_id, action.step,
                              action.rule, outcome, message, created_id, list(undelivered),
-                             retry)
+                             retry, at=self.clock().isoformat())
 

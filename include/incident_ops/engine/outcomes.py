@@ -27,6 +27,9 @@ class ActionOutcome:
     # A failure another attempt may cure (the desk down, a timeout, a follow-up still owed);
     # a change the desk refused, a ticket gone or a message refused for good is not.
     retry: bool = False
+    # When the engine recorded the outcome (ISO, UTC): the time the action was done (or
+    # found done, stale, failed), not the time its plan was made.
+    at: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -199,13 +199,20 @@ def ask_key(brief: Brief, q: Question) -> str:
     return _key(brief, "ask", q.task_id)
 
 
+def sent_to(n: int) -> str:
+    """``问题已发给 1 人 / question sent to 1 person``; no one: said so."""
+    if not n:
+        return "问题未发给任何人 / question sent to no one"
+    return f"问题已发给 {n} 人 / question sent to {n} {'person' if n == 1 else 'people'}"
+
+
 def decide_ask(brief: Brief, q: Question, asked_at: datetime) -> Plan:
     """The question is waiting: its people are told by mail and SMS, with the link."""
     people = assignees(brief, q.kind)
     action = incident_note(brief, q.step, "emergency.question-asked", "ask",
                            f"问题已发出，等待回答 / question asked, waiting for an answer: "
                            f"{q.subject} — {', '.join(c.name for c in people) or '—'}",
-                           f"{q.task_id}: question sent to {len(people)} people",
+                           f"{q.task_id}: {sent_to(len(people))}",
                            brief.run_id, q.task_id,  # the parts of ask_key
                            notices=_messages(brief, "ask", q, people, brief.run_id,
                                              asked=local_time(asked_at, brief.tz)))

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from incident_ops.notify.compose import environment
 from incident_ops.policy.plan import Plan
+from incident_ops.reports.outcome_words import legend, words
 
 TITLES = {
     "incident_closure": "事件关闭计划 / Incident closure plan",
@@ -33,6 +34,7 @@ class ReportedOutcome(Protocol):
     message: str
     created_id: str | None
     undelivered: list[str]
+    at: str | None  # when the engine recorded it (ISO, UTC)
 
     def to_dict(self) -> dict[str, Any]: ...
 
@@ -63,6 +65,7 @@ def write_plan_report(plan: Plan, outcomes: Sequence[ReportedOutcome] | None, di
             "message": outcome.message if outcome else "",
             "created_id": outcome.created_id if outcome else None,
             "undelivered": list(outcome.undelivered) if outcome else [],
+            "at": outcome.at if outcome else None,
         })
     carried = [o.to_dict() for o in replayed]
     counts = dict(Counter(r["outcome"] for r in rows))
@@ -76,7 +79,8 @@ def write_plan_report(plan: Plan, outcomes: Sequence[ReportedOutcome] | None, di
                                          encoding="utf-8")
     html = environment().get_template("reports/plan.html.j2").render(
         plan=plan, rows=rows, summary=plan.by_kind(), outcome_counts=counts, dry_run=dry_run,
-        carried=carried, undelivered=list(undelivered),
+        carried=carried, undelivered=list(undelivered), words=words,
+        legend=legend([str(o) for o in counts] + [str(c["outcome"]) for c in carried]),
         generated=now.strftime("%Y-%m-%d %H:%M UTC"), desk_url=desk_url,
         title=TITLES.get(plan.pipeline, plan.pipeline))
     Path(f"{stem}.html").write_text(html, encoding="utf-8")

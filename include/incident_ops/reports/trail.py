@@ -3,7 +3,10 @@
 Every pipeline run writes ``reports/<pipeline>/<date>/<run>.json``: the plan, each action's
 outcome, the findings and the waiting tickets. ``recent_runs`` lists the newest runs per
 pipeline; ``ticket_trail`` collects every line that names one ticket across runs (the
-ticket itself, or the copy a reopen created from it), oldest first. Both read at most
+ticket itself, or the copy a reopen created from it), oldest first, each stamped with when
+it was done (the engine's time of its outcome; the plan's time only for what has none: a
+finding, a waiting ticket, an older report). ``shown`` writes a time in the deployment's
+zone, its offset labelled. Both read at most
 ``max_files`` newest files, so a long-lived reports folder costs a bounded read.
 """
 
@@ -13,8 +16,10 @@ import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +55,21 @@ class TrailLine:
     undelivered: list[str] = field(default_factory=list)
     page: Path | None = None
     ticket_id: str = ""  # the ticket the line acts on (another one for a reopened copy)
+    at: str = ""  # when it was done (ISO); the plan's time where the report has none
+
+
+def shown(at: str | datetime | None, tz: str) -> str:
+    """``at`` in the zone ``tz`` with its offset: ``2026-12-05 18:10:07 +08:00``; naive
+    times are UTC; "—" for none, the text itself when it is not a time."""
+    if not at:
+        return "—"
+    try:
+        moment = at if isinstance(at, datetime) else datetime.fromisoformat(str(at))
+    except ValueError:
+        return str(at)
+    local = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(ZoneInfo(tz))
+    offset = local.strftime("%z")
+    return f"{local:%Y-%m-%d %H:%M:%S} {offset[:3]}:{offset[3:]}"
 
 
 def _documents(reports: Path, max_files: int = MAX_FILES
@@ -101,7 +121,8 @@ def ticket_trail(reports: Path, ticket_id: str, max_files: int = MAX_FILES) -> l
                     what=str(row.get("kind", "")), outcome=str(row.get("outcome", "")),
                     reason=str(row.get("reason", "")), message=str(row.get("message") or ""),
                     created_id=row.get("created_id"), ticket_id=str(row.get("ticket_id")),
-                    undelivered=list(row.get("undelivered") or [])))
+                    undelivered=list(row.get("undelivered") or []),
+                    at=str(row.get("at") or run["generated"])))
         for row in d.get("carried_over") or []:
             if str(row.get("ticket_id")) == ticket_id:
                 lines.append(TrailLine(
@@ -109,16 +130,25 @@ def ticket_trail(reports: Path, ticket_id: str, max_files: int = MAX_FILES) -> l
                     what="carried over", outcome=str(row.get("outcome", "")),
                     reason="finished what an earlier attempt owed",
                     message=str(row.get("message") or ""), created_id=row.get("created_id"),
-                    ticket_id=ticket_id, undelivered=list(row.get("undelivered") or [])))
+                    ticket_id=ticket_id, undelivered=list(row.get("undelivered") or []),
+                    at=str(row.get("at") or run["generated"])))
         for finding in d.get("findings") or []:
             if str(finding.get("ticket_id")) == ticket_id:
                 lines.append(TrailLine(
                     **run, step="", rule=str(finding.get("field", "")), what="finding",
                     outcome=str(finding.get("severity", "")),
-                    reason=str(finding.get("message", ""))))
+                    reason=str(finding.get("message", "")), at=run["generated"]))
         waiting = (d.get("waiting") or {}).get(ticket_id)
         if waiting:
             lines.append(TrailLine(**run, step="", rule="", what="waiting", outcome="waiting",
-                                   reason=str(waiting)))
-    lines.sort(key=lambda line: line.generated)
+                                   reason=str(waiting), at=run["generated"]))
+    lines.sort(key=lambda line: _instant(line.at))
     return lines
+
+
+def _instant(at: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(at)
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -1,8 +1,10 @@
 """The ``emergency_response`` DAG's forms: the trigger form and the questions' answer forms.
 
 Functions, not constants: a HITL operator stores the answer in its Param objects, and a form
-shared between rounds would show one round's answer as the next round's default. A field
-typed "string" with an empty default is one the UI requires; ["null", "string"] is optional.
+shared between rounds would show one round's answer as the next round's default. The UI marks a
+field required (the red asterisk) when its type does not admit null: "string" is required,
+["null", "string"] optional, and a toggle is ["boolean", "null"] (``toggle``): off unless
+ticked, never required (tests/unit/test_forms.py checks every form).
 What depends on the chosen option (a recovery time only when lifted) cannot be said in a
 form: the answer is checked and sent back (``policy.questions.check_answer``).
 """
@@ -41,6 +43,12 @@ def optional(title: str, description: str, **schema: Any) -> Param:
     return Param(None, type=["null", "string"], title=title, description=description, **schema)
 
 
+def toggle(title: str, description: str, **schema: Any) -> Param:
+    """A yes/no switch, off by default; optional (an empty answer means no)."""
+    return Param(False, type=["boolean", "null"], title=title, description=description,
+                 **schema)
+
+
 def trigger_form(systems: dict[str, str]) -> dict[str, Param]:
     """What whoever starts an emergency fills in; ``systems``: the plans by name
     (``config.plan_systems``: a new plan file is a new choice)."""
@@ -63,18 +71,17 @@ def trigger_form(systems: dict[str, str]) -> dict[str, Param]:
         "reporter": Param(type="string", pattern=r"^\S+$", title="报告人 / Reporter",
                           description="邮箱、通讯录键或服务台用户名 / E-mail, contacts key or "
                           "desk user"),
-        "dry_run": Param(False, type="boolean", title="演练 / Dry run",
-                         description="走完流程并提问，但不发送、不创建任何内容；"
-                         "每步的计划页显示将会做什么 / Walk the process and ask the "
-                         "questions, but send and create nothing: each step's plan page "
-                         "shows what it would do."),
+        "dry_run": toggle("演练 / Dry run",
+                          "走完流程并提问，但不发送、不创建任何内容；每步的计划页显示将会做什么 "
+                          "/ Walk the process and ask the questions, but send and create "
+                          "nothing: each step's plan page shows what it would do."),
         # One emergency per incident (issue 24): a second start is refused unless ticked.
-        "start_anyway": Param(False, type="boolean", section="另行启动 / Start anyway",
-                              title="另一起应急，仍然启动 / Start anyway: a separate emergency",
-                              description="该事件单已有应急在进行时，默认拒绝再次启动；仅当确属另一起"
-                              "应急时勾选并填写原因（记入工单）/ A start for an incident whose "
-                              "emergency is still running is refused; tick only for a genuinely "
-                              "separate emergency, and say why (recorded on the incident)."),
+        "start_anyway": toggle("另一起应急，仍然启动 / Start anyway: a separate emergency",
+                               "该事件单已有应急在进行时，默认拒绝再次启动；仅当确属另一起应急时"
+                               "勾选并填写原因（记入工单）/ A start for an incident whose "
+                               "emergency is still running is refused; tick only for a "
+                               "genuinely separate emergency, and say why (recorded on the "
+                               "incident).", section="另行启动 / Start anyway"),
         "start_anyway_reason": Param(None, type=["null", "string"], format="multiline",
                                      section="另行启动 / Start anyway",
                                      title="原因 / Why it is a separate emergency",
@@ -113,19 +120,16 @@ def solution_form() -> dict[str, Param]:
         "solution": Param("", type="string", format="multiline", title="方案 / Solution",
                           description="必填 / Required"),
         "vendor": optional("厂商 / Vendor", "选填 / Optional"),
-        "interrupts_business": Param(False, type="boolean",
-                                     title="中断业务 / Interrupts the business",
-                                     description="是则自动创建紧急变更单 / Yes raises an "
-                                                 "emergency change request"),
-        "changes_it_component": Param(False, type="boolean",
-                                      title="变更 IT 组件 / Changes an IT component",
-                                      description="是则自动创建紧急变更单 / Yes raises an "
-                                                  "emergency change request"),
+        "interrupts_business": toggle("中断业务 / Interrupts the business",
+                                      "是则自动创建紧急变更单 / Yes raises an emergency "
+                                      "change request"),
+        "changes_it_component": toggle("变更 IT 组件 / Changes an IT component",
+                                       "是则自动创建紧急变更单 / Yes raises an emergency "
+                                       "change request"),
         "component": optional("组件 / Component (configuration item)",
                               "变更 IT 组件时必填 / Required when a component changes"),
-        "group_support_needed": Param(False, type="boolean",
-                                      title="需要集团中心支持 / Group centre must step in",
-                                      description="选填 / Optional"),
+        "group_support_needed": toggle("需要集团中心支持 / Group centre must step in",
+                                       "选填 / Optional"),
         "group_request": optional("请求集团的内容 / What the group is asked",
                                   "需要集团中心支持时必填 / Required when the group centre "
                                   "must step in"),

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from incident_ops.airflow.names import APPLIED_XCOM, PLAN_PAGE_XCOM, page_url
 from incident_ops.model import Ticket
 from incident_ops.policy.plan import Plan
+from incident_ops.reports.outcome_words import counted
 
 if TYPE_CHECKING:
     from incident_ops.airflow.bootstrap import Services
@@ -125,13 +126,14 @@ def apply_task(planned: dict[str, Any], services: Services) -> dict[str, Any] | 
 def summary_lines(outcomes: Iterable[Any], replayed: Iterable[Any] = (), *,
                   undelivered: Iterable[str] = (), findings: int = 0,
                   waiting: int = 0) -> list[str]:
-    """The task log's summary: one line per kind of action (how many of each outcome), then
-    what earlier runs owed, the messages still undelivered, and the findings (bad input)."""
+    """The task log's summary: one line per kind of action (how many of each outcome, each
+    outcome but done explained in words), then what earlier runs owed, the messages still
+    owed, and the findings (bad input)."""
     by_kind: dict[str, dict[str, int]] = {}
     for o in outcomes:
         counts = by_kind.setdefault(o.kind, {})
         counts[o.outcome] = counts.get(o.outcome, 0) + 1
-    lines = [f"{kind:<16} " + ", ".join(f"{n} {outcome}" for outcome, n in sorted(c.items()))
+    lines = [f"{kind:<16} " + ", ".join(counted(outcome, n) for outcome, n in sorted(c.items()))
              for kind, c in sorted(by_kind.items())] or ["nothing to apply"]
     owed = list(replayed)
     if owed:
@@ -139,7 +141,8 @@ def summary_lines(outcomes: Iterable[Any], replayed: Iterable[Any] = (), *,
         lines.append(f"{'owed earlier':<16} {len(owed)} carried on, {done} now complete")
     unsent = list(dict.fromkeys(undelivered))  # one entry per message
     lines.append(f"{'undelivered':<16} {len(unsent)} message(s)"
-                 + (" still owed (outbox): " + "; ".join(unsent[:10])
+                 + (" owed, will be retried (a send failed; the outbox sends it again with "
+                    "the next attempt or run): " + "; ".join(unsent[:10])
                     + (" …" if len(unsent) > 10 else "") if unsent else ""))
     lines.append(f"{'findings':<16} {findings} (bad input, named by ticket and field on the "
                  "plan page)" if findings else f"{'findings':<16} 0")

@@ -6,7 +6,9 @@ embedded in the UI), behind Airflow's own login: the reader needs read access to
 - the newest runs of each pipeline with their outcomes (from the plan reports);
 - a ticket's automation trail across runs (``reports.trail``): rule, step, run, outcome,
   messages, and the copy a reopen created;
-- undelivered messages (the pipelines' outboxes, Airflow Variables ``incident_ops.outbox.*``);
+- the messages in the pipelines' outboxes (Airflow Variables ``incident_ops.outbox.*``): those
+  being sent (queued by an apply, not yet confirmed) apart from those owed (a send failed;
+  retried by the next attempt or run);
 - human questions still waiting for an answer (Airflow's HITL details);
 - links to each run in Airflow and to each ticket in the desk.
 """
@@ -101,24 +103,49 @@ def _links(web: WebServices) -> dict[str, Any]:
     return {"run_url": run, "task_url": task, "desk_ticket": ticket}
 
 
+def being_sent(entry: dict[str, Any]) -> bool:
+    """An outbox entry no apply has tried yet: queued by an apply (running now, or stopped
+    before its follow-ups), not yet confirmed sent. One tried and not struck off is owed:
+    a send failed and the next attempt or run tries again."""
+    return not entry["attempts"] and not entry["last_error"]
+
+
+def split_outbox(entries: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The view's two lists: ``sending`` (being sent) and ``owed`` (will be retried)."""
+    return {"sending": [e for e in entries if being_sent(e)],
+            "owed": [e for e in entries if not being_sent(e)]}
+
+
+def render(template: str, services: WebServices, **values: Any) -> str:
+    """One of the view's pages: times in the deployment's zone (``when``), links to runs,
+    tasks, tickets and plan pages, the outcomes' words (``reports.outcome_words``)."""
+    from incident_ops.config import reports_dir, timezone
+    from incident_ops.notify.compose import environment
+    from incident_ops.reports.outcome_words import legend, words
+    from incident_ops.reports.trail import shown
+
+    reports = reports_dir()
+    tz = timezone()
+    return environment().get_template(f"pages/{template}").render(
+        **_links(services), tz=tz, when=lambda at: shown(at, tz), words=words,
+        outcome_legend=legend,
+        plan_page=lambda path: page_url(path, reports), **values)
+
+
 def register(app: Any, web: WebServices | None = None) -> None:
     """Add the view's routes to the plugin's FastAPI ``app`` (Airflow login required)."""
     from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
     from airflow.api_fastapi.core_api.security import requires_access_dag
 
     from incident_ops.config import reports_dir
-    from incident_ops.notify.compose import environment
     from incident_ops.reports.trail import recent_runs, ticket_trail
 
     services = web or web_services()
     readers = [Depends(requires_access_dag("GET", DagAccessEntity.RUN))]
 
     def html(template: str, **values: Any) -> HTMLResponse:
-        reports = reports_dir()
-        page = environment().get_template(f"pages/{template}").render(
-            **_links(services),
-            plan_page=lambda path: page_url(path, reports), **values)
-        return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+        return HTMLResponse(render(template, services, **values),
+                            headers={"Cache-Control": "no-store"})
 
     @app.get(VIEW_PATH, dependencies=readers, include_in_schema=False)
     def view_root() -> RedirectResponse:
@@ -131,8 +158,10 @@ def register(app: Any, web: WebServices | None = None) -> None:
             if not wanted.isdigit():
                 raise HTTPException(400, f"ticket {ticket!r}: a ticket number, e.g. 42")
             return RedirectResponse(f"ticket/{wanted}", status_code=303)
-        return html("ops_view.html.j2", runs=recent_runs(reports_dir()), owed=_outboxes(),
-                    questions=_questions())
+        runs = recent_runs(reports_dir())
+        codes = sorted({o for listed in runs.values() for r in listed for o in r.outcome_counts})
+        return html("ops_view.html.j2", runs=runs, codes=codes, questions=_questions(),
+                    **split_outbox(_outboxes()))
 
     @app.get(VIEW_PATH + "/ticket/{ticket_id}", dependencies=readers,
              response_class=HTMLResponse)
@@ -140,5 +169,6 @@ def register(app: Any, web: WebServices | None = None) -> None:
         if not ticket_id.isdigit():
             raise HTTPException(400, f"ticket {ticket_id!r}: a ticket number, e.g. 42")
         lines = ticket_trail(reports_dir(), ticket_id)
-        owed = [o for o in _outboxes() if o["ticket_id"] == ticket_id]
-        return html("ops_ticket.html.j2", ticket_id=ticket_id, lines=lines, owed=owed)
+        mine = [o for o in _outboxes() if o["ticket_id"] == ticket_id]
+        return html("ops_ticket.html.j2", ticket_id=ticket_id, lines=lines,
+                    **split_outbox(mine))
