@@ -183,12 +183,18 @@ def test_a_waiting_question_is_told_once_and_reminded_once_per_interval(
         covered_asks = [m for m in mails("【应急待回答】") if "101.2" in str(m["Subject"])]
         assert len(covered_asks) == 1
         reminders = sorted(str(m["Subject"]).split("】")[0] for m in mails("【应急提醒"))
-        assert reminders == ["【应急提醒 1", "【应急提醒 2"], reminders
-        # One per interval (12 s): the second is an interval after the first, not a copy.
-        by_number = {str(m["Subject"]).split("】")[0]: m["Date"].datetime
-                     for m in mails("【应急提醒")}
-        gap = (by_number["【应急提醒 2"] - by_number["【应急提醒 1"]).total_seconds()
-        assert 10 <= gap <= 30, gap
+        # Each reminder once; the second (the cap) at the latest with the escalation. A wake
+        # that comes late sends only the latest reminder due, so a loaded machine may skip 1.
+        assert reminders in (["【应急提醒 1", "【应急提醒 2"], ["【应急提醒 2"]), reminders
+        # In order: asked, reminded 1 then 2, escalated. When each fell due is the product's
+        # computation (policy.questions.reminders_due, unit-tested on the schedule); the gap
+        # between two mails' Date headers is not asserted: load moves it (9.0 s was seen
+        # for a 12 s interval when the first reminder went out late and the second on time).
+        sent = {str(m["Subject"]).split("】")[0]: m["Date"].datetime
+                for m in mails("【应急提醒")}
+        asked_at = min(m["Date"].datetime for m in covered_asks)
+        in_order = [asked_at, *(sent[r] for r in reminders), escalated[0]["Date"].datetime]
+        assert in_order == sorted(in_order), in_order
         server.api("admin", "PATCH", f"/api/v2/dags/{DAG}/dagRuns/{quote(run_id, safe='')}",
                    json={"state": "failed"})
     finally:
