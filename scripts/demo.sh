@@ -216,7 +216,7 @@ Demo running.
                 running on their own: incident_closure (every 10 min),
                 urgent_incidents (every minute), incident_queue_monitor (every 5 min);
                 emergency_response waits for a trigger; the reports and the queue
-                snapshot are paused (trigger them from the UI)
+                snapshot are paused: unpause, then trigger (README, Manager reports)
   Desk (RT 5)   $DESK_URL   user root / password   (queues: Incidents, Problems, ...)
   Mailbox       $MAILBOX_URL/  every mail and SMS the pipelines sent, on-call alerts too
   Plan pages    a run's report task > Plan page (files: reports/<pipeline>/<date>/<run>.html)
