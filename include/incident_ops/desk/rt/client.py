@@ -161,6 +161,11 @@ class RTClient:
         """Back off before the caller's own retry number ``retry`` (same policy as ours)."""
         self._sleep(self.retry.delay(retry))
 
+    def count_retry(self) -> None:
+        """A caller's own retry of a request (a slow page asked for again, smaller)."""
+        with self._lock:
+            self.retries_made += 1
+
     def reset_counters(self) -> None:
         with self._lock:
             self.requests_made = 0

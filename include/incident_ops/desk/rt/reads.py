@@ -286,4 +286,5 @@ class Pace:
             raise TransientDeskError(f"{slow}: no time left to ask for less") from slow
         log.info("%s; asking again for %d tickets a page, waiting up to %.0f s, in %.1f s",
                  slow, self.size, self.read_timeout, pause)
+        self.client.count_retry()
         time.sleep(pause)
