@@ -8,6 +8,7 @@ idempotency key, comments and custom-field transactions per ticket.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import pytest
@@ -15,7 +16,7 @@ import pytest
 from incident_ops.desk.port import TicketQuery
 from incident_ops.desk.rt import RequestTrackerDesk
 from incident_ops.model import TicketChange, TicketDraft
-from tests.integration.conftest import Person
+from tests.integration.conftest import DeskAccess, Person, make_desk
 from tests.support.fault_proxy import FaultProxy
 
 pytestmark = pytest.mark.integration
@@ -159,3 +160,28 @@ def test_a_call_under_a_deadline_gives_up_at_it_not_at_its_timeouts(
     fault_proxy.clear()
     fault_proxy.wait_idle()
     assert faulty_desk.get(tid).id == tid  # without a deadline the same call goes through
+
+
+def test_a_search_page_the_desk_is_too_slow_for_is_asked_for_smaller_and_read_whole(
+        fault_proxy: FaultProxy, rt_access: DeskAccess, new_ticket: NewTicket,
+        mine: TicketQuery, marker: str) -> None:
+    """A loaded desk answers 100 tickets with their custom fields after the read timeout:
+    the search asks for the same page with 50, 25, then 12 tickets, waiting 1, 2, 4 s, and
+    reads every ticket once (the keyset carries on from the smaller pages)."""
+    ids = {new_ticket() for _ in range(14)}
+    desk = make_desk(fault_proxy.url, rt_access, page_size=100, timeout=(1.0, 1.0))
+    try:
+        # Only this search's pages (its query names the marker), at 100, 50 and 25 tickets:
+        # forwarded after 5 s, past every read timeout the search may use for them.
+        slow = rf"/REST/2\.0/tickets\?query=[^&]*{marker}[^&]*&page=1&per_page=(100|50|25)&"
+        fault_proxy.inject("delay", times=20, method="GET", path=slow, seconds=5.0)
+        found = [t.id for t in desk.search(mine)]
+    finally:
+        desk.client.close()
+        fault_proxy.wait_idle()
+    assert sorted(found) == sorted(ids)  # all of them, none twice
+    sizes = [int(re.search(r"per_page=(\d+)", s.path).group(1))  # type: ignore[union-attr]
+             for s in fault_proxy.requests if re.search(slow.replace("(100|50|25)", r"\d+"),
+                                                        s.path)]
+    # (recorded as the desk answered: a delayed page after the ones sent later)
+    assert sorted(sizes, reverse=True) == [100, 50, 25, 12, 12], sizes  # 12, then 2

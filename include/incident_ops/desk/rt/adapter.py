@@ -36,14 +36,21 @@ from incident_ops.desk.port import (
     TransientDeskError,
 )
 from incident_ops.desk.rt import drafts, mapping, schema, ticketsql
-from incident_ops.desk.rt.client import AmbiguousWrite, RTClient, after_unanswered_attempt
+from incident_ops.desk.rt.client import (
+    AmbiguousWrite,
+    RTClient,
+    SlowAnswer,
+    after_unanswered_attempt,
+)
 from incident_ops.desk.rt.lease_ticket import RTLeases
 from incident_ops.desk.rt.reads import (
     AS_OF,
     CORE_FIELDS,
     MAX_PER_PAGE,
+    MIN_PAGE_SIZE,
     SEARCH_FIELDS,
     SUBFIELDS,
+    Pace,
     RTReads,
 )
 from incident_ops.model import ChangeResult, Ticket, TicketChange, TicketDraft
@@ -68,10 +75,12 @@ class RequestTrackerDesk:
 
     def __init__(self, client: RTClient, page_size: int = 100, *, bulk_size: int = 100,
                  priority_ranks: Mapping[str, int] | None = None,
-                 settle_seconds: float | None = None, create_attempts: int = 3) -> None:
+                 settle_seconds: float | None = None, create_attempts: int = 3,
+                 min_page_size: int = MIN_PAGE_SIZE) -> None:
         self.client = client
         self.reads = RTReads(client)
         self.page_size = max(1, min(page_size, MAX_PER_PAGE))
+        self.min_page_size = max(1, min(min_page_size, self.page_size))
         self.bulk_size = max(1, min(bulk_size, MAX_PER_PAGE))
         self.ranks = dict(priority_ranks) if priority_ranks is not None else _default_ranks()
         # How long an unanswered write may still land: the desk had a read timeout to work.
@@ -101,10 +110,17 @@ class RequestTrackerDesk:
         sql = ticketsql.build(query, self.ranks)
         seen: set[str] = set()
         after: tuple[datetime, str] | None = None
+        pace = Pace(self.page_size, self.min_page_size, self.client)
         while True:
             page_sql = sql if after is None else ticketsql.after_keyset(sql, *after)
             version = self.reads.as_of()  # before the page: see reads.py
-            items, total = self.reads.tickets_page(page_sql, self.page_size, fields=fields)
+            try:
+                items, total = self.reads.tickets_page(
+                    page_sql, pace.size, fields=fields, read_timeout=pace.read_timeout,
+                    on_read_timeout="raise")
+            except SlowAnswer as slow:
+                pace.slower(slow)  # the same page again, smaller and waited for longer
+                continue
             self.reads.add_links(items, masters=query.master_links,
                                  duplicates=query.with_duplicates)
             history = self.reads.history([str(i["id"]) for i in items]) \
@@ -120,7 +136,7 @@ class RequestTrackerDesk:
                     seen.add(ticket.id)
                     yield ticket
             # RT counts what matched this page's query: no need to ask for an empty page.
-            if len(items) < self.page_size or (total is not None and total <= len(items)):
+            if len(items) < pace.size or (total is not None and total <= len(items)):
                 return
             last = items[-1]
             stamp = mapping.parse_rt_datetime(last.get("LastUpdated"))
@@ -424,3 +440,4 @@ class RequestTrackerDesk:
                 return found
             time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
             pause = min(pause * 2, 2.0)
+

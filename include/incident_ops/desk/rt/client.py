@@ -66,6 +66,11 @@ class AmbiguousWrite(TransientDeskError):
         self.still_running = still_running
 
 
+class SlowAnswer(TransientDeskError):
+    """The desk did not answer a read within its read timeout, and the caller asked to hear
+    of it at once (``on_read_timeout="raise"``) to ask for less rather than the same again."""
+
+
 class RTClient:
     """A ``requests.Session`` bound to one RT's ``/REST/2.0`` with retries and a slot cap."""
 
@@ -156,6 +161,11 @@ class RTClient:
         """Back off before the caller's own retry number ``retry`` (same policy as ours)."""
         self._sleep(self.retry.delay(retry))
 
+    def count_retry(self) -> None:
+        """A caller's own retry of a request (a slow page asked for again, smaller)."""
+        with self._lock:
+            self.retries_made += 1
+
     def reset_counters(self) -> None:
         with self._lock:
             self.requests_made = 0
@@ -175,12 +185,17 @@ class RTClient:
         headers: Mapping[str, str] | None = None,
         ticket_id: str | None = None,
         repeat_unanswered: bool | None = None,
+        read_timeout: float | None = None,
+        on_read_timeout: Literal["retry", "raise"] = "retry",
     ) -> requests.Response:
         """Send with retries and return a 2xx response, or raise a ``DeskError``.
 
         ``repeat_unanswered`` (default: for idempotent methods) allows sending again after
         an attempt that may have been applied; without it such a failure raises
-        ``AmbiguousWrite`` for the caller to resolve.
+        ``AmbiguousWrite`` for the caller to resolve. ``read_timeout`` replaces the
+        client's for this call (still cut to the deadline); ``on_read_timeout="raise"``
+        raises ``SlowAnswer`` on the first read timeout of an idempotent request instead of
+        sending the same again (the caller asks for less: ``RequestTrackerDesk.search``).
         """
         method = method.upper()
         url = self.api + (path if path.startswith("/") else "/" + path)
@@ -194,7 +209,8 @@ class RTClient:
                 with self._lock:
                     self.retries_made += 1
             try:
-                timeout = self._timeout_within_deadline(method, path, last_error)
+                timeout = self._timeout_within_deadline(method, path, last_error,
+                                                        read_timeout)
                 with self._slots:
                     with self._lock:
                         self.requests_made += 1
@@ -205,6 +221,8 @@ class RTClient:
                                                     timeout=timeout,
                                                     allow_redirects=False,
                                                     verify=self.verify)
+                    except requests.ReadTimeout as exc:
+                        raise _Transient(_describe(exc), sent=True, slow=True) from exc
                     except (requests.Timeout, requests.ConnectionError) as exc:
                         raise _Transient(_describe(exc), sent=not _never_sent(exc)) from exc
                 log.debug("%s %s -> %s in %.0f ms", method, path, resp.status_code,
@@ -226,6 +244,9 @@ class RTClient:
                     raise AmbiguousWrite(f"{method} {path}: {failure.message} (may have been "
                                          "applied)", ticket_id=ticket_id,
                                          still_running=not failure.answered) from None
+                if failure.slow and on_read_timeout == "raise":
+                    raise SlowAnswer(f"{method} {path}: no answer within "
+                                     f"{timeout[1]:.0f} s", ticket_id=ticket_id) from None
                 if attempt + 1 >= self.retry.attempts:
                     break
                 pause = self.retry.delay(attempt, failure.retry_after)
@@ -239,19 +260,20 @@ class RTClient:
             f"{method} {path}: gave up after {self.retry.attempts} attempts: {last_error}",
             ticket_id=ticket_id)
 
-    def _timeout_within_deadline(self, method: str, path: str, last_error: str
-                                 ) -> tuple[float, float]:
+    def _timeout_within_deadline(self, method: str, path: str, last_error: str,
+                                 read_timeout: float | None = None) -> tuple[float, float]:
         """(connect, read) timeouts cut to the caller's deadline (``desk.port.deadline``)."""
+        wanted = self.timeout if read_timeout is None else (self.timeout[0], read_timeout)
         bound = call_deadline()
         if bound is None:
-            return self.timeout
+            return wanted
         left = bound - time.monotonic()
         if left <= 0.05:
             raise TransientDeskError(
                 f"{method} {path}: not sent: the desk lease this call runs under could run "
                 f"out before an answer" + (f" (last error: {last_error})"
                                           if last_error != "no attempt made" else ""))
-        return (min(self.timeout[0], left), min(self.timeout[1], left))
+        return (min(wanted[0], left), min(wanted[1], left))
 
     def get(self, path: str, **kw: Any) -> requests.Response:
         return self.request("GET", path, **kw)
@@ -273,8 +295,9 @@ def after_unanswered_attempt(error: BaseException) -> bool:
 
 class _Transient(Exception):
     def __init__(self, message: str, *, sent: bool, answered: bool = False,
-                 retry_after: float | None = None):
+                 retry_after: float | None = None, slow: bool = False):
         super().__init__(message)
+        self.slow = slow  # a read timeout: sent, and no answer in time
         self.message = message
         self.answered = answered
         self.sent = sent

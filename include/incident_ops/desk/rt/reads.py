@@ -17,14 +17,17 @@ missed, a window of milliseconds.
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from incident_ops.desk.port import TransientDeskError, call_deadline
 from incident_ops.desk.rt import ticketsql
-from incident_ops.desk.rt.client import RTClient
+from incident_ops.desk.rt.client import RTClient, SlowAnswer
 from incident_ops.text import storable
 
 CORE_FIELDS = "Subject,Status,Priority,Created,LastUpdated,Resolved,Queue,Owner,Requestor"
@@ -33,6 +36,9 @@ STATE_FIELDS = "Status,Owner,Priority,Subject,CustomFields"  # what a write can 
 SUBFIELDS = {"fields[Queue]": "Name", "fields[Owner]": "Name,EmailAddress",
              "fields[Requestor]": "EmailAddress"}
 MAX_PER_PAGE = 100  # REST2 caps per_page at 100
+# A search page the desk does not answer in time is asked for again, smaller (``Pace``).
+MIN_PAGE_SIZE = 10
+SLOW_READ_FACTOR = 4  # the longest read timeout of a slow page, times the client's
 # A search whose URL would be longer goes in a POST body. GET is much cheaper: RT 5 accepts
 # the adapter's web-session cookie only on safe methods, so a POST authenticates with the
 # password (a bcrypt check, ~230 ms on the embedded desk: 16 ms GET vs 244 ms POST for the
@@ -40,6 +46,7 @@ MAX_PER_PAGE = 100  # REST2 caps per_page at 100
 # 8190) and nginx (large_client_header_buffers 8k) accept in front of RT; a 100-ticket
 # check (``moved``) is about 3.3 KB.
 LONG_URL = 6000
+log = logging.getLogger(__name__)
 AS_OF = "#"  # a search version: "#<the desk's newest transaction id before the read>"
 
 
@@ -49,16 +56,19 @@ class RTReads:
         self._as_of = 0  # the newest transaction id seen by ``as_of``
         self._lock = threading.Lock()
 
-    def search(self, path: str, params: list[tuple[str, Any]]) -> dict[str, Any]:
+    def search(self, path: str, params: list[tuple[str, Any]], **slow: Any) -> dict[str, Any]:
+        """``slow``: ``read_timeout`` / ``on_read_timeout`` for ``RTClient.request``."""
         if len(urlencode(params)) > LONG_URL:
-            resp = self.client.request("POST", path, kind="search", data=params)
+            resp = self.client.request("POST", path, kind="search", data=params,
+                                       **slow)
         else:
-            resp = self.client.request("GET", path, kind="search", params=params)
+            resp = self.client.request("GET", path, kind="search", params=params, **slow)
         data = resp.json()
         return data if isinstance(data, dict) else {}
 
     def tickets_page(self, sql: str, per_page: int, *, fields: str = SEARCH_FIELDS,
-                     order: str = "LastUpdated") -> tuple[list[dict[str, Any]], int | None]:
+                     order: str = "LastUpdated", **slow: Any
+                     ) -> tuple[list[dict[str, Any]], int | None]:
         """One page of tickets in (order, id) order and RT's count of all matching ``sql``."""
         orders = list(dict.fromkeys((order, "id")))
         params: list[tuple[str, Any]] = [("query", sql), ("page", 1), ("per_page", per_page),
@@ -66,7 +76,7 @@ class RTReads:
         params += [("orderby", o) for o in orders] + [("order", "ASC")] * len(orders)
         if "Owner" in fields:
             params += list(SUBFIELDS.items())
-        data = self.search("/tickets", params)
+        data = self.search("/tickets", params, **slow)
         total = data.get("total")
         items = [item for item in data.get("items") or [] if isinstance(item, dict)]
         return items, (int(total) if total is not None and str(total).isdigit() else None)
@@ -246,3 +256,35 @@ def _after(version: str) -> int | None:
     """The transaction id a version stands for (``#T`` or an ETag); None if neither."""
     text = version.removeprefix(AS_OF)
     return int(text) if text.isdigit() else None
+
+
+class Pace:
+    """Page size and read timeout of one search: a page the desk does not answer in time
+    is asked for again with half as many tickets (down to ``floor``) and twice the read
+    timeout (up to ``SLOW_READ_FACTOR`` times the client's), after a back-off, within the
+    caller's deadline (the client cuts timeouts to it). A GET changes nothing, and the
+    keyset (``after``) is kept, so no ticket is skipped or yielded twice. Gives up when a
+    page of ``floor`` tickets times out at the longest timeout.
+    """
+
+    def __init__(self, size: int, floor: int, client: RTClient) -> None:
+        self.size, self.floor, self.client = size, floor, client
+        self.read_timeout = client.timeout[1]
+        self.longest = client.timeout[1] * SLOW_READ_FACTOR
+        self.tries = 0
+
+    def slower(self, slow: SlowAnswer) -> None:
+        if self.size <= self.floor and self.read_timeout >= self.longest:
+            raise TransientDeskError(f"{slow}: gave up at {self.size} tickets a page "
+                                     f"and a {self.read_timeout:.0f} s read timeout") from slow
+        self.size = max(self.floor, self.size // 2)
+        self.read_timeout = min(self.longest, self.read_timeout * 2)
+        pause = self.client.retry.delay(self.tries)
+        self.tries += 1
+        bound = call_deadline()
+        if bound is not None and time.monotonic() + pause >= bound:
+            raise TransientDeskError(f"{slow}: no time left to ask for less") from slow
+        log.info("%s; asking again for %d tickets a page, waiting up to %.0f s, in %.1f s",
+                 slow, self.size, self.read_timeout, pause)
+        self.client.count_retry()
+        time.sleep(pause)
