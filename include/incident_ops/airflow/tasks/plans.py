@@ -56,10 +56,19 @@ def plan_closure(s: Services) -> dict[str, Any]:
 
 
 def plan_urgent(s: Services) -> dict[str, Any]:
+    from incident_ops.airflow.provider.desk_events import named_tickets
+    from incident_ops.desk.events import MAX_NAMED
     from incident_ops.pipelines.open_queue import fetch_unnotified_urgent
     from incident_ops.policy.urgent import decide_urgent
 
-    tickets = fetch_unnotified_urgent(s.desk)
+    # A run desk events started reads just the tickets they name (issue 28); the cron's
+    # run, a manual one, or a flood too big to list, reads the whole urgent queue.
+    named = named_tickets(s.context)
+    if named is not None and len(named) <= MAX_NAMED:
+        log.info("desk events name %d ticket(s): %s", len(named), ", ".join(named))
+        tickets = fetch_unnotified_urgent(s.desk, ids=named)
+    else:
+        tickets = fetch_unnotified_urgent(s.desk)
     plan = decide_urgent(tickets, s.config.vocabulary, s.config.contacts, s.info.now,
                          s.info.run_id, airflow_url())
     return planned(plan, tickets, now=s.info.now)
