@@ -41,6 +41,7 @@ from tests.support.desk_events import (  # noqa: E402
     redis_server,
     rest,
     set_priority,
+    urgent_dag_only,
 )
 from tests.support.mail import SmtpTestServer  # noqa: E402
 from tests.support.sms import SmsReceiver  # noqa: E402
@@ -83,12 +84,12 @@ def run_mode(mode: str, args: argparse.Namespace, root: Path) -> list[float]:
             "AIRFLOW_CONN_SMS_DEFAULT": sms.connection_json(),
             "INCIDENT_OPS_URGENT_EVENTS": "on" if mode == "events" else "off",
             "INCIDENT_OPS_URGENT_SCHEDULE": "*/5 * * * *" if mode == "events" else args.poll_cron,
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         }
         started = time.monotonic()
-        with AirflowServer(root / f"airflow-{mode}", {}, env=env) as airflow:
+        with AirflowServer(root / f"airflow-{mode}", {}, env=env,
+                           dags_folder=urgent_dag_only(root / f"dags-{mode}")) as airflow:
             airflow.wait_dag("urgent_incidents", 180)
-            airflow.api("admin", "PATCH", "/api/v2/dags/urgent_incidents",
-                        json={"is_paused": False}).raise_for_status()
             if mode == "events":
                 import redis as redis_py
 

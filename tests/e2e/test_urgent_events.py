@@ -27,6 +27,7 @@ from tests.support.desk_events import (
     redis_binary,
     redis_server,
     rest,
+    urgent_dag_only,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow,
@@ -63,10 +64,10 @@ def airflow_env(desk: EmbeddedDesk, redis: Redis, schedule: str) -> dict[str, st
 
 def start_airflow(home: Path, env: dict[str, str], components: tuple[str, ...]
                   ) -> AirflowServer:
-    server = AirflowServer(home, {}, env=env, components=components).start()
+    env = {**env, "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False"}
+    server = AirflowServer(home, {}, env=env, components=components,
+                           dags_folder=urgent_dag_only(home / "dags")).start()
     server.wait_dag(DAG)
-    server.api("admin", "PATCH", f"/api/v2/dags/{DAG}",
-               json={"is_paused": False}).raise_for_status()
     return server
 
 

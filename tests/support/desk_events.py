@@ -117,6 +117,17 @@ class Subscriber:
                 self._cond.wait(left)
 
 
+def urgent_dag_only(folder: Path) -> Path:
+    """A DAG folder with ``urgent_incidents`` alone: started unpaused
+    (``AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False``), its asset is active from the
+    first parse, so the triggerer subscribes without waiting for a re-parse (the test
+    Airflow parses each file once an hour), and no other DAG loads the machine."""
+    folder.mkdir(parents=True, exist_ok=True)
+    dag = Path(__file__).resolve().parents[2] / "dags" / "urgent_incidents.py"
+    shutil.copyfile(dag, folder / dag.name)
+    return folder
+
+
 def rest(desk_rest_url: str, method: str, path: str, **kwargs: Any) -> Any:
     answer = requests.request(method, desk_rest_url + path, auth=STAFF, timeout=60, **kwargs)
     answer.raise_for_status()
