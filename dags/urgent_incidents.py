@@ -11,8 +11,8 @@ When first line recorded that it cannot handle it alone (100.5.2), or the impact
 the message says the emergency sub-process (101) applies, with ready commands to start
 `emergency_response` for the ticket.
 
-A run started by desk events reads only the tickets they name; the cron's run reads every
-urgent ticket not yet notified. The desk's keys make the two paths notify each ticket once.
+Every run reads every urgent ticket not yet notified (one search); a run started by desk
+events logs the tickets they named. The desk's keys make the two paths notify each ticket once.
 
 Contacts: `include/config/contacts.yaml`. Connections: `servicedesk_default`,
 `smtp_default`, `sms_default`, `desk_events_default` (Redis). Schedule:

@@ -83,7 +83,7 @@ def test_nothing_in_a_message_beyond_a_ticket_number_reaches_the_desk():
                           {"ticket": "12"}]) == ["12", "13", "14"]
 
 
-def test_a_run_started_by_desk_events_reads_the_tickets_they_name():
+def test_a_run_started_by_desk_events_knows_the_tickets_they_name():
     def event(tickets: object) -> SimpleNamespace:
         return SimpleNamespace(extra={"from_trigger": True, "payload": {"tickets": tickets}})
 

@@ -10,18 +10,15 @@ The queue snapshot is the one full scan of open tickets, at its own slow cadence
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 
 from incident_ops.desk.port import ServiceDesk, TicketQuery
 from incident_ops.model import Ticket
 
 
-def fetch_unnotified_urgent(desk: ServiceDesk, ids: Sequence[str] = ()) -> list[Ticket]:
-    """Open urgent tickets with no notification recorded; only ``ids`` when given (the
-    tickets desk events named: the same question, asked of fewer tickets)."""
+def fetch_unnotified_urgent(desk: ServiceDesk) -> list[Ticket]:
     return list(desk.search(TicketQuery(open_only=True, priorities=["urgent"],
-                                        field_unset=["urgent_notified"], ids=list(ids))))
+                                        field_unset=["urgent_notified"])))
 
 
 def fetch_monitor_batch(desk: ServiceDesk, since: datetime | None, now: datetime) -> list[Ticket]:

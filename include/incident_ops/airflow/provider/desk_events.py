@@ -4,9 +4,9 @@ desk publishes that a ticket may have become urgent, and on its cron as the safe
 The RT scrip (docs/desk-events.md) publishes ``{"ticket": ...}`` to a Redis pub/sub channel.
 ``DeskEventTrigger`` runs in the triggerer, subscribed for as long as the DAG is unpaused,
 and turns what arrives within ``batch_seconds`` of the first message into one asset event
-naming the tickets (a flood makes a few runs, not one per message). The run reads those
-tickets from the desk (``tasks.plans.plan_urgent``): nothing in a message is trusted beyond
-"look at ticket N".
+naming the tickets (a flood makes a few runs, not one per message). The run reads the
+desk (``tasks.plans.plan_urgent``: the whole urgent queue, see there why): nothing in a
+message is trusted beyond "look at ticket N".
 
 Why not ``MessageQueueTrigger(scheme="redis+pubsub")`` (apache-airflow-providers-redis 4.7):
 its trigger sleeps ``poll_interval`` between reads and ends after one message, so the
