@@ -1,7 +1,9 @@
 """
 ### urgent_incidents — tell the right people about urgent incidents at once (100.5)
 
-Every minute: open tickets that are urgent (or were re-prioritised to urgent) and do not
+Seconds after the desk says a ticket was created, re-prioritised or flagged by first line
+(desk events: an asset watching the desk's Redis channel), and every five minutes as the
+safety net: open tickets that are urgent (or were re-prioritised to urgent) and do not
 yet record a notification → the incident manager and the management concerned with the
 affected system, by e-mail and SMS. The ticket records who was told and when (a comment,
 and the `Urgent Notified` field), so nobody is told twice for the same ticket and priority.
@@ -9,25 +11,27 @@ When first line recorded that it cannot handle it alone (100.5.2), or the impact
 the message says the emergency sub-process (101) applies, with ready commands to start
 `emergency_response` for the ticket.
 
+Every run reads every urgent ticket not yet notified (one search); a run started by desk
+events logs the tickets they named. The desk's keys make the two paths notify each ticket once.
+
 Contacts: `include/config/contacts.yaml`. Connections: `servicedesk_default`,
-`smtp_default`, `sms_default`. Schedule: `$INCIDENT_OPS_URGENT_SCHEDULE` (default every minute).
+`smtp_default`, `sms_default`, `desk_events_default` (Redis). Schedule:
+`$INCIDENT_OPS_URGENT_SCHEDULE` (default every 5 minutes) or desk events;
+`INCIDENT_OPS_URGENT_EVENTS=off`: the cron only.
 """
 
 from __future__ import annotations
 
-import os
-
 from airflow.sdk import Param, dag
-from airflow.timetables.trigger import CronTriggerTimetable
 
 from incident_ops.airflow.dag_defaults import alerting, default_args, timezone
+from incident_ops.airflow.provider.desk_events import urgent_schedule
 from incident_ops.airflow.tasks.plans import plan_urgent
 from incident_ops.airflow.tasks.wiring import plan_apply_report
 
 
 @dag(
-    schedule=CronTriggerTimetable(os.environ.get("INCIDENT_OPS_URGENT_SCHEDULE", "* * * * *"),
-                                  timezone=timezone()),
+    schedule=urgent_schedule(timezone()),
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,

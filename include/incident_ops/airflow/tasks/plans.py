@@ -56,10 +56,23 @@ def plan_closure(s: Services) -> dict[str, Any]:
 
 
 def plan_urgent(s: Services) -> dict[str, Any]:
+    from incident_ops.airflow.provider.desk_events import named_tickets
+    from incident_ops.desk.events import MAX_NAMED
     from incident_ops.pipelines.open_queue import fetch_unnotified_urgent
     from incident_ops.policy.urgent import decide_urgent
 
+    # A run desk events started reads the whole urgent queue too, not only the tickets they
+    # name: Airflow folds the events that arrive while a run of this DAG waits in the queue
+    # into that run without listing them (issue 28: a flood of 12 made 3 runs that named 3
+    # tickets), and this run's read, made after they arrived, is what finds their tickets.
+    # It is one search either way (open, urgent, not yet notified).
+    named = named_tickets(s.context)
     tickets = fetch_unnotified_urgent(s.desk)
+    if named is not None:
+        found = {t.id for t in tickets}
+        log.info("desk events name %d ticket(s): %s; %d of them still to notify, %d urgent "
+                 "ticket(s) to notify in all", len(named), ", ".join(named[:MAX_NAMED]),
+                 sum(1 for t in named if t in found), len(tickets))
     plan = decide_urgent(tickets, s.config.vocabulary, s.config.contacts, s.info.now,
                          s.info.run_id, airflow_url())
     return planned(plan, tickets, now=s.info.now)
