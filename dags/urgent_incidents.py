@@ -16,8 +16,8 @@ events logs the tickets they named. The desk's keys make the two paths notify ea
 
 Contacts: `include/config/contacts.yaml`. Connections: `servicedesk_default`,
 `smtp_default`, `sms_default`, `desk_events_default` (Redis). Schedule:
-`$INCIDENT_OPS_URGENT_SCHEDULE` (default every 5 minutes) or desk events;
-`INCIDENT_OPS_URGENT_EVENTS=off`: the cron only.
+`$INCIDENT_OPS_URGENT_SCHEDULE` (default every minute); with `INCIDENT_OPS_URGENT_EVENTS=on`,
+desk events or the cron (then every 5 minutes by default, the safety net).
 """
 
 from __future__ import annotations

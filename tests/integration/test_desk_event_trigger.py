@@ -104,3 +104,19 @@ def test_events_off_leaves_the_cron_alone(monkeypatch):
     assert isinstance(both, AssetOrTimeSchedule)
     (watcher,) = both.asset_condition.watchers
     assert isinstance(watcher.trigger, DeskEventTrigger)
+
+
+def test_events_are_opt_in_and_the_cron_polls_every_minute_without_them(monkeypatch):
+    """The demo and docker-compose run without Redis: by default urgent_incidents polls
+    every minute, as before events; turned on, the cron is the 5-minute safety net."""
+    from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable
+
+    monkeypatch.delenv("INCIDENT_OPS_URGENT_SCHEDULE", raising=False)
+    monkeypatch.delenv("INCIDENT_OPS_URGENT_EVENTS", raising=False)
+    alone = urgent_schedule("UTC")
+    assert isinstance(alone, CronTriggerTimetable)
+    assert alone.expression == "* * * * *"
+    monkeypatch.setenv("INCIDENT_OPS_URGENT_EVENTS", "on")
+    both = urgent_schedule("UTC")
+    assert isinstance(both, AssetOrTimeSchedule)
+    assert both.timetable.expression == "*/5 * * * *"

@@ -38,12 +38,16 @@ EVENTS_CONN = "desk_events_default"
 ASSET_NAME = "incident_ops_desk_events"
 EVENTS_SETTING = "INCIDENT_OPS_URGENT_EVENTS"
 SCHEDULE_SETTING = "INCIDENT_OPS_URGENT_SCHEDULE"
-DEFAULT_SCHEDULE = "*/5 * * * *"  # the safety net; events bring urgent news in seconds
+# The poll alone is every minute; with events on it is the safety net, every 5 minutes.
+POLL_SCHEDULE = "* * * * *"
+SAFETY_NET_SCHEDULE = "*/5 * * * *"
 
 
 def events_enabled() -> bool:
-    return os.environ.get(EVENTS_SETTING, "on").strip().lower() not in ("off", "0", "false",
-                                                                         "no")
+    """Desk events are opt-in (``INCIDENT_OPS_URGENT_EVENTS=on``): they need Redis, the
+    ``desk_events_default`` connection and the desk's scrip, which a deployment sets up; off,
+    the cron polls every minute as before."""
+    return os.environ.get(EVENTS_SETTING, "off").strip().lower() in ("on", "1", "true", "yes")
 
 
 class DeskEventTrigger(BaseEventTrigger):
@@ -128,12 +132,12 @@ def desk_events_asset() -> Any:
 
 
 def urgent_schedule(timezone: Any) -> Any:
-    """The cron (``INCIDENT_OPS_URGENT_SCHEDULE``, every 5 minutes by default), or desk events
-    or the cron when events are on."""
+    """The cron (``INCIDENT_OPS_URGENT_SCHEDULE``; by default every minute, every 5 minutes as
+    the safety net when events are on), or desk events or the cron when events are on."""
     from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable
 
-    cron = CronTriggerTimetable(os.environ.get(SCHEDULE_SETTING, DEFAULT_SCHEDULE),
-                                timezone=timezone)
+    default = SAFETY_NET_SCHEDULE if events_enabled() else POLL_SCHEDULE
+    cron = CronTriggerTimetable(os.environ.get(SCHEDULE_SETTING, default), timezone=timezone)
     if not events_enabled():
         return cron
     return AssetOrTimeSchedule(timetable=cron, assets=desk_events_asset())
