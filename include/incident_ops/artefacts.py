@@ -7,7 +7,7 @@ another host wrote to its own disk: they all read through a store.
 
 Two implementations: ``LocalStore`` (a folder; the unit tests, and the store behind a plain
 ``Path`` handed to the report functions) and the Airflow binding on ``ObjectStoragePath``
-(``incident_ops.airflow.artefacts``: ``file://`` in the demo, ``s3://bucket/prefix`` or any
+(``incident_ops.airflow.object_store``: ``file://`` in the demo, ``s3://bucket/prefix`` or any
 fsspec URL in a cluster, credentials from an Airflow connection), chosen by
 ``$INCIDENT_OPS_ARTEFACTS``.
 

@@ -126,7 +126,7 @@ class Services:
 
     def applier(self, scope: str, *, bulk_size: int = 100) -> Applier:
         """The apply engine for ``scope``: its desk lease, its outbox, this run's id."""
-        from incident_ops.airflow.artefacts import artefact_store
+        from incident_ops.airflow.object_store import artefact_store
         from incident_ops.airflow.state import VariableOutbox
         from incident_ops.airflow.web.answer_links import link_renderer
         from incident_ops.engine import Applier, Lease, holder_id

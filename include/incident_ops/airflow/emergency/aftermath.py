@@ -66,7 +66,7 @@ def announce_lifted_task(s: Services) -> dict[str, Any]:
 def report_task(s: Services) -> dict[str, Any]:
     """101.6: the report, written to the artefact store and mailed to reporter, leaders and
     group."""
-    from incident_ops.airflow.artefacts import artefact_store
+    from incident_ops.airflow.object_store import artefact_store
     from incident_ops.reports.emergency_report import report_context, write_report
 
     brief = brief_of(s.context)

@@ -132,7 +132,7 @@ def carry(s: Services, brief: em.Brief, plan: Plan, step: str, *,
     raise when any of it did not go through, so Airflow retries the step (``strict=False``:
     only when the desk refused; messages still owed are left to the outbox, for the
     emergency's questions, which must not fail because a mail server is down)."""
-    from incident_ops.airflow.artefacts import artefact_store
+    from incident_ops.airflow.object_store import artefact_store
     from incident_ops.airflow.tasks.pipeline import summary_lines
     from incident_ops.reports.plan_report import write_plan_report
 

@@ -153,7 +153,7 @@ def summary_lines(outcomes: Iterable[Any], replayed: Iterable[Any] = (), *,
 def report_task(services: Services) -> dict[str, Any]:
     from airflow.sdk.exceptions import AirflowFailException
 
-    from incident_ops.airflow.artefacts import artefact_store
+    from incident_ops.airflow.object_store import artefact_store
     from incident_ops.airflow.state import read_watermark, write_watermark
     from incident_ops.engine import ActionOutcome
     from incident_ops.engine.watermark import next_watermark

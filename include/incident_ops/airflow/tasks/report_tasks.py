@@ -2,7 +2,7 @@
 
 Each returns a small dict for XCom (the period, paths, a few numbers); the tickets, the
 KPIs and the rendered files live in the period's archive in the artefact store
-(``reports.archive``, ``airflow.artefacts``).
+(``reports.archive``, ``airflow.object_store``).
 Send mails once per period (``engine.once``): after a successful send it records the mail in
 ``sent.json``,
 and a later run (a retry, a re-run, a backfill) finds it and does not mail again unless the
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 
 def _archive(period: dict[str, str]) -> ReportArchive:
-    from incident_ops.airflow.artefacts import artefact_store
+    from incident_ops.airflow.object_store import artefact_store
     from incident_ops.reports.archive import ReportArchive
     from incident_ops.reports.periods import Period
 

@@ -137,7 +137,7 @@ def register(app: Any, web: WebServices | None = None) -> None:
     from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
     from airflow.api_fastapi.core_api.security import requires_access_dag
 
-    from incident_ops.airflow.artefacts import artefact_store
+    from incident_ops.airflow.object_store import artefact_store
     from incident_ops.reports.trail import recent_runs, ticket_trail
 
     services = web or web_services()

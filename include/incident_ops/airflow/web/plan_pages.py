@@ -1,7 +1,7 @@
 """Plan pages in the Airflow UI: served by the API server, linked from the report task.
 
 A pipeline's report task writes its plan page to the artefact store
-(``<pipeline>/<date>/<run>.html``, see ``reports.plan_report``; ``airflow.artefacts``) and
+(``<pipeline>/<date>/<run>.html``, see ``reports.plan_report``; ``airflow.object_store``) and
 records the page's URL as the XCom ``plan_page``; the task's extra link **Plan page**
 (``PlanPageLink``) is that URL. The API server serves the pages from the store (a bucket in
 a cluster: the page need not be on the API server's disk) through the plugin in
@@ -54,7 +54,7 @@ def create_app() -> Any:
     from fastapi import Depends, FastAPI, HTTPException, Request
     from fastapi.responses import RedirectResponse, Response
 
-    from incident_ops.airflow.artefacts import artefact_store
+    from incident_ops.airflow.object_store import artefact_store
 
     app = FastAPI(title="incident-ops", docs_url=None, redoc_url=None, openapi_url=None)
 
