@@ -20,8 +20,8 @@ SCOPE = "incident_queue_snapshot"
 
 
 def snapshot_task(s: Services) -> dict[str, Any]:
-    from incident_ops.airflow.object_store import artefact_store
     from incident_ops.airflow.bootstrap import lease_ttl
+    from incident_ops.airflow.object_store import artefact_store
     from incident_ops.engine import Lease, holder_id
     from incident_ops.engine.once import StoreLedger, once
     from incident_ops.notify.messages import Email
