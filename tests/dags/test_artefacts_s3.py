@@ -77,7 +77,8 @@ def plan_page_xcom(dag_run: Any) -> str:
             XComModel.dag_id == dag_run.dag_id, XComModel.run_id == dag_run.run_id,
             XComModel.task_id == "report", XComModel.key == "plan_page").one()
         value = row.value
-    return str(json.loads(value) if isinstance(value, (str, bytes)) else value)
+    text = value.decode() if isinstance(value, bytes) else str(value)
+    return str(json.loads(text)) if text.startswith('"') else text
 
 
 def test_the_daily_report_archives_in_the_bucket_and_mails_its_workbook(
