@@ -227,8 +227,8 @@ def test_the_forms_require_only_what_every_answer_needs_and_explain_impact(airfl
         return {name for name in params if "null" not in
                 (params.get_param(name).schema.get("type") or [])}
 
-    assert required("round_1.propose_solution") == {
-        "solution", "interrupts_business", "changes_it_component", "group_support_needed"}
+    # The three toggles are optional (off unless switched on): only the solution is required.
+    assert required("round_1.propose_solution") == {"solution"}
     assert required("round_1.lifted") == set() == required("plan.follow_plan")
     assert dag.task_dict["round_1.approve_leader"].options == [flow.APPROVE, flow.REJECT]
 

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from playwright.sync_api import expect
 
 from incident_ops.model import TicketDraft
 from incident_ops.policy import emergency as flow
@@ -127,7 +128,9 @@ def test_the_leader_answers_his_question_in_the_browser_and_nobody_else_can(
     page = question_page(server, browser, run_id, "round_1.lifted", MANAGER,
                          "emergency-lifted.png")
     not_lifted = page.get_by_role("button", name=flow.NOT_LIFTED)
-    assert not_lifted.is_enabled()
+    # Enabled with no recovery time typed (optional in the form): the form validates after
+    # it renders, so wait for the state (a busy machine saw it still disabled at once).
+    expect(not_lifted).to_be_enabled(timeout=30_000)
     not_lifted.click()
     server.wait(lambda: answered(server, run_id, "round_1.lifted"), "not lifted", 60)
     assert answered(server, run_id, "round_1.lifted")["chosen_options"] == [flow.NOT_LIFTED]

@@ -106,7 +106,7 @@ def test_a_second_emergency_for_a_running_incident_is_refused_unless_started_any
     assert cli.returncode == 0, cli.stderr[-2000:]
     [second] = server.wait(lambda: [r for r in runs(server) if r not in before], "the CLI run",
                            30)
-    server.wait(lambda: server.run_state(DAG, second) == "failed", "the CLI run to fail", 120)
+    server.wait(lambda: server.run_state(DAG, second) == "failed", "the CLI run to fail", 300)
     states = server.task_states(DAG, second)
     assert states["validate"] == "failed" and states["notify_start"] == "upstream_failed"
     refused = validate_log(server, second)
@@ -114,7 +114,7 @@ def test_a_second_emergency_for_a_running_incident_is_refused_unless_started_any
 
     # The first goes on alone: one start mail to the group HQ, one start SMS per team phone.
     server.wait(lambda: server.task_states(DAG, first).get("notify_start") == "success",
-                "the first emergency's start", 120)
+                "the first emergency's start", 300)
     assert len(mailbox.find(to=HQ, subject_contains=f"{START}#{incident}")) == 1
     sms = [r.json for r in sms_receiver.delivered
            if str(r.json["text"]).startswith(START) and f"#{incident}" in str(r.json["text"])]
@@ -125,7 +125,7 @@ def test_a_second_emergency_for_a_running_incident_is_refused_unless_started_any
     # Start anyway, with a reason: a separate emergency, its reason on the incident.
     third = server.trigger(DAG, {**conf, "start_anyway": True, "start_anyway_reason": REASON})
     server.wait(lambda: server.task_states(DAG, third).get("notify_start") == "success",
-                "the separate emergency's start", 120)
+                "the separate emergency's start", 300)
     noted = [c for c in comments(desk_url, incident) if REASON in c]
     assert len(noted) == 1 and first in noted[0] and third in noted[0]
     started = mailbox.find(to=HQ, subject_contains=f"{START}#{incident}")
