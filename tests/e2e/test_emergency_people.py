@@ -109,8 +109,9 @@ def test_the_leader_answers_his_question_in_the_browser_and_nobody_else_can(
     page = question_page(server, browser, run_id, "round_1.approve_leader", STRANGER,
                          "emergency-approve-leader-not-assigned.png")
     with page.expect_response(lambda r: "hitlDetails" in r.url
-                              and r.request.method == "PATCH") as response:
-        page.get_by_role("button", name=flow.APPROVE).click()
+                              and r.request.method == "PATCH", timeout=120_000) as response:
+        # the UI enables the buttons once it has loaded the question (slow on a busy machine)
+        page.get_by_role("button", name=flow.APPROVE).click(timeout=90_000)
     assert response.value.status == 403
     assert not answered(server, run_id, "round_1.approve_leader")
 

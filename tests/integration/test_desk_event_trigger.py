@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
 import pytest
@@ -53,7 +54,10 @@ def _events(redis: Redis, published: list[str], wanted: int, **kwargs: object) -
         await publisher
         return got
 
-    return asyncio.run(asyncio.wait_for(scenario(), 60))
+    # In a thread of its own: an earlier test of this worker (Playwright's sync API) can
+    # leave an event loop running in the main thread, where asyncio.run() refuses to start.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, asyncio.wait_for(scenario(), 60)).result()
 
 
 @needs_redis
