@@ -22,15 +22,22 @@ pytestmark = [pytest.mark.integration, pytest.mark.dags]
 sized, control, env = at_size.sized, at_size.control, at_size.env
 
 
-def test_a_desk_outage_mid_apply_is_ridden_out_by_airflows_retry_of_apply(
-        env, control, monkeypatch):
+def _closure_through_outage(env, monkeypatch, *, whole_run: bool):
+    """The sized case built, then one closure run whose desk goes down from the 3rd write
+    (for the rest of the run when ``whole_run``, else for one attempt of apply)."""
     ids = build(env["desk"], env["embedded"])
     proxy = _desk_through_proxy(env, monkeypatch)
     try:
-        _outage_after(monkeypatch, proxy, writes=3, whole_run=False)
+        _outage_after(monkeypatch, proxy, writes=3, whole_run=whole_run)
         first = run_dag("incident_closure")
     finally:
         proxy.__exit__(None, None, None)
+    return ids, first
+
+
+def test_a_desk_outage_mid_apply_is_ridden_out_by_airflows_retry_of_apply(
+        env, control, monkeypatch):
+    ids, first = _closure_through_outage(env, monkeypatch, whole_run=False)
     assert str(first.state) == "success", task_states(first)
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
@@ -43,16 +50,9 @@ def test_a_desk_outage_mid_apply_is_ridden_out_by_airflows_retry_of_apply(
     assert_same(case_state(env, ids), control)
 
 
-
 def test_a_desk_down_for_the_rest_of_the_run_turns_it_red_and_the_next_runs_finish(
         env, control, monkeypatch):
-    ids = build(env["desk"], env["embedded"])
-    proxy = _desk_through_proxy(env, monkeypatch)
-    try:
-        _outage_after(monkeypatch, proxy, writes=3, whole_run=True)
-        first = run_dag("incident_closure")
-    finally:
-        proxy.__exit__(None, None, None)
+    ids, first = _closure_through_outage(env, monkeypatch, whole_run=True)
     assert str(first.state) == "failed", task_states(first)
     assert task_states(first)["apply"] == "failed"
     monkeypatch.undo()  # the desk is back, reached directly
