@@ -87,6 +87,31 @@ if not os.environ.get("AIRFLOW__CORE__FERNET_KEY"):
     os.environ["AIRFLOW__CORE__FERNET_KEY"] = base64.urlsafe_b64encode(os.urandom(32)).decode()
 
 
+# The longest test files first (seconds each, measured on CI's 2 cores): `--dist loadfile`
+# hands files out in collection order, and a long file handed out last ran alone for minutes
+# at the end of the suite while the other workers sat idle. Within a file the order stays.
+LONGEST_FIRST = (
+    "tests/e2e/test_fast_answers.py",
+    "tests/demo/test_readme.py",
+    "tests/dags/test_exactly_once_at_size.py",
+    "tests/dags/test_exactly_once_at_size_outage.py",
+    "tests/e2e/test_emergency_people.py",
+    "tests/dags/test_emergency_response_aftermath.py",
+    "tests/dags/test_exactly_once.py",
+    "tests/dags/test_emergency_response_runs.py",
+    "tests/dags/test_emergency_response.py",
+    "tests/dags/test_hostile_text.py",
+    "tests/e2e/test_urgent_events.py",
+    "tests/e2e/test_one_emergency.py",
+    "tests/deploy/test_celery.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     """Which RT the suite runs against: Debian's updates change its behaviour."""
     import subprocess

@@ -76,6 +76,25 @@ def question_page(server: Any, browser: Any, run_id: str, task_id: str, login: s
     return page
 
 
+def enabled_button(server: Any, page: Any, run_id: str, task_id: str, name: str) -> Any:
+    """The question's ``name`` button once the UI enables it. The UI enables the buttons from
+    the copy of the question it loaded and does not load it again: a page loaded while the
+    scheduler was still handing the task over kept them disabled for good (CI saw 90 s of a
+    disabled Approve on a loaded machine). A person would reload; so does this, up to 4 times
+    while the API server says the question is open."""
+    button = page.get_by_role("button", name=name)
+    for _ in range(4):
+        try:
+            expect(button).to_be_enabled(timeout=30_000)
+            return button
+        except AssertionError:
+            state = server.task_states(DAG, run_id).get(task_id)
+            assert state == "awaiting_input", f"{task_id} is {state}, not waiting"
+            page.reload(wait_until="networkidle")
+    expect(button).to_be_enabled(timeout=30_000)
+    return button
+
+
 def solution_form(text: str) -> dict[str, Any]:
     return {"solution": text, "vendor": "华信软件", "interrupts_business": False,
             "changes_it_component": False, "component": "", "group_support_needed": False,
@@ -110,15 +129,14 @@ def test_the_leader_answers_his_question_in_the_browser_and_nobody_else_can(
                          "emergency-approve-leader-not-assigned.png")
     with page.expect_response(lambda r: "hitlDetails" in r.url
                               and r.request.method == "PATCH", timeout=120_000) as response:
-        # the UI enables the buttons once it has loaded the question (slow on a busy machine)
-        page.get_by_role("button", name=flow.APPROVE).click(timeout=90_000)
+        enabled_button(server, page, run_id, "round_1.approve_leader", flow.APPROVE).click()
     assert response.value.status == 403
     assert not answered(server, run_id, "round_1.approve_leader")
 
     # The leader, in the browser.
     page = question_page(server, browser, run_id, "round_1.approve_leader", LEADER,
                          "emergency-approve-leader.png")
-    page.get_by_role("button", name=flow.APPROVE).click()
+    enabled_button(server, page, run_id, "round_1.approve_leader", flow.APPROVE).click()
     server.wait(lambda: answered(server, run_id, "round_1.approve_leader"),
                 "the leader's answer", 60)
     detail = answered(server, run_id, "round_1.approve_leader")
@@ -128,11 +146,9 @@ def test_the_leader_answers_his_question_in_the_browser_and_nobody_else_can(
     # 101.5 in the browser: *not lifted*, no recovery time typed.
     page = question_page(server, browser, run_id, "round_1.lifted", MANAGER,
                          "emergency-lifted.png")
-    not_lifted = page.get_by_role("button", name=flow.NOT_LIFTED)
     # Enabled with no recovery time typed (optional in the form): the form validates after
     # it renders, so wait for the state (a busy machine saw it still disabled at once).
-    expect(not_lifted).to_be_enabled(timeout=30_000)
-    not_lifted.click()
+    enabled_button(server, page, run_id, "round_1.lifted", flow.NOT_LIFTED).click()
     server.wait(lambda: answered(server, run_id, "round_1.lifted"), "not lifted", 60)
     assert answered(server, run_id, "round_1.lifted")["chosen_options"] == [flow.NOT_LIFTED]
     # ... and the vendors go round again: round 2 asks for a new solution.
@@ -178,7 +194,7 @@ def test_a_waiting_question_is_told_once_and_reminded_once_per_interval(
                                 "the escalation of the unanswered question", 120)
         page = question_page(server, browser, run_id, "covered", "chen.jing",
                              "emergency-covered-after-reminders.png")
-        page.get_by_role("button", name=flow.COVERED_PLAN).click()
+        enabled_button(server, page, run_id, "covered", flow.COVERED_PLAN).click()
         # The next question is asked: whatever the first one owed has been sent by now.
         server.wait(lambda: server.waiting(DAG, run_id, "plan.follow_plan"),
                     "the next question", 120)
