@@ -42,7 +42,7 @@ RUNS = int(os.environ.get("INCIDENT_OPS_FAST_ANSWER_RUNS", "2"))
 ROUNDS = 3  # the DAG's default ($INCIDENT_OPS_EMERGENCY_ROUNDS)
 MANAGER = "sun.min"
 HQ = "noc@group-hq.example.cn"
-POLL = 0.2  # seconds between looks at the open questions
+POLL = 0.5  # seconds between looks at the open questions (each a list request)
 QUESTIONS_PER_RUN = 1 + 4 * ROUNDS
 
 
