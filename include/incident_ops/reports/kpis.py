@@ -178,8 +178,8 @@ def _period_numbers(d: DerivedColumns, m: dict[str, pd.Series], s: KpiSettings, 
         tables[f"volume_{col}"] = _counts(f[col][created], s.order.get(col, ()), "created")
     tables["resolution_priority"] = _resolution(d, resolved, s)
     tables["response_priority"] = _response(d, m, s)
-    outcomes = closure_outcomes(f, d.automation, closed)
-    tables["closure_outcomes"] = _counts(outcomes, OUTCOMES, "closed", keep_order=True)
+    outcomes = value_counts(closure_outcomes(f, d.automation, closed), fill=NOT_SET)
+    tables["closure_outcomes"] = _count_table(outcomes, OUTCOMES, "closed", keep_order=True)
     if lists:
         tables["reopened"] = _ticket_list(d, closed & (f["close_code"] == UNSUCCESSFUL),
                                           s.list_limit)
@@ -202,7 +202,7 @@ def _period_numbers(d: DerivedColumns, m: dict[str, pd.Series], s: KpiSettings, 
     measured = resolved & d.target_h.notna() & d.sla_h.notna()
     met = int((d.sla_h[measured] <= d.target_h[measured]).sum())
     n_closed = int(closed.sum())
-    reopened = int((outcomes == "reopened").sum())
+    reopened = int(outcomes.get("reopened", 0))
     is_reopen = d.reopen_copy[created.to_numpy()]
     headline: dict[str, float | int | None] = {
         "created": int(created.sum()),
@@ -217,8 +217,8 @@ def _period_numbers(d: DerivedColumns, m: dict[str, pd.Series], s: KpiSettings, 
         "response_measured": int(m["response_measured"].sum()),
         "response_met": int(m["response_met"].sum()),
         "response_pct": _pct(int(m["response_met"].sum()), int(m["response_measured"].sum())),
-        "auto_closed": int((outcomes == "auto").sum()),
-        "confirmed": int((outcomes == "confirmed").sum()),
+        "auto_closed": int(outcomes.get("auto", 0)),
+        "confirmed": int(outcomes.get("confirmed", 0)),
         "reopened": reopened,
         "reopen_rate_pct": _pct(reopened, n_closed),
         "reopen_tickets": int(is_reopen.sum()),
@@ -363,9 +363,11 @@ def _bounces(d: DerivedColumns, scope: pd.Series, resolved: pd.Series, top_n: in
              ) -> tuple[pd.DataFrame, int, int]:
     bounced = d.bounced & scope
     handled = resolved | bounced
-    frame = pd.DataFrame({"handler": d.f["handler"][handled].astype(object).fillna(NOT_SET),
+    frame = pd.DataFrame({"handler": _group_key(d.f["handler"][handled]),
                           "bounced": bounced[handled]})
-    by = frame.groupby("handler", sort=False)["bounced"].agg(["size", "sum"])
+    # groups in order of first appearance (observed categories only), as on plain strings
+    by = frame.groupby("handler", sort=False, observed=True)["bounced"].agg(["size", "sum"])
+    by.index = by.index.astype(object)
     by.columns = ["handled", "bounced"]
     by = by[by["bounced"] > 0].sort_values(["bounced", "handled"], ascending=[False, False])
     by = by.head(top_n * 2).reset_index()
