@@ -61,8 +61,8 @@ class DerivedColumns:
         automation = automation.fillna("")
         self.bounced = bounced(automation, frame["bounces"])
         self.automation = automation
-        # Only a ticket created under a key can be a reopened copy: the keys are unique, so
-        # they are read only where there is one.
+        # Only a ticket created under a key can be a reopened copy, and most have none: the
+        # keys are read only where there is one.
         keys = frame["idempotency_key"]
         has_key = keys.notna().to_numpy()
         self.reopen_copy = np.zeros(len(frame), dtype=bool)
