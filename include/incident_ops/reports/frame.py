@@ -61,20 +61,31 @@ _NAT = np.iinfo(np.int64).min  # datetime64's NaT as an integer
 def frame_from_tickets(tickets: Iterable[Ticket], chunk: int = 65_536) -> pd.DataFrame:
     """One row per ticket, the columns of ``COLUMNS``, typed (see module docstring)."""
     get = attrgetter(*_ATTRS)
-    columns: list[list[Any]] = [[] for _ in _ATTRS]
+    columns: dict[str, list[Any]] = {name: [] for name in (*_ATTRS[:-1], BOUNCES)}
     with _gc_paused():
-        # A chunk of row tuples at a time, transposed into the columns: a million rows of
-        # 27-tuples at once would hold ~270 MB only to be thrown away.
+        # A chunk of row tuples at a time, transposed into the columns; times become
+        # microseconds and the tuples counts per chunk, so neither a million row tuples nor
+        # five million datetime objects are held at once.
         it = iter(tickets)
         while rows := [get(t) for t in islice(it, chunk)]:
-            for column, values in zip(columns, zip(*rows, strict=True), strict=True):
-                column.extend(values)
+            for name, values in zip(_ATTRS, zip(*rows, strict=True), strict=True):
+                if name in DATE_COLUMNS:
+                    columns[name].append(_micros(values))
+                elif name == ESCALATION:
+                    columns[name].extend("|".join(rungs) if rungs else None
+                                         for rungs in values)
+                elif name == "automation_keys":
+                    columns[BOUNCES].extend(
+                        sum(1 for k in keys if k.startswith(BOUNCE_KEY_PREFIX)) if keys else 0
+                        for keys in values)
+                else:
+                    columns[name].extend(values)
             del rows
-        raw: dict[str, Any] = dict(zip(_ATTRS, columns, strict=True))
+        raw: dict[str, Any] = dict(columns)
         del columns
-        raw[ESCALATION] = ["|".join(rungs) if rungs else None for rungs in raw[ESCALATION]]
-        raw[BOUNCES] = [sum(1 for k in keys if k.startswith(BOUNCE_KEY_PREFIX)) if keys else 0
-                        for keys in raw.pop("automation_keys")]
+        for name in DATE_COLUMNS:
+            raw[name] = np.concatenate(raw[name]).view("datetime64[us]") if raw[name] else \
+                np.array([], dtype="datetime64[us]")
         return frame_from_columns(raw)
 
 
@@ -128,6 +139,12 @@ def _gc_paused() -> Iterator[None]:
 
 def _utc_micros(values: Sequence[Any]) -> pd.Series:
     """Aware datetimes (or None) as datetime64[us, UTC]; a naive one is read as UTC."""
+    return pd.Series(_micros(values).view("datetime64[us]")).dt.tz_localize("UTC")
+
+
+def _micros(values: Sequence[Any]) -> np.ndarray:
+    """Aware datetimes (or None) as UTC microseconds since the epoch (NaT's integer for
+    None); a naive one is read as UTC."""
     if any(d is not None and d.tzinfo is None for d in values):
         # The port promises aware times; should one slip through, never read it in the
         # server's local zone (which is what datetime.timestamp() would do).
@@ -140,7 +157,7 @@ def _utc_micros(values: Sequence[Any]) -> pd.Series:
     # float64 holds today's epoch microseconds exactly enough (2**53 us is year 2255).
     micros[~missing] = np.round(seconds[~missing] * 1_000_000).astype(np.int64)
     micros[missing] = _NAT
-    return pd.Series(micros.view("datetime64[us]")).dt.tz_localize("UTC")
+    return micros
 
 
 def _utc_column(values: Any, n: int) -> pd.Series:
