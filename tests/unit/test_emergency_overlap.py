@@ -109,7 +109,6 @@ class Runs:
 def test_the_run_triggered_first_goes_on_when_the_later_one_checks_first():
     """A busy scheduler starts the later run's ``validate`` first: it waits for the earlier
     run to claim, and is the one refused (before the fix the earlier run was refused)."""
-    import pytest
     from airflow.sdk.exceptions import AirflowFailException
 
     from incident_ops.airflow.emergency.guard import claim_incident
