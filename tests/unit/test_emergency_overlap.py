@@ -71,9 +71,10 @@ class Runs:
     """The metadata the Task SDK shows a ``validate`` task: which emergency runs are running,
     and the claims they pushed (one store shared by every run's task)."""
 
-    def __init__(self, *run_ids: str) -> None:
+    def __init__(self, *run_ids: str, validate: str | None = "queued") -> None:
         self.running = list(run_ids)
         self.claims: dict[str, dict] = {}
+        self.validate = validate  # the state of a validate that has not claimed yet
 
     def ti(self, run_id: str) -> object:
         runs = self
@@ -88,8 +89,10 @@ class Runs:
             def get_dr_count(self, **_: object) -> int:
                 return len(runs.running)
 
-            def get_task_states(self, **_: object) -> dict[str, dict[str, None]]:
-                return {r: {"aftermath.announce_closed": None} for r in runs.running}
+            def get_task_states(self, **_: object) -> dict[str, dict[str, str | None]]:
+                return {r: {"aftermath.announce_closed": None,
+                            "validate": "running" if r in runs.claims else runs.validate}
+                        for r in runs.running}
 
             def get_dagrun_state(self, **_: object) -> str:
                 return "running"
@@ -152,3 +155,18 @@ def test_a_run_that_never_claims_is_waited_for_a_bounded_time_only():
                                 sleep=sleep, clock=lambda: now[0]) == []
     assert runs.claims["me"]["status"] == STARTED
     assert sum(slept) >= guard.UNCLAIMED_WAIT_S and sum(slept) <= guard.UNCLAIMED_WAIT_S + 5
+
+
+def test_a_run_whose_validate_is_not_scheduled_is_not_waited_for():
+    """A run left running with its ``validate`` never scheduled (a continuation created but
+    not started): nothing to wait for, the check decides at once."""
+    from incident_ops.airflow.emergency import guard
+
+    runs = Runs("idle", "me", validate=None)
+
+    def no_sleep(_: float) -> None:
+        raise AssertionError("waited for a run that is not about to claim")
+
+    assert guard.claim_incident(runs.context("me", "2026-12-08T02:00:00+00:00"),
+                                sleep=no_sleep) == []
+    assert runs.claims["me"]["status"] == STARTED
