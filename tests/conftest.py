@@ -36,6 +36,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -213,14 +214,10 @@ def _provisioned_template() -> Path:
     return template
 
 
-@pytest.fixture(scope="session")
-def embedded_desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedDesk | None]:
-    """This session's own embedded RT 5, or None when ``DESK_URL`` names another desk.
-
-    Each session gets a private working directory (a copy of the provisioned template's
-    database) and a free port, so sessions never share tickets or fight over a server, and
-    the demo's ``.desk`` is never touched. Stopped at the end of the session.
-    """
+@contextmanager
+def private_desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedDesk | None]:
+    """A running embedded RT 5 of its own (a copy of the provisioned template's database on a
+    free port), stopped on leaving; None when ``DESK_URL`` names another desk."""
     if os.environ.get("DESK_URL"):
         yield None
         return
@@ -243,17 +240,14 @@ def embedded_desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedded
         desk.stop()
 
 
-@pytest.fixture(scope="session")
-def desk_url(embedded_desk: EmbeddedDesk | None) -> Iterator[str]:
-    """Base URL of the desk under test; ``AIRFLOW_CONN_SERVICEDESK_DEFAULT`` points at it.
-
-    ``DESK_URL`` (+ ``DESK_USER``/``DESK_PASSWORD``, default root/password) selects an
-    existing desk; otherwise the embedded one.
-    """
+@contextmanager
+def desk_connection(embedded: EmbeddedDesk | None) -> Iterator[str]:
+    """``AIRFLOW_CONN_SERVICEDESK_DEFAULT`` pointing at ``embedded`` (or at ``DESK_URL``) while
+    inside; yields the desk's base URL."""
     from incident_ops.embedded_desk import ROOT_PASSWORD, ROOT_USER
 
-    if embedded_desk is not None:
-        url, user, password = embedded_desk.url, embedded_desk.user, embedded_desk.password
+    if embedded is not None:
+        url, user, password = embedded.url, embedded.user, embedded.password
     else:
         url = os.environ["DESK_URL"].rstrip("/")
         user = os.environ.get("DESK_USER", ROOT_USER)
@@ -267,4 +261,29 @@ def desk_url(embedded_desk: EmbeddedDesk | None) -> Iterator[str]:
     }
     with pytest.MonkeyPatch.context() as env:
         env.setenv("AIRFLOW_CONN_SERVICEDESK_DEFAULT", json.dumps(conn))
+        yield url
+
+
+@pytest.fixture(scope="session")
+def embedded_desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedDesk | None]:
+    """This session's own embedded RT 5, or None when ``DESK_URL`` names another desk.
+
+    Each session gets a private working directory (a copy of the provisioned template's
+    database) and a free port, so sessions never share tickets or fight over a server, and
+    the demo's ``.desk`` is never touched. Stopped at the end of the session. (A module whose
+    hundreds of tickets would burden every later test's scans overrides this and ``desk_url``
+    with a module-scoped ``private_desk``.)
+    """
+    with private_desk(tmp_path_factory) as desk:
+        yield desk
+
+
+@pytest.fixture(scope="session")
+def desk_url(embedded_desk: EmbeddedDesk | None) -> Iterator[str]:
+    """Base URL of the desk under test; ``AIRFLOW_CONN_SERVICEDESK_DEFAULT`` points at it.
+
+    ``DESK_URL`` (+ ``DESK_USER``/``DESK_PASSWORD``, default root/password) selects an
+    existing desk; otherwise the embedded one.
+    """
+    with desk_connection(embedded_desk) as url:
         yield url

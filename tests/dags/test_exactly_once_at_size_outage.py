@@ -18,8 +18,9 @@ from tests.support.airflow_dags import run_dag, task_states
 
 pytestmark = [pytest.mark.integration, pytest.mark.dags]
 
-# The same fixtures (module scope: this file has its own control run, on its own worker).
+# The same fixtures (module scope: its own desk; the control is shared across workers).
 sized, control, env = at_size.sized, at_size.control, at_size.env
+embedded_desk, desk_url = at_size.embedded_desk, at_size.desk_url  # a desk of its own
 
 
 def _closure_through_outage(env, monkeypatch, *, whole_run: bool):

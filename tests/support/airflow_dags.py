@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -82,3 +84,29 @@ class NoopNotifier:
 
     def send_sms(self, sms: Any) -> None:
         self.sent.append(sms)
+
+
+@contextmanager
+def own_pipeline_state(prefix: str = "incident_ops.") -> Iterator[None]:
+    """The pipelines' Airflow Variables (watermarks, outboxes, on-call state) set aside while
+    inside and put back on leaving: a module on a desk of its own must neither replay another
+    desk's owed actions (same ticket numbers, other tickets) nor leave its own behind."""
+    from airflow.models.variable import Variable
+    from airflow.utils.session import create_session
+
+    def ours(session: Any) -> list[Any]:
+        return session.query(Variable).filter(Variable.key.startswith(prefix)).all()
+
+    with create_session() as session:
+        saved = [(v.key, v.val, v.description) for v in ours(session)]
+        for v in ours(session):
+            session.delete(v)
+    try:
+        yield
+    finally:
+        with create_session() as session:
+            for v in ours(session):
+                session.delete(v)
+        for key, value, description in saved:
+            if value is not None:  # (None: written under another Fernet key, unreadable)
+                Variable.set(key, value, description=description)
