@@ -261,7 +261,8 @@ def test_a_desk_outage_fails_the_fetch_and_nothing_is_written_or_sent(env, monke
         fetch_task("daily", s)
     archive = ReportArchive(Path(env["reports"]), Period.from_dict(
         {"kind": "daily", "first_day": "2025-06-11", "tz": "Asia/Shanghai"}))
-    assert not archive.snapshot.exists()
+    assert not archive.store.exists(archive.snapshot)
+    assert archive.store.keys(archive.folder) == []
     with pytest.raises(IncompleteReport):
         archive.read_manifest()  # what send reads first: no manifest, no mail
     assert env["mail"].messages == []
