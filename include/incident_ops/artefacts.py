@@ -66,7 +66,8 @@ class ArtefactStore(Protocol):
     def delete(self, key: str) -> None: ...
 
     def url(self, key: str) -> str:
-        """Where the object lives, for people and logs (``file:///…``, ``s3://…``)."""
+        """Where the object lives, for people and logs (``file:///…``, ``s3://…``);
+        ``url("")`` is the store's base."""
         ...
 
 
@@ -126,7 +127,7 @@ class LocalStore:
         self._path(key).unlink(missing_ok=True)
 
     def url(self, key: str) -> str:
-        return self._path(key).resolve().as_uri()
+        return (self._path(key) if key else self.root).resolve().as_uri()
 
 
 def as_store(where: ArtefactStore | Path | str) -> ArtefactStore:

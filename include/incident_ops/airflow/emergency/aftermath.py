@@ -85,25 +85,16 @@ def report_task(s: Services) -> dict[str, Any]:
 
 
 def report_pdf(store: ArtefactStore, paths: dict[str, str]) -> dict[str, str]:
-    """The report as PDF, printed from its printable page (copied from the store to a
-    temporary folder for the browser, the PDF stored beside it); without a browser (or when
-    it fails) the report goes out as HTML only, and the log says why."""
-    import tempfile
-    from pathlib import Path
+    """The report as PDF, printed from its printable page and stored beside it
+    (``reports.pdf.store_pdf``); without a browser (or when it fails) the report goes out as
+    HTML only, and the log says why."""
+    from incident_ops.reports.pdf import PdfUnavailable, store_pdf
 
-    from incident_ops.reports.pdf import PdfUnavailable, html_to_pdf
-
-    key = paths["print"].removesuffix("-print.html") + ".pdf"
-    with tempfile.TemporaryDirectory(prefix="incident-ops-report-") as work:
-        printable = Path(work) / paths["print"].rsplit("/", 1)[-1]
-        printable.write_bytes(store.read_bytes(paths["print"]))
-        try:
-            pdf = html_to_pdf(printable, Path(work) / "report.pdf")
-        except PdfUnavailable as exc:
-            log.warning("no PDF of the report: %s", exc)
-            return {}
-        store.write_bytes(key, pdf.read_bytes())
-    return {"pdf": key}
+    try:
+        return {"pdf": store_pdf(store, paths["print"])}
+    except PdfUnavailable as exc:
+        log.warning("no PDF of the report: %s", exc)
+        return {}
 
 
 def major_report_task(s: Services, report: dict[str, Any]) -> str | None:
