@@ -109,7 +109,7 @@ def artefacts_url() -> str:
     """The store's base URL: ``$INCIDENT_OPS_ARTEFACTS``, else the reports folder's URL."""
     from incident_ops.config import reports_dir
 
-    given = os.environ.get("INCIDENT_OPS_ARTEFACTS", "").strip()
+    given = (os.environ.get("INCIDENT_OPS_ARTEFACTS") or "").strip()  # empty: the folder
     return given or reports_dir().resolve().as_uri()
 
 
@@ -118,7 +118,7 @@ def artefact_store() -> ArtefactStore:
     from airflow.sdk import ObjectStoragePath
 
     url = artefacts_url()
-    conn_id = os.environ.get("INCIDENT_OPS_ARTEFACTS_CONN", "").strip() or None
+    conn_id = (os.environ.get("INCIDENT_OPS_ARTEFACTS_CONN") or "").strip() or None
     with _LOCK:
         store = _STORES.get((url, conn_id))
         if store is None:
