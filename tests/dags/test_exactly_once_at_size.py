@@ -23,6 +23,7 @@ key) and what the mailbox got (per ticket, action and recipients): **0 missing, 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -256,12 +257,11 @@ def _outage_after(monkeypatch: Any, proxy: Any, writes: int, *, whole_run: bool)
     from incident_ops.desk.rt.adapter import RequestTrackerDesk
 
     real_comment, real_apply = RequestTrackerDesk.comment, pipeline.apply_task
-    seen = {"n": 0}
+    counted = itertools.count(1)  # apply writes from several threads: next() is atomic
 
     def comment(self: Any, *args: Any, **kwargs: Any) -> Any:
         result = real_comment(self, *args, **kwargs)
-        seen["n"] += 1
-        if seen["n"] == writes:
+        if next(counted) == writes:  # a `+=` then a read let two threads both see 4
             proxy.inject("status", times=1_000_000, status=503)
         return result
 

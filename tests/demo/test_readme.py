@@ -60,15 +60,19 @@ def test_every_bash_block_of_the_readme_is_run_here_or_says_why_not():
     assert kinds.count("demo") == 1 and kinds.count("after-demo") >= 4
 
 
-HOGS = int(os.environ.get("INCIDENT_OPS_DEMO_HOGS", "1"))  # processes spinning beside make demo
+# Processes spinning on the CPU beside make demo. Alone, one; in `make test` (pytest-xdist)
+# the other workers already load both cores (load 3-5 on CI's 2), and the hog only cost
+# ~200 CPU-seconds of everyone's time.
+HOGS = int(os.environ.get("INCIDENT_OPS_DEMO_HOGS")
+           or ("0" if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1 else "1"))
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """The demo, started and opened on a loaded machine: a process spinning on the CPU from
-    before ``make demo`` until its first closure run is over, as a newcomer's busy laptop
-    (in ``make test`` the other test workers load the 2 cores besides; a second hog there
-    only lengthened everyone's tests); the rest of the module runs without it."""
+    """The demo, started and opened on a loaded machine, as a newcomer's busy laptop: run
+    alone, a process spinning on the CPU from before ``make demo`` until its first closure
+    run is over; in ``make test`` the other test workers are the load (the file starts
+    among the first, with every worker busy). The rest of the module runs without it."""
     if shutil.which("make") is None:
         pytest.fail("make is not installed (Debian's make)")
     root = copy_repository(tmp_path_factory.mktemp("demo-repo"))

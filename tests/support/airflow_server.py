@@ -259,10 +259,12 @@ class AirflowServer:
         page.wait_for_load_state("networkidle")
 
     # ------------------------------------------------------------------- waiting
-    def wait(self, check: Callable[[], T], what: str, timeout: float, pause: float = 0.5
+    def wait(self, check: Callable[[], T], what: str, timeout: float, pause: float = 1.0
              ) -> T:
         """Poll ``check`` until it returns something true; fail naming ``what`` and the
-        components' log tails after ``timeout`` seconds."""
+        components' log tails after ``timeout`` seconds. Once a second: every look is a
+        request the API server answers (20-80 ms of its CPU), and the suite's 2 cores are
+        its bottleneck; what the tests wait for takes seconds."""
         deadline = time.monotonic() + timeout
         while True:
             found = check()

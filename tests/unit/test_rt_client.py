@@ -57,16 +57,19 @@ class Upstream:
                 try:
                     if "/slow" in self.path:
                         time.sleep(0.15)  # the work being overlapped, not a test sync
-                    status = int(self.path.rsplit("/", 1)[1]) if "/status/" in self.path else 200
-                    body = json.dumps({"message": f"answer {status}"}).encode()
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
                 finally:
+                    # Out of flight before the answer is written: counted after it, the
+                    # client could read the answer and send its next request first (3 for a
+                    # cap of 2 on a loaded machine).
                     with upstream.lock:
                         upstream.in_flight -= 1
+                status = int(self.path.rsplit("/", 1)[1]) if "/status/" in self.path else 200
+                body = json.dumps({"message": f"answer {status}"}).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
 
             do_GET = do_POST = do_PUT = _handle  # noqa: N815
 

@@ -71,6 +71,7 @@ def closure_outcomes(frame: pd.DataFrame, automation: pd.Series, closed: pd.Seri
                   by("confirmed") | (frame["confirmation"][closed] ==
                                      CONFIRMATION_CONFIRMED).to_numpy(),
                   by("no_answer"), by("support")]
-    names = ["reopened", "cascade", "auto", "confirmed", "no_answer", "support"]
-    chosen = np.select(conditions, names, default="manual")
-    return pd.Series(chosen, index=auto.index, dtype=object)
+    names = np.array(["reopened", "cascade", "auto", "confirmed", "no_answer", "support",
+                      "manual"], dtype=object)
+    chosen = np.select(conditions, list(range(len(names) - 1)), default=len(names) - 1)
+    return pd.Series(names[chosen], index=auto.index, dtype=object)

@@ -12,7 +12,7 @@ import pandas as pd
 from incident_ops.model import CLOSED, RESOLVED
 from incident_ops.policy.escalation import SlaPolicy
 from incident_ops.reports import sla as sla_clock
-from incident_ops.reports.closure_outcomes import bounced
+from incident_ops.reports.closure_outcomes import bounced, reopen_copies
 from incident_ops.reports.periods import Period
 
 
@@ -29,7 +29,8 @@ class DerivedColumns:
         self.resolved_at = resolved.where(done)
         self.responded_at = frame["responded_at"]
         self.closed_at = frame["closed_at"].where(frame["status"] == CLOSED)
-        ttr = (self.resolved_at - frame["created"]).dt.total_seconds() / 3600.0
+        ttr = sla_clock.wall_hours(frame["created"], self.resolved_at)
+        self.response_wall_h = sla_clock.wall_hours(frame["created"], self.responded_at)
         self.bad_ttr = ttr < 0  # resolved before created: a data error, never averaged
         # The resolver's recorded completion time (100.6.8) before creation: a bad record,
         # counted on its own (the measured time is the desk's).
@@ -39,22 +40,33 @@ class DerivedColumns:
             self.target_h = sla_clock.target_hours(frame["priority"], frame["impact"],
                                                    sla)
             sla_h = sla_clock.elapsed_hours(frame["created"], self.resolved_at,
-                                            frame["priority"], sla)
+                                            frame["priority"], sla, wall=ttr)
             self.sla_h = sla_h.where(~self.bad_ttr)
             self.respond_target_h = sla_clock.respond_hours(frame["priority"], sla)
             self.response_h = sla_clock.elapsed_hours(frame["created"], self.responded_at,
-                                                      frame["priority"], sla)
+                                                      frame["priority"], sla,
+                                                      wall=self.response_wall_h)
         else:
             self.target_h = pd.Series(np.nan, index=frame.index)
             self.sla_h = self.ttr_h
             self.respond_target_h = pd.Series(np.nan, index=frame.index)
             self.response_h = pd.Series(np.nan, index=frame.index)
-        self.response_wall_h = (self.responded_at - frame["created"]).dt.total_seconds() / 3600
         # A duplicate is answered through its master: its own pick-up time says nothing.
         self.respondable = frame["duplicate_of"].isna() & self.respond_target_h.notna()
-        automation = frame["automation"].fillna("")
+        # A categorical (``reports.frame``): classified once per distinct stamp.
+        automation = frame["automation"]
+        if isinstance(automation.dtype, pd.CategoricalDtype) and \
+                "" not in automation.cat.categories:
+            automation = automation.cat.add_categories([""])
+        automation = automation.fillna("")
         self.bounced = bounced(automation, frame["bounces"])
         self.automation = automation
+        # Only a ticket created under a key can be a reopened copy, and most have none: the
+        # keys are read only where there is one.
+        keys = frame["idempotency_key"]
+        has_key = keys.notna().to_numpy()
+        self.reopen_copy = np.zeros(len(frame), dtype=bool)
+        self.reopen_copy[has_key] = reopen_copies(keys[has_key])
 
     def masks(self, period: Period) -> dict[str, pd.Series]:
         start, end = pd.Timestamp(period.start_utc), pd.Timestamp(period.end_utc)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import numpy as np
@@ -40,7 +41,7 @@ import pandas as pd
 from incident_ops.model import OPEN_STATUSES, UNSUCCESSFUL
 from incident_ops.policy.escalation import SlaPolicy
 from incident_ops.reference import Vocabulary
-from incident_ops.reports.closure_outcomes import OUTCOMES, closure_outcomes, reopen_copies
+from incident_ops.reports.closure_outcomes import OUTCOMES, closure_outcomes
 from incident_ops.reports.kpi_columns import DerivedColumns
 from incident_ops.reports.periods import Period
 
@@ -177,8 +178,8 @@ def _period_numbers(d: DerivedColumns, m: dict[str, pd.Series], s: KpiSettings, 
         tables[f"volume_{col}"] = _counts(f[col][created], s.order.get(col, ()), "created")
     tables["resolution_priority"] = _resolution(d, resolved, s)
     tables["response_priority"] = _response(d, m, s)
-    outcomes = closure_outcomes(f, d.automation, closed)
-    tables["closure_outcomes"] = _counts(outcomes, OUTCOMES, "closed", keep_order=True)
+    outcomes = value_counts(closure_outcomes(f, d.automation, closed), fill=NOT_SET)
+    tables["closure_outcomes"] = _count_table(outcomes, OUTCOMES, "closed", keep_order=True)
     if lists:
         tables["reopened"] = _ticket_list(d, closed & (f["close_code"] == UNSUCCESSFUL),
                                           s.list_limit)
@@ -201,8 +202,8 @@ def _period_numbers(d: DerivedColumns, m: dict[str, pd.Series], s: KpiSettings, 
     measured = resolved & d.target_h.notna() & d.sla_h.notna()
     met = int((d.sla_h[measured] <= d.target_h[measured]).sum())
     n_closed = int(closed.sum())
-    reopened = int((outcomes == "reopened").sum())
-    is_reopen = reopen_copies(f["idempotency_key"][created].fillna(""))
+    reopened = int(outcomes.get("reopened", 0))
+    is_reopen = d.reopen_copy[created.to_numpy()]
     headline: dict[str, float | int | None] = {
         "created": int(created.sum()),
         "resolved": int(resolved.sum()),
@@ -216,8 +217,8 @@ def _period_numbers(d: DerivedColumns, m: dict[str, pd.Series], s: KpiSettings, 
         "response_measured": int(m["response_measured"].sum()),
         "response_met": int(m["response_met"].sum()),
         "response_pct": _pct(int(m["response_met"].sum()), int(m["response_measured"].sum())),
-        "auto_closed": int((outcomes == "auto").sum()),
-        "confirmed": int((outcomes == "confirmed").sum()),
+        "auto_closed": int(outcomes.get("auto", 0)),
+        "confirmed": int(outcomes.get("confirmed", 0)),
         "reopened": reopened,
         "reopen_rate_pct": _pct(reopened, n_closed),
         "reopen_tickets": int(is_reopen.sum()),
@@ -236,7 +237,12 @@ def _period_numbers(d: DerivedColumns, m: dict[str, pd.Series], s: KpiSettings, 
 def _counts(values: pd.Series, order: Sequence[str], name: str, *,
             keep_order: bool = False) -> pd.DataFrame:
     """Counts by code: known codes in vocabulary order, then the others by count."""
-    counts = values.astype(object).fillna(NOT_SET).value_counts()
+    return _count_table(value_counts(values, fill=NOT_SET), order, name, keep_order=keep_order)
+
+
+def _count_table(counts: pd.Series, order: Sequence[str], name: str, *,
+                 keep_order: bool = False) -> pd.DataFrame:
+    """``_counts`` from the counts (``value_counts``' order)."""
     counts = counts[counts > 0]
     known = [c for c in order if c in counts.index or keep_order]
     others = [c for c in counts.index if c not in order]
@@ -245,6 +251,36 @@ def _counts(values: pd.Series, order: Sequence[str], name: str, *,
     total = int(n.sum())
     return pd.DataFrame({"code": codes, name: n.to_numpy(),
                          "share_pct": [_pct(int(v), total) for v in n.to_numpy()]})
+
+
+def value_counts(values: pd.Series, *, fill: str | None) -> pd.Series:
+    """``values.astype(object).fillna(fill).value_counts()`` (``fill`` None: missing values
+    dropped), for a categorical column counted on its codes: the same counts in the same
+    order (by count, ties in order of first appearance, as pandas orders them)."""
+    if not isinstance(values.dtype, pd.CategoricalDtype):
+        plain = values.astype(object)
+        return (plain.dropna() if fill is None else plain.fillna(fill)).value_counts()
+    codes = values.cat.codes.to_numpy().astype(np.int64)
+    if fill is None:
+        codes = codes[codes >= 0]
+    categories = values.cat.categories.astype(object)
+    tally = np.bincount(codes + 1, minlength=len(categories) + 1)
+    counts: dict[Any, int] = {}  # first appearance first; a category equal to ``fill`` merges
+    for code in pd.unique(codes):
+        key = fill if code < 0 else categories[code]
+        counts[key] = counts.get(key, 0) + int(tally[code + 1])
+    return pd.Series(list(counts.values()), index=pd.Index(list(counts), dtype=object),
+                     dtype="int64", name="count").sort_values(ascending=False, kind="stable")
+
+
+def _group_key(codes: pd.Series) -> pd.Series:
+    """``codes`` with missing values as ``NOT_SET``, to group on; a categorical stays one
+    (grouped on its codes; group with ``observed=True``)."""
+    if not isinstance(codes.dtype, pd.CategoricalDtype):
+        return codes.astype(object).fillna(NOT_SET)
+    if NOT_SET not in codes.cat.categories:
+        codes = codes.cat.add_categories([NOT_SET])
+    return codes.fillna(NOT_SET)
 
 
 def _with_previous(now: pd.DataFrame, before: pd.DataFrame) -> pd.DataFrame:
@@ -262,12 +298,12 @@ def _with_previous(now: pd.DataFrame, before: pd.DataFrame) -> pd.DataFrame:
 
 def _resolution(d: DerivedColumns, resolved: pd.Series, s: KpiSettings) -> pd.DataFrame:
     frame = pd.DataFrame({
-        "code": d.f["priority"][resolved].astype(object).fillna(NOT_SET),
+        "code": _group_key(d.f["priority"][resolved]),
         "ttr_h": d.ttr_h[resolved], "sla_h": d.sla_h[resolved],
         "target_h": d.target_h[resolved]})
     frame["measured"] = frame["target_h"].notna() & frame["sla_h"].notna()
     frame["met"] = frame["measured"] & (frame["sla_h"] <= frame["target_h"])
-    groups = frame.groupby("code", sort=False)
+    groups = frame.groupby("code", sort=False, observed=True)
     out = pd.DataFrame({
         "resolved": groups.size(),
         "mean_ttr_h": groups["ttr_h"].mean(),
@@ -276,6 +312,7 @@ def _resolution(d: DerivedColumns, resolved: pd.Series, s: KpiSettings) -> pd.Da
         "measured": groups["measured"].sum(),
         "met": groups["met"].sum(),
     })
+    out.index = out.index.astype(object)
     codes = [c for c in s.priorities if c in out.index] + \
         sorted(c for c in out.index if c not in s.priorities)
     out = out.reindex(codes)
@@ -291,14 +328,15 @@ def _response(d: DerivedColumns, m: dict[str, pd.Series], s: KpiSettings) -> pd.
     """Response to the tickets created in the period, by priority (module docstring)."""
     scope = m["created"] & d.respondable
     frame = pd.DataFrame({
-        "code": d.f["priority"][scope].astype(object).fillna(NOT_SET),
+        "code": _group_key(d.f["priority"][scope]),
         "wall_h": d.response_wall_h[scope].where(m["response_measured"][scope]),
         "target": d.respond_target_h[scope],
         "measured": m["response_measured"][scope], "met": m["response_met"][scope]})
-    groups = frame.groupby("code", sort=False)
+    groups = frame.groupby("code", sort=False, observed=True)
     out = pd.DataFrame({"tickets": groups.size(), "measured": groups["measured"].sum(),
                         "met": groups["met"].sum(), "respond_target_h": groups["target"].max(),
                         "mean_response_h": groups["wall_h"].mean()})
+    out.index = out.index.astype(object)
     codes = [c for c in s.priorities if c in out.index] + \
         sorted(c for c in out.index if c not in s.priorities)
     out = out.reindex(codes)
@@ -325,9 +363,11 @@ def _bounces(d: DerivedColumns, scope: pd.Series, resolved: pd.Series, top_n: in
              ) -> tuple[pd.DataFrame, int, int]:
     bounced = d.bounced & scope
     handled = resolved | bounced
-    frame = pd.DataFrame({"handler": d.f["handler"][handled].astype(object).fillna(NOT_SET),
+    frame = pd.DataFrame({"handler": _group_key(d.f["handler"][handled]),
                           "bounced": bounced[handled]})
-    by = frame.groupby("handler", sort=False)["bounced"].agg(["size", "sum"])
+    # groups in order of first appearance (observed categories only), as on plain strings
+    by = frame.groupby("handler", sort=False, observed=True)["bounced"].agg(["size", "sum"])
+    by.index = by.index.astype(object)
     by.columns = ["handled", "bounced"]
     by = by[by["bounced"] > 0].sort_values(["bounced", "handled"], ascending=[False, False])
     by = by.head(top_n * 2).reset_index()
@@ -341,19 +381,31 @@ def _escalations(f: pd.DataFrame, scope: pd.Series, rungs: Sequence[str]
                  ) -> tuple[pd.DataFrame, int]:
     """Tickets per rung fired. The column holds few distinct rung combinations (a ladder
     is climbed in order), so each combination is split once and weighted by its count."""
-    combos = f["escalation"][scope].value_counts()
+    combos = _category_counts(f["escalation"], scope)
     combos = combos[(combos > 0) & (combos.index != "")]
     per_rung: dict[str, int] = {}
     for combo, n in combos.items():
         for rung in str(combo).split("|"):
             per_rung[rung] = per_rung.get(rung, 0) + int(n)
-    fired = pd.Series(np.repeat(np.array(list(per_rung), dtype=object),
-                                np.array(list(per_rung.values()), dtype=np.int64)))
-    return _counts(fired, rungs, "tickets"), int(combos.sum())
+    # what value_counts gives for each rung repeated per ticket: by count, ties in order
+    fired = pd.Series(list(per_rung.values()), index=pd.Index(list(per_rung), dtype=object),
+                      dtype="int64").sort_values(ascending=False, kind="stable")
+    return _count_table(fired, rungs, "tickets"), int(combos.sum())
+
+
+def _category_counts(values: pd.Series, rows: pd.Series) -> pd.Series:
+    """``values[rows].value_counts()``, for a categorical counted on its codes."""
+    if not isinstance(values.dtype, pd.CategoricalDtype):
+        return values[rows].value_counts()
+    codes = values.cat.codes.to_numpy()[rows.to_numpy()]
+    tally = np.bincount(codes[codes >= 0], minlength=len(values.cat.categories))
+    # what Categorical.value_counts gives: category order, then by count (stable)
+    return pd.Series(tally, index=values.cat.categories, name="count"
+                     ).sort_values(ascending=False, kind="stable")
 
 
 def _top(values: pd.Series, top_n: int) -> pd.DataFrame:
-    counts = values.astype(object).dropna().value_counts()
+    counts = value_counts(values, fill=None)
     total = int(counts.sum())
     top = counts.head(top_n)
     return pd.DataFrame({"code": top.index.astype(str), "count": top.to_numpy(dtype=np.int64),
@@ -378,18 +430,26 @@ def _trend(d: DerivedColumns, m: dict[str, pd.Series], period: Period, s: KpiSet
            ) -> pd.DataFrame:
     """Created and resolved per local hour (a daily report) or per local day."""
     daily = period.kind == "daily"
+    n = 24 if daily else len(period.days)
+    first_day = (period.first_day - date(1970, 1, 1)).days
 
-    def bucket(moments: pd.Series) -> pd.Series:
-        local = moments.dt.tz_convert(s.tz)
-        return local.dt.hour if daily else local.dt.tz_localize(None).dt.normalize()
+    def per_bucket(moments: pd.Series) -> list[int]:
+        """How many of ``moments`` fall in each bucket, counted on local microseconds."""
+        moments = moments[moments.notna()]
+        local = moments.dt.tz_convert(s.tz).dt.tz_localize(None).dt.as_unit("us")
+        micros = local.to_numpy().view(np.int64)
+        if daily:
+            index = micros // 3_600_000_000 % 24
+        else:
+            index = micros // 86_400_000_000 - first_day
+            index = index[(index >= 0) & (index < n)]
+        return [int(c) for c in np.bincount(index, minlength=n)[:n]]
 
-    keys: list[Any] = list(range(24)) if daily else [pd.Timestamp(d) for d in period.days]
-    created = bucket(d.f["created"][m["created"]]).value_counts()
-    resolved = bucket(d.resolved_at[m["resolved"]]).value_counts()
-    labels = [f"{k:02d}:00" if daily else k.strftime("%Y-%m-%d") for k in keys]
+    labels = [f"{h:02d}:00" for h in range(24)] if daily else \
+        [day.isoformat() for day in period.days]
     return pd.DataFrame({"bucket": labels,
-                         "created": [int(created.get(k, 0)) for k in keys],
-                         "resolved": [int(resolved.get(k, 0)) for k in keys]})
+                         "created": per_bucket(d.f["created"][m["created"]]),
+                         "resolved": per_bucket(d.resolved_at[m["resolved"]])})
 
 
 def _pct(part: int, whole: int) -> float | None:

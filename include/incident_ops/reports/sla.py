@@ -12,6 +12,7 @@ of two such values. The days off and make-up days are the calendar's own
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from datetime import time
 
 import numpy as np
@@ -23,37 +24,74 @@ from incident_ops.policy.escalation import SlaPolicy
 
 def target_hours(priority: pd.Series, impact: pd.Series, policy: SlaPolicy) -> pd.Series:
     """Resolve target per ticket: its priority's, or its impact's when that is stricter."""
-    by_priority = priority.astype(object).map(policy.resolve_hours).astype("float64")
-    by_impact = impact.astype(object).map(policy.impact_resolve_hours).astype("float64")
+    by_priority = _lookup(priority, policy.resolve_hours)
+    by_impact = _lookup(impact, policy.impact_resolve_hours)
     return pd.Series(np.fmin(by_priority.to_numpy(), by_impact.to_numpy()), index=priority.index)
 
 
 def respond_hours(priority: pd.Series, policy: SlaPolicy) -> pd.Series:
     """Response target per ticket: its priority's ``respond`` hours (NaN for none)."""
-    return priority.astype(object).map(policy.respond_hours).astype("float64")
+    return _lookup(priority, policy.respond_hours)
+
+
+def _lookup(codes: pd.Series, hours: Mapping[str, float]) -> pd.Series:
+    """``hours`` of each code (NaN for a missing or unknown code); a categorical column is
+    looked up once per category instead of once per row."""
+    if not isinstance(codes.dtype, pd.CategoricalDtype):
+        return codes.astype(object).map(hours).astype("float64")
+    per_category = np.array([hours.get(c, np.nan) for c in codes.cat.categories] + [np.nan],
+                            dtype=np.float64)
+    return pd.Series(per_category[codes.cat.codes.to_numpy()], index=codes.index,
+                     name=codes.name)
+
+
+def _in(codes: pd.Series, wanted: Collection[str]) -> np.ndarray:
+    """Which rows hold one of ``wanted`` (per category for a categorical column)."""
+    if not isinstance(codes.dtype, pd.CategoricalDtype):
+        return codes.astype(object).isin(wanted).to_numpy()
+    per_category = np.array([c in wanted for c in codes.cat.categories] + [False])
+    return per_category[codes.cat.codes.to_numpy()]
 
 
 def elapsed_hours(start: pd.Series, end: pd.Series, priority: pd.Series,
-                  policy: SlaPolicy) -> pd.Series:
+                  policy: SlaPolicy, wall: pd.Series | None = None) -> pd.Series:
     """Hours from ``start`` to ``end`` on each ticket's SLA clock (NaN where either is NaT).
 
     Priorities the calendar applies to (medium, low by default) count working hours only;
-    the others count wall-clock hours, as ``SlaPolicy.add`` does.
+    the others count wall-clock hours, as ``SlaPolicy.add`` does. ``wall``: the wall-clock
+    hours, ``wall_hours(start, end)``, when the caller has them already.
     """
-    wall = (end - start).dt.total_seconds() / 3600.0
+    if wall is None:
+        wall = wall_hours(start, end)
     calendar = policy.calendar
     if calendar is None or not policy.calendar_priorities:
         return wall
-    use = priority.astype(object).isin(policy.calendar_priorities) & start.notna() & end.notna()
+    use = pd.Series(_in(priority, policy.calendar_priorities), index=priority.index) & \
+        start.notna() & end.notna()
     if not use.any():
         return wall
-    years = pd.concat([start[use], end[use]]).dt.tz_convert(calendar.tz).dt.year
-    span = (int(years.min()) - 1, int(years.max()))  # one origin for both ends
+    # Local time runs in step with UTC, so the first and last local years are those of
+    # the earliest and the latest moment.
+    rows = use.to_numpy()
+    moments = np.concatenate([_utc_micros(start)[rows], _utc_micros(end)[rows]])
+    ends = pd.Series(np.array([moments.min(), moments.max()]).view("datetime64[us]")
+                     ).dt.tz_localize("UTC").dt.tz_convert(calendar.tz)
+    span = (int(ends.dt.year.min()) - 1, int(ends.dt.year.max()))  # one origin for both ends
     worked = (_working_seconds(end[use], calendar, span)
               - _working_seconds(start[use], calendar, span))
     out = wall.copy()
     out[use] = worked / 3600.0
     return out
+
+
+def wall_hours(start: pd.Series, end: pd.Series) -> pd.Series:
+    """Wall-clock hours from ``start`` to ``end`` (NaN where either is NaT)."""
+    return (end - start).dt.total_seconds() / 3600.0
+
+
+def _utc_micros(moments: pd.Series) -> np.ndarray:
+    """UTC microseconds since the epoch of an aware datetime column (no copy)."""
+    return moments.dt.as_unit("us").to_numpy(dtype="datetime64[us]").view(np.int64)
 
 
 def _working_seconds(moments: pd.Series, calendar: Calendar, years: tuple[int, int]
@@ -73,10 +111,13 @@ def _working_seconds(moments: pd.Series, calendar: Calendar, years: tuple[int, i
     opens = _seconds(calendar.start)
     length = _seconds(calendar.end) - opens
     time_of_day = (local - day).astype("timedelta64[us]").astype(np.int64) / 1e6
+    at = np.searchsorted(extra, day, side="left")
     whole_days = np.busday_count(origin, day, weekmask=weekmask, holidays=holidays) + \
-        np.searchsorted(extra, day, side="left") - np.searchsorted(extra, origin, side="left")
-    working_today = np.is_busday(day, weekmask=weekmask, holidays=holidays) | \
-        np.isin(day, extra)
+        at - np.searchsorted(extra, origin, side="left")
+    # ``extra`` is sorted (Calendar.exceptions): where ``day`` would go says if it is there
+    made_up = extra[np.minimum(at, len(extra) - 1)] == day if len(extra) else \
+        np.zeros(len(day), dtype=bool)
+    working_today = np.is_busday(day, weekmask=weekmask, holidays=holidays) | made_up
     today = np.clip(time_of_day - opens, 0, length) * working_today
     return np.asarray(whole_days * length + today, dtype=np.float64)
 

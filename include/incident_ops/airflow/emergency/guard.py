@@ -9,9 +9,12 @@ their conf. So each run writes a *claim* (``policy.emergency_overlap.RunClaim``:
 its emergency, when it was triggered) as an XCom of ``validate`` first thing, then reads the
 claims of the other runs still running: the runs whose last task is not finished, confirmed
 running or queued by their run state. A run that has not claimed yet (its ``validate`` not
-started) is not in the way: it reads this run's claim when it starts. Each run claims
-before it looks, so of two runs triggered together at least the later reader sees the other,
-and exactly one of them goes on.
+started) is waited for while its ``validate`` is scheduled, queued or running, up to
+``UNCLAIMED_WAIT_S``, so that the run triggered first goes on whichever ``validate`` the
+scheduler starts first; past that, or with its ``validate`` not scheduled at all, it is not
+in the way (it reads this run's claim when it starts). Each run claims before it looks, so
+of two runs triggered together at least the later reader sees the other, and exactly one
+of them goes on.
 A refused run fails at once (no retry) naming the running emergency and linking to it;
 Airflow's failed-run alert tells on-call (``alerting``); nobody of the emergency is told.
 """
@@ -20,6 +23,8 @@ from __future__ import annotations
 
 import logging
 import os
+import time
+from collections.abc import Callable
 from datetime import UTC
 from typing import Any
 from urllib.parse import quote
@@ -68,12 +73,16 @@ def _text(state: Any) -> str:
     return str(getattr(state, "value", state))
 
 
+ABOUT_TO_CLAIM = frozenset({"scheduled", "queued", "running"})  # a validate on its way
+
+
 def others_running(ti: Any, me: overlap.RunClaim) -> tuple[list[overlap.RunClaim], list[str]]:
     """The claims of the other emergency runs still running, and the runs that have not
-    claimed yet."""
+    claimed yet but whose ``validate`` is scheduled, queued or running (about to claim; a run
+    whose ``validate`` nobody has scheduled is not waited for)."""
     if ti.get_dr_count(dag_id=DAG_ID, states=list(RUNNING)) <= 1:
         return [], []
-    states = ti.get_task_states(dag_id=DAG_ID, task_ids=[LAST_TASK])
+    states = ti.get_task_states(dag_id=DAG_ID, task_ids=[LAST_TASK, VALIDATE])
     claims, unclaimed = [], []
     for run_id, tasks in states.items():
         if run_id == me.run_id or _text(tasks.get(LAST_TASK)) in FINISHED:
@@ -83,15 +92,28 @@ def others_running(ti: Any, me: overlap.RunClaim) -> tuple[list[overlap.RunClaim
         data = ti.xcom_pull(task_ids=VALIDATE, dag_id=DAG_ID, key=CLAIM_KEY, run_id=run_id)
         if isinstance(data, dict):
             claims.append(overlap.RunClaim.from_dict(data))
-        else:
+        elif _text(tasks.get(VALIDATE)) in ABOUT_TO_CLAIM:
             unclaimed.append(run_id)
     return claims, unclaimed
 
 
-def claim_incident(context: Any) -> list[overlap.RunClaim]:
+# How long a run waits for the other running emergency runs to claim their incident before it
+# decides without them. A run triggered first whose ``validate`` a busy scheduler starts late
+# would otherwise find a run triggered after it already started, and be the one refused
+# (seen on CI: a person's REST trigger refused in favour of a CLI trigger 6 s later).
+UNCLAIMED_WAIT_S = 90.0
+UNCLAIMED_PAUSE_S = 2.0
+
+
+def claim_incident(context: Any, *, sleep: Callable[[float], None] = time.sleep,
+                   clock: Callable[[], float] = time.monotonic) -> list[overlap.RunClaim]:
     """RunClaim the run's incident; fail the run (``AirflowFailException``) when another
     emergency of the incident is running and ``start_anyway`` is not given. Returns the
-    running emergencies a ``start_anyway`` starts beside (none, normally)."""
+    running emergencies a ``start_anyway`` starts beside (none, normally).
+
+    Runs still running that have not claimed yet are waited for (up to ``UNCLAIMED_WAIT_S``):
+    with every claim in, the run triggered first goes on whatever order the scheduler
+    started the two ``validate`` tasks in."""
     from airflow.sdk.exceptions import AirflowFailException
 
     params = context["params"]
@@ -106,6 +128,14 @@ def claim_incident(context: Any) -> list[overlap.RunClaim]:
     ti.xcom_push(CLAIM_KEY, me.to_dict())
     claims, unclaimed = others_running(ti, me)
     blocking = overlap.in_the_way(me, claims)
+    until = clock() + UNCLAIMED_WAIT_S
+    if unclaimed and not blocking:
+        log.info("waiting up to %.0f s for run(s) %s to claim their incident",
+                 UNCLAIMED_WAIT_S, ", ".join(unclaimed))
+    while unclaimed and not blocking and clock() < until:
+        sleep(UNCLAIMED_PAUSE_S)
+        claims, unclaimed = others_running(ti, me)
+        blocking = overlap.in_the_way(me, claims)
     if unclaimed and not blocking:
         log.info("run(s) %s have not claimed an incident yet: they check this run when they "
                  "start", ", ".join(unclaimed))
