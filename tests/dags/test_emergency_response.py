@@ -29,6 +29,7 @@ import requests
 
 from incident_ops.model import TicketDraft
 from incident_ops.policy import emergency as flow
+from tests.support import artefacts
 from tests.support.airflow_dags import ensure_pool
 
 pytestmark = [pytest.mark.integration, pytest.mark.dags]
@@ -202,7 +203,7 @@ def test_plan_route_follows_the_plan_and_closes_with_a_report(env):
     problem = env["desk"].get(str(result["xcom"]["aftermath.problem_ticket"]))
     assert (problem.queue, problem.handler) == ("Problems", "zhou.qiang")
     assert referring(env, tid) == {"Problems": [problem.id]}
-    report = json.loads(Path(result["xcom"]["aftermath.report"]["paths"]["json"]).read_text())
+    report = artefacts.read_json(result["xcom"]["aftermath.report"]["paths"]["json"])
     assert [e["who"] for e in report["timeline"] if e["step"] == "101.3"][-1] == "刘洋"
     assert report["recovered_at"] == f"{form['recovered_at']} (Asia/Shanghai)"
     closed = [e for e in result["asset_events"] if e["uri"] == "incident-ops://emergency/closed"]
@@ -280,7 +281,7 @@ def test_vendor_route_goes_round_after_round_until_lifted(env):
     assert hq["【应急启动】#" + tid] == 1 and hq["【应急通报】#" + tid] == 5
     assert hq["【请求集团支持】#" + tid] == 1 and hq["【应急总结】《应急处置报告》#" + tid] == 1
     assert len(env["mail"].find(to="crm-support@huaxin-soft.example.cn")) == 3  # a round each
-    report = json.loads(Path(result["xcom"]["aftermath.report"]["paths"]["json"]).read_text())
+    report = artefacts.read_json(result["xcom"]["aftermath.report"]["paths"]["json"])
     assert [r["outcome"] for r in report["rounds"]] == [
         "未解除 / not lifted", "未解除 / not lifted", "已解除 / lifted"]
     assert report["solution"] == "回退上周的字体配置变更"

@@ -5,7 +5,6 @@ emergency scenarios over the workers; the harness is ``test_emergency_response``
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
@@ -26,6 +25,7 @@ from tests.dags.test_emergency_response import (
     succeeded,
     texts,
 )
+from tests.support import artefacts
 
 pytestmark = [pytest.mark.integration, pytest.mark.dags]
 
@@ -61,7 +61,8 @@ def test_major_emergency_files_the_major_incident_report_and_the_problem(env):
     assert problem.handler == "zhou.qiang" and problem.queue == "Problems"
     mail = env["mail"].one(to="wang.fang@ops.example.cn", subject_contains="【应急总结】")
     assert "《重大事件报告》" in str(mail["Subject"])
-    page = Path(result["xcom"]["aftermath.report"]["paths"]["print"]).read_text()
+    key = result["xcom"]["aftermath.report"]["paths"]["print"]  # a key of the artefact store
+    page = artefacts.read_text(key)
     assert "重大事件报告" in page and "方案驳回 / rejected" in page and "@page" in page
 
 

@@ -4,9 +4,6 @@ scenarios over the workers; the harness is ``test_emergency_response``'s."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 
 from tests.dags import test_emergency_response as er
@@ -23,6 +20,7 @@ from tests.dags.test_emergency_response import (
     subjects,
     succeeded,
 )
+from tests.support import artefacts
 
 pytestmark = [pytest.mark.integration, pytest.mark.dags]
 
@@ -49,7 +47,7 @@ def test_an_emergency_that_outlasts_the_rounds_continues_in_a_new_run(env):
     assert "covered" not in nxt["asked"]  # a continuation goes straight back to 101.4
     assert "重启短信网关进程" in nxt["asked"]["round_1.propose_solution"]["body"]
     assert "第 2 轮" in nxt["asked"]["round_1.propose_solution"]["subject"]
-    report = json.loads(Path(nxt["xcom"]["aftermath.report"]["paths"]["json"]).read_text())
+    report = artefacts.read_json(nxt["xcom"]["aftermath.report"]["paths"]["json"])
     assert [r["label"] for r in report["rounds"]] == ["第 1 轮 / round 1", "第 2 轮 / round 2"]
     hq = subjects(env, HQ)
     assert hq["【应急启动】#" + tid] == 1  # the continuation is the same emergency
@@ -111,9 +109,8 @@ def test_a_dry_run_walks_the_process_and_sends_or_creates_nothing(env):
     # The people were asked, told it is a rehearsal.
     assert all(q["subject"].startswith("[演练 DRY RUN]") for q in result["asked"].values())
     # Each step's plan page shows what it would have sent and created.
-    pages = sorted((env["tmp"] / "reports" / "emergency_response").rglob("*.json"))
-    plans = {d["step"]: d for d in (json.loads(p.read_text(encoding="utf-8")) for p in pages)
-             if "step" in d}
+    pages = [k for k in artefacts.store().keys("emergency_response") if k.endswith(".json")]
+    plans = {d["step"]: d for d in map(artefacts.read_json, pages) if "step" in d}
     assert {"notify_start", "round_1.carry_out", "announce_lifted", "report",
             "major_incident_report", "problem_ticket"} <= set(plans)
     for plan in plans.values():
@@ -123,6 +120,6 @@ def test_a_dry_run_walks_the_process_and_sends_or_creates_nothing(env):
     assert carried == {"emergency.hq-approved", "emergency.change-request",
                        "emergency.group-support"}
     assert [a["kind"] for a in plans["major_incident_report"]["actions"]] == ["create"]
-    report = json.loads(Path(result["xcom"]["aftermath.report"]["paths"]["json"]).read_text())
-    assert report["title_zh"] == "重大事件报告"  # the report itself is still written, locally
+    report = artefacts.read_json(result["xcom"]["aftermath.report"]["paths"]["json"])
+    assert report["title_zh"] == "重大事件报告"  # the report itself is still written
 

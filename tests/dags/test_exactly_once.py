@@ -37,6 +37,7 @@ import requests
 from incident_ops.desk.port import TicketQuery
 from incident_ops.model import TicketDraft
 from incident_ops.policy.plan import action_key
+from tests.support import artefacts
 from tests.support.airflow_dags import ensure_pool, run_dag, task_states
 
 pytestmark = [pytest.mark.integration, pytest.mark.dags]
@@ -328,8 +329,8 @@ def test_a_run_that_found_the_lease_held_shows_apply_skipped_and_leaves_everythi
     assert "another-scheduler" in mine[0]["message"]
     from tests.support.airflow_dags import xcom
 
-    page = Path(xcom(first, "report")["report"]["html"])
-    assert "deferred" in page.read_text(encoding="utf-8")
+    page = artefacts.read_text(xcom(first, "report")["report"]["html"])
+    assert "deferred" in page
     assert env["desk"].get(ids["alarm"]).status == "resolved"  # nothing was applied
     until_quiet(1)
     assert env["desk"].get(ids["alarm"]).status == "closed"

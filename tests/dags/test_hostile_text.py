@@ -20,7 +20,6 @@ import io
 import json
 from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -30,6 +29,7 @@ import requests
 from incident_ops.model import TicketDraft
 from incident_ops.policy import emergency as flow
 from tests.dags.conftest import succeeded
+from tests.support import artefacts
 from tests.support.airflow_dags import run_dag, task_states, xcom
 from tests.support.past import Past, import_past
 
@@ -119,7 +119,7 @@ def test_closure_bounces_asks_and_cascades_hostile_tickets(env):
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in html  # the title, as text
     for message in env["mail"].messages:
         assert_clean(message)
-    page = Path(xcom(run, "report")["report"]["html"]).read_text(encoding="utf-8")
+    page = artefacts.read_text(xcom(run, "report")["report"]["html"])
     assert f"#{alarm}" in page and "<script>alert" not in page
     # The plan as XCom stores it: no NUL, which PostgreSQL's JSONB refuses (the whole run
     # would fail on a real deployment's metadata database).
@@ -147,7 +147,7 @@ def test_urgent_escalation_and_snapshot_deliver_every_hostile_mail(env):
     succeeded(snap)
     (snapshot,) = [m for m in env["mail"].messages if "Queue snapshot" in str(m["Subject"])]
     assert_clean(snapshot)
-    page = Path(xcom(snap, "snapshot")["page"]).read_text(encoding="utf-8")
+    page = artefacts.read_text(xcom(snap, "snapshot")["page"])
     assert f"[{env['tag']}] urgent &lt;script&gt;" in page  # breached by then: listed
     assert "<script>alert" not in page and "\x00" not in page
 
@@ -187,15 +187,17 @@ def test_daily_report_is_built_and_mailed_over_hostile_tickets(report_env):
     assert set(task_states(run).values()) == {"success"}, task_states(run)
     [mail] = report_env["mail"].find(subject_contains=REPORT_DAY)
     assert_clean(mail)
-    folder = report_env["reports"] / "daily" / REPORT_DAY
+    folder = f"daily/{REPORT_DAY}"
+    stored_keys = artefacts.store().keys(folder)
     for name in ("report.html", "email.html", "workbook.xlsx", "kpis.json", "tickets.csv.gz"):
-        assert (folder / name).is_file(), name
+        assert f"{folder}/{name}" in stored_keys, name
     # The snapshot holds the desk's text exactly (CR, NUL, marks and all).
-    from incident_ops.reports.frame import read_snapshot
+    from incident_ops.reports.frame import snapshot_from_bytes
 
-    frame = read_snapshot(folder / "tickets.csv.gz")
+    snapshot = artefacts.read_bytes(f"{folder}/tickets.csv.gz")
+    frame = snapshot_from_bytes(snapshot)
     assert f"first {stored(HOSTILE)}" in set(frame["subject"])
-    kpis = json.loads((folder / "kpis.json").read_text(encoding="utf-8"))
+    kpis = artefacts.read_json(f"{folder}/kpis.json")
     assert (kpis["headline"]["created"], kpis["headline"]["resolved"]) == (3, 2)
     assert len(frame) == 3  # one row per ticket: no text split a row
     # The workbook opens; text Excel cannot hold is shown, not dropped or fatal.
@@ -204,8 +206,8 @@ def test_daily_report_is_built_and_mailed_over_hostile_tickets(report_env):
     titles = {str(v) for sheet in book.values() for col in sheet.columns
               for v in sheet[col].dropna().tolist() if "first" in str(v)}
     assert any("<script>alert('x')</script>" in t for t in titles), titles
-    assert "<script>alert" not in (folder / "report.html").read_text(encoding="utf-8")
-    assert gzip.open(folder / "tickets.csv.gz").read()  # readable as written
+    assert "<script>alert" not in artefacts.read_text(f"{folder}/report.html")
+    assert gzip.decompress(snapshot)  # readable as written
 
 
 def test_emergency_runs_over_a_hostile_title_and_hostile_answers(env):
@@ -237,9 +239,9 @@ def test_emergency_runs_over_a_hostile_title_and_hostile_answers(env):
     for message in mails:
         assert_clean(message)
     paths = result["xcom"]["aftermath.report"]["paths"]
-    report = json.loads(Path(paths["json"]).read_text(encoding="utf-8"))
+    report = artefacts.read_json(paths["json"])
     assert report["symptoms"] == symptoms and report["recovery_note"] == HOSTILE
-    assert "<script>alert" not in Path(paths["html"]).read_text(encoding="utf-8")
-    assert Path(paths["pdf"]).read_bytes()[:5] == b"%PDF-"
+    assert "<script>alert" not in artefacts.read_text(paths["html"])
+    assert artefacts.read_bytes(paths["pdf"])[:5] == b"%PDF-"
     problem = env["desk"].get(str(result["xcom"]["aftermath.problem_ticket"]))
     assert problem.queue == "Problems" and "\x00" not in problem.subject

@@ -7,9 +7,7 @@ assertions only look at this test's tickets and mails.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +17,7 @@ from incident_ops.desk.port import TicketQuery
 from incident_ops.model import TicketDraft
 from incident_ops.policy.plan import action_key
 from tests.dags.conftest import mails_about, succeeded
+from tests.support import artefacts
 from tests.support.airflow_dags import run_dag, xcom
 
 pytestmark = [pytest.mark.integration, pytest.mark.dags]
@@ -79,9 +78,8 @@ def test_alarm_with_a_chain_of_duplicates_closes_all_with_the_masters_code(env):
         assert (t.status, t.close_code) == ("closed", "self-healed"), tid
         assert run.run_id in (t.automation or ""), t.automation
     report = xcom(run, "report")
-    page = Path(report["report"]["html"])
-    assert page.is_file() and f"#{chain[-1]}" in page.read_text(encoding="utf-8")
-    data = json.loads(Path(report["report"]["json"]).read_text(encoding="utf-8"))
+    assert f"#{chain[-1]}" in artefacts.read_text(report["report"]["html"])
+    data = artefacts.read_json(report["report"]["json"])
     mine = {o["ticket_id"]: o for o in data["outcomes"] if o["ticket_id"] in chain}
     assert mine[master]["kind"] == "close" and mine[master]["step"] == "100.7.1"
     assert {(mine[t]["kind"], mine[t]["step"]) for t in chain[1:]} == {
@@ -247,7 +245,7 @@ def test_dry_run_changes_nothing_and_publishes_the_plan(env):
     after = ticket(env, tid)
     assert (after.status, after.version) == (before.status, before.version)
     report = xcom(run, "report")
-    html = Path(report["report"]["html"]).read_text(encoding="utf-8")
+    html = artefacts.read_text(report["report"]["html"])
     assert "DRY RUN" in html and f"#{tid}" in html
     assert xcom(run, "apply") is None
 

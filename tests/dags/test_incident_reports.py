@@ -18,7 +18,6 @@ import io
 import re
 from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -28,7 +27,7 @@ from incident_ops.airflow.provider.senders import DEFAULT_FROM_NAME
 from incident_ops.config import load_vocabulary
 from incident_ops.desk.port import TicketQuery
 from incident_ops.reports.labels import Labels
-from tests.support import FROM_EMAIL
+from tests.support import FROM_EMAIL, artefacts
 from tests.support.airflow_dags import ensure_pool, load_dag, run_dag, task_states, xcom
 from tests.support.mail import save_html_view
 from tests.support.past import Past, import_past
@@ -136,13 +135,6 @@ def report_mails(mailbox) -> list[EmailMessage]:
     return mailbox.find(to=RECIPIENT, subject_contains=DAY)
 
 
-def archive_json(path: Path) -> dict[str, Any]:
-    import json
-
-    document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return document
-
-
 def attachment_of(message: EmailMessage) -> bytes:
     [xlsx] = [p for p in message.iter_attachments() if
               (p.get_filename() or "").endswith(".xlsx")]
@@ -213,11 +205,11 @@ def test_daily_report_is_mailed_once_with_inline_charts_and_a_matching_workbook(
     assert {ids[n] for n in "ABCDFGHI"} <= shown and ids["E"] not in shown
     assert SUBJECTS["H"] in set(detail["标题"])
 
-    folder = env["reports"] / "daily" / DAY
+    stored = artefacts.store().keys(f"daily/{DAY}")
     for name in ("report.html", "email.html", "workbook.xlsx", "kpis.json", "tickets.csv.gz",
                  "sent.json", "charts/trend.png"):
-        assert (folder / name).is_file(), name
-    assert 'src="charts/trend.png"' in (folder / "report.html").read_text(encoding="utf-8")
+        assert f"daily/{DAY}/{name}" in stored, name
+    assert 'src="charts/trend.png"' in artefacts.read_text(f"daily/{DAY}/report.html")
 
     again = run_dag(DAG_ID, conf={"date": DAY})
     assert xcom(again, "send")["sent"] is False
@@ -235,7 +227,7 @@ def test_daily_report_is_mailed_once_with_inline_charts_and_a_matching_workbook(
     assert len(set(ids_sent)) == 3 and ids_sent[0] == first_id
     for follow_up in (second, third):
         assert follow_up["In-Reply-To"] == follow_up["References"] == first_id
-    sent = archive_json(folder / "sent.json")
+    sent = artefacts.read_json(f"daily/{DAY}/sent.json")
     assert sent["first_message_id"] == first_id
     assert [(s["message_id"], s["language"], s["resend"]) for s in sent["sends"]] == [
         (ids_sent[0], "zh", False), (ids_sent[1], "zh", True), (ids_sent[2], "en", True)]
@@ -259,9 +251,10 @@ def test_a_desk_outage_fails_the_fetch_and_nothing_is_written_or_sent(env, monke
                "data_interval_end": datetime.now(UTC)}
     with pytest.raises(DeskError), services(context) as s:
         fetch_task("daily", s)
-    archive = ReportArchive(Path(env["reports"]), Period.from_dict(
+    archive = ReportArchive(artefacts.store(), Period.from_dict(
         {"kind": "daily", "first_day": "2025-06-11", "tz": "Asia/Shanghai"}))
-    assert not archive.snapshot.exists()
+    assert not archive.store.exists(archive.snapshot)
+    assert archive.store.keys(archive.folder) == []
     with pytest.raises(IncompleteReport):
         archive.read_manifest()  # what send reads first: no manifest, no mail
     assert env["mail"].messages == []

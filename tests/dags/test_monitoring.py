@@ -8,7 +8,6 @@ the policy reads time from the run, never from the clock.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +15,7 @@ import requests
 
 from incident_ops.model import TicketDraft
 from tests.dags.conftest import mails_about, succeeded
+from tests.support import artefacts
 from tests.support.airflow_dags import run_dag, xcom
 
 pytestmark = [pytest.mark.integration, pytest.mark.dags]
@@ -93,7 +93,7 @@ def test_queue_snapshot_is_mailed_to_the_incident_manager(env):
                   logical_date=datetime.now(UTC) + timedelta(hours=5))
     succeeded(run)
     result = xcom(run, "snapshot")
-    page = Path(result["page"]).read_text(encoding="utf-8")
+    page = artefacts.read_text(result["page"])
     assert f"[{env['tag']}] 经分报表延迟" in page  # breached after 5 h: listed by name
     assert result["breached"] >= 1 and result["open"] >= 1
     (mail,) = [m for m in env["mail"].messages if "Queue snapshot" in str(m["Subject"])]
@@ -116,19 +116,17 @@ def test_monitor_and_snapshot_warn_when_the_coming_year_lacks_make_up_days(env, 
     assert "2027" in warning and "extra_workdays" in warning
     assert any("SLA calendar" in r.getMessage() and "2027" in r.getMessage()
                for r in caplog.records), [r.getMessage() for r in caplog.records]
-    page = Path(xcom(run, "report")["report"]["html"]).read_text(encoding="utf-8")
+    page = artefacts.read_text(xcom(run, "report")["report"]["html"])
     assert "警告 / Warnings (1)" in page and "holiday data for 2027 is incomplete" in page
 
     snap = run_dag("incident_queue_snapshot", logical_date=late)
     succeeded(snap)
     result = xcom(snap, "snapshot")
     assert len(result["warnings"]) == 1 and "2027" in result["warnings"][0]
-    assert "holiday data for 2027 is incomplete" in Path(result["page"]).read_text(
-        encoding="utf-8")
+    assert "holiday data for 2027 is incomplete" in artefacts.read_text(result["page"])
 
     june = run_dag("incident_queue_monitor", conf={"dry_run": True},
                    logical_date=datetime(2026, 6, 1, 8, 0, tzinfo=UTC))
     succeeded(june)
     assert xcom(june, "plan")["plan"]["warnings"] == []
-    assert "Warnings" not in Path(xcom(june, "report")["report"]["html"]).read_text(
-        encoding="utf-8")
+    assert "Warnings" not in artefacts.read_text(xcom(june, "report")["report"]["html"])

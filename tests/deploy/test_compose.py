@@ -357,6 +357,22 @@ def test_connections_in_env_example_parse_as_airflow_connections() -> None:
             assert conn.conn_type and conn.host, var
 
 
+def test_the_api_server_reads_artefacts_where_the_tasks_write_them(
+        resolved: dict[str, Any]) -> None:
+    """Plan pages are served by the API server from the store the tasks write to: the same
+    base and connection everywhere; by default the reports/ folder every one mounts."""
+    services = resolved["services"]
+    readers = ("airflow-apiserver", *DAG_SERVICES)
+    for var in ("INCIDENT_OPS_ARTEFACTS", "INCIDENT_OPS_ARTEFACTS_CONN"):
+        values = {svc: services[svc]["environment"].get(var) for svc in readers}
+        assert None not in values.values() and len(set(values.values())) == 1, values
+    env = services["airflow-worker"]["environment"]
+    assert env["INCIDENT_OPS_ARTEFACTS"] == "file://" + env["INCIDENT_OPS_REPORTS_DIR"]
+    for svc in readers:
+        targets = [t.rstrip("/") for _, t in _bind_sources(services[svc])]
+        assert env["INCIDENT_OPS_REPORTS_DIR"] in targets, svc
+
+
 def test_the_servicedesk_pool_is_created_with_the_name_the_dags_use(
         resolved: dict[str, Any]) -> None:
     from incident_ops.airflow.dag_defaults import DESK_POOL

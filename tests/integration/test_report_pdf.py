@@ -1,9 +1,11 @@
 """The Major Incident Report as a PDF, read back with poppler (``pdffonts``, ``pdfinfo``,
 ``pdftotext``), not with the browser that printed it.
 
-The PDF is printed by Debian's Chromium from the report's printable page (``reports/pdf``):
-A4, every font embedded (a reader without Chinese fonts sees the same document), the Chinese
-text a real font, not boxes, and the same words as the HTML (times labelled with the zone).
+The PDF is printed by Debian's Chromium from the report's printable page, the way the
+aftermath makes it (``reports.pdf.store_pdf``: the page read from the artefact store, printed
+from a temporary copy, the PDF written back through the store beside it): A4, every font
+embedded (a reader without Chinese fonts sees the same document), the Chinese text a real
+font, not boxes, and the same words as the HTML (times labelled with the zone).
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from incident_ops.artefacts import LocalStore, read_text
 from incident_ops.reports.emergency_report import report_context, write_report
-from incident_ops.reports.pdf import PdfUnavailable, chromium_path, html_to_pdf
+from incident_ops.reports.pdf import PdfUnavailable, chromium_path, store_pdf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 from emergency_sample import brief, rounds  # noqa: E402
@@ -33,19 +36,26 @@ def poppler(tool: str, *args: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def printed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+def printed(tmp_path_factory: pytest.TempPathFactory
+            ) -> tuple[Path, dict[str, str], LocalStore]:
+    """The stored PDF copied out for poppler, the report's keys (the PDF's too), the store."""
     if chromium_path() is None:
         pytest.fail("chromium is not installed: run scripts/install-system.sh")
     rs, decisions, notes = rounds()
     ctx = report_context(brief(), rs, decisions, notes,
                          generated_at=datetime(2026, 11, 26, 3, 30, tzinfo=UTC))
-    out = tmp_path_factory.mktemp("pdf")
-    paths = write_report(ctx, out)
-    return html_to_pdf(Path(paths["print"]), out / "EMR-4711.pdf"), paths
+    store = LocalStore(tmp_path_factory.mktemp("store"))
+    paths = write_report(ctx, store, "emergency_report/2026-11-26")
+    paths["pdf"] = store_pdf(store, paths["print"])
+    assert paths["pdf"] == paths["print"].removesuffix("-print.html") + ".pdf"
+    assert store.keys("emergency_report") == sorted(paths.values())  # nothing else left
+    pdf = tmp_path_factory.mktemp("poppler") / "report.pdf"
+    pdf.write_bytes(store.read_bytes(paths["pdf"]))
+    return pdf, paths, store
 
 
 def test_the_pdf_is_a4_with_every_font_embedded_and_a_chinese_one_among_them(printed):
-    pdf, _ = printed
+    pdf, _, _ = printed
     info = poppler("pdfinfo", str(pdf))
     assert "(A4)" in info
     rows = poppler("pdffonts", str(pdf)).splitlines()[2:]
@@ -56,9 +66,9 @@ def test_the_pdf_is_a4_with_every_font_embedded_and_a_chinese_one_among_them(pri
 
 
 def test_the_pdf_says_what_the_html_says(printed):
-    pdf, paths = printed
+    pdf, paths, store = printed
     text = " ".join(poppler("pdftotext", "-layout", str(pdf), "-").split())
-    html = Path(paths["print"]).read_text(encoding="utf-8")
+    html = read_text(store, paths["print"])
     for phrase in ("《重大事件报告》", "EMR-4711-20261126", "回退昨晚上线的缴费网关版本",
                    "2026-11-26 10:58 (Asia/Shanghai)"):
         assert phrase in html
@@ -68,9 +78,10 @@ def test_the_pdf_says_what_the_html_says(printed):
 
 def test_without_a_browser_no_pdf_is_made_and_the_reason_is_given(printed, tmp_path,
                                                                     monkeypatch):
-    _, paths = printed
+    _, paths, stored = printed
+    store = LocalStore(tmp_path)
+    store.write_bytes("r/EMR-1-print.html", stored.read_bytes(paths["print"]))
     monkeypatch.setenv("INCIDENT_OPS_CHROMIUM", str(tmp_path / "no-such-browser"))
-    target = tmp_path / "x.pdf"
     with pytest.raises(PdfUnavailable, match="no Chromium found"):
-        html_to_pdf(Path(paths["print"]), target)
-    assert not target.exists()
+        store_pdf(store, "r/EMR-1-print.html")
+    assert store.keys("r") == ["r/EMR-1-print.html"]  # no PDF, not even half of one

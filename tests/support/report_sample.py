@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
+from incident_ops.artefacts import ArtefactStore
 from incident_ops.config import load_contacts, load_vocabulary, load_yaml
 from incident_ops.model import Ticket
 from incident_ops.notify.messages import Email
@@ -111,9 +112,10 @@ class Sample:
     email: Email  # as the send task would mail it
 
 
-def render_sample(root: Path, language: str = "zh", *, period: Period = DAY,
+def render_sample(root: ArtefactStore | Path, language: str = "zh", *, period: Period = DAY,
                   extra: Sequence[Ticket] = ()) -> Sample:
-    """Render the sample report for ``period`` into an archive under ``root``."""
+    """Render the sample report for ``period`` into an archive in the store ``root`` (a
+    folder: the store on it)."""
     vocab = load_vocabulary()
     settings = KpiSettings.from_config(vocab, SlaPolicy.from_dict(load_yaml("sla.yaml")),
                                        tz=period.tz)
@@ -126,7 +128,7 @@ def render_sample(root: Path, language: str = "zh", *, period: Period = DAY,
     archive = ReportArchive(root, period)
     archive.write_json(archive.kpis, kpis.to_dict())
     archive.write_rendered(report, {c.name: content_id(kpis, c) for c in report.charts},
-                           {"language": language, "kpis_digest": digest(archive.kpis.read_bytes()),
+                           {"language": language, "kpis_digest": digest(archive.read(archive.kpis)),
                             "sample": True})
     email = prepare_email(archive, ReportSettings.from_dict(load_yaml("reports.yaml")),
                           load_contacts(), ())

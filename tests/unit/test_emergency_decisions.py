@@ -105,7 +105,7 @@ def test_only_a_major_emergency_files_a_major_incident_report_with_the_report_at
 def test_the_report_mail_carries_both_renderings():
     (action,) = every_plan()[6].actions
     (mail,) = action.notices
-    assert [a["path"] for a in mail.attachments] == [PATHS["html"], PATHS["print"]]
+    assert [a["key"] for a in mail.attachments] == [PATHS["html"], PATHS["print"]]
     assert mail.to[0] == "wang.fang@ops.example.cn"
 
 

@@ -90,7 +90,7 @@ def test_write_report_leaves_screen_print_and_json_files(tmp_path):
     stem = "EMR-4711-20261126_manual__2026-11-26T08_58_52.104020_00_00"  # no suffix lost
     assert [Path(paths[k]).name for k in ("html", "print", "json")] == [
         f"{stem}.html", f"{stem}-print.html", f"{stem}.json"]
-    data = json.loads(Path(paths["json"]).read_text(encoding="utf-8"))
+    data = json.loads((tmp_path / paths["json"]).read_text(encoding="utf-8"))
     assert data["number"] == "EMR-4711-20261126" and len(data["rounds"]) == 3
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from incident_ops.artefacts import LocalStore
 from incident_ops.desk.memory import MemoryDesk
 from incident_ops.desk.port import DeskAuthError, RejectedChange, TransientDeskError
 from incident_ops.engine import Applier, Lease, LeaseBusy, LeaseLost, MemoryOutbox
@@ -390,29 +391,29 @@ def test_a_duplicate_of_a_master_closed_earlier_closes_on_its_own(desk: MemoryDe
 def test_a_create_action_creates_once_notes_it_on_the_incident_and_mails(desk: MemoryDesk,
                                                                         tmp_path) -> None:
     incident = resolved(desk, status="in-progress")
-    report = tmp_path / "EMR-1.html"
-    report.write_text("<h1>report</h1>", encoding="utf-8")
+    store = LocalStore(tmp_path)  # the report is in the artefact store, named by its key
+    store.write_bytes("emergency_report/2026-11-26/EMR-1.html", b"<h1>report</h1>")
     key = action_key("emergency-problem", incident.id)
     action = Action(kind=CREATE, ticket_id=incident.id, step="101.6", rule="emergency.problem",
                     key=key, reason="test",
                     create=TicketDraft(queue="Problems", subject="problem", description="rca",
                                        idempotency_key=key, refers_to=(incident.id,)),
                     comment="问题单 #{created_id} / problem #{created_id}",
-                    attachments=({"path": str(report), "name": "EMR-1.html",
-                                  "mime": "text/html"},),
+                    attachments=({"key": "emergency_report/2026-11-26/EMR-1.html",
+                                  "name": "EMR-1.html", "mime": "text/html"},),
                     notices=(Notice("urgent", ("pm@ops.example.cn",),
                                     {**_context(incident), "priority": "紧急", "impact": "重大",
                                      "created": "now", "first_line_cannot_handle": False,
                                      "emergency": False, "commands": {}, "told": "pm"}),))
     senders = Senders()
-    first = applier(desk, senders).apply(plan_of(action))
+    first = applier(desk, senders, artefacts=store).apply(plan_of(action))
     created = first.outcomes[0].created_id
     assert first.outcomes[0].outcome == "done" and created
     assert desk.files(created) == {"EMR-1.html": b"<h1>report</h1>"}
     assert any(f"#{created}" in c for c in desk.comments_on(incident.id))
     assert key in desk.ticket(incident.id).automation_keys
     # The task retried with the same plan: nothing twice.
-    again = applier(desk, senders).apply(plan_of(action))
+    again = applier(desk, senders, artefacts=store).apply(plan_of(action))
     assert again.outcomes[0].outcome == "skipped"
     assert len(senders.sent) == 1 and desk.find_by_key(key) == created
     assert sum(f"#{created}" in c for c in desk.comments_on(incident.id)) == 1

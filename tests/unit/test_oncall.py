@@ -154,20 +154,16 @@ def test_alert_text_is_escaped_in_html():
     assert "<script>" not in mail.html and "&lt;script&gt;" in mail.html
 
 
-def test_a_plan_page_url_cannot_leave_the_reports_directory(tmp_path):
+def test_a_plan_page_url_names_only_a_plan_page_of_the_store():
     from incident_ops.airflow.web.plan_pages import resolve_page
 
-    page = tmp_path / "reports" / "incident_closure" / "2026-12-05" / "run_1.html"
-    page.parent.mkdir(parents=True)
-    page.write_text("<p>plan</p>")
-    (tmp_path / "secret.html").write_text("no")
-    reports = tmp_path / "reports"
-    assert resolve_page(reports, "incident_closure", "2026-12-05", "run_1.html") == page
+    assert resolve_page("incident_closure", "2026-12-05", "run_1.html") == \
+        "incident_closure/2026-12-05/run_1.html"
     for args in [("..", "..", "secret.html"), ("incident_closure", "..", "secret.html"),
                  ("incident_closure", "2026-12-05", "run_1.py"),
-                 ("incident_closure", "2026-12-05", "missing.html"),
+                 ("incident_closure", "2026-12-05", "manifest.json.gz"),
                  ("incident_closure", "2026-12-05/..", "run_1.html")]:
-        assert resolve_page(reports, *args) is None, args
+        assert resolve_page(*args) is None, args
 
 
 def test_the_summary_names_the_tickets_whose_actions_failed():

@@ -127,7 +127,7 @@ def test_the_plan_page_and_the_summary_say_what_dropped_and_skipped_mean(env):
         for o in outcomes])
     paths = write_plan_report(plan, outcomes, env, now=RUN_AT, dry_run=False,
                               undelivered=["mail 'confirmation_request' to u@x.cn: 451"])
-    html = Path(paths["html"]).read_text(encoding="utf-8")
+    html = (env / paths["html"]).read_text(encoding="utf-8")
     assert "What the outcomes mean" in html
     assert "dropped — 不再适用 / no longer applies:" in html
     assert "An earlier run decided it but never wrote it, and the ticket changed since" in html

@@ -15,7 +15,7 @@ import pytest
 
 from incident_ops.airflow.provider.senders import build_mime
 from incident_ops.config import load_contacts, load_vocabulary, load_yaml
-from incident_ops.engine.once import FileLedger
+from incident_ops.engine.once import StoreLedger
 from incident_ops.model import Ticket
 from incident_ops.pipelines.reports import prepare_email, report_key
 from incident_ops.policy.escalation import SlaPolicy
@@ -101,7 +101,7 @@ def test_send_refuses_a_half_written_report(tmp_path: Path) -> None:
     archive = ReportArchive(tmp_path, DAY)
     archive.write_rendered(report, {c.name: content_id(kpis, c) for c in report.charts},
                            {"kpis_digest": "0" * 64})
-    (archive.folder / "workbook.xlsx").write_bytes(b"truncated")
+    archive.write(archive.key("workbook.xlsx"), b"truncated")
     with pytest.raises(IncompleteReport):
         archive.read_manifest()
 
@@ -176,7 +176,7 @@ def test_a_resend_is_a_new_mail_in_the_thread_of_the_periods_first(tmp_path: Pat
                            {"kpis_digest": "0" * 64, "language": "zh"})
     settings = ReportSettings.from_dict(load_yaml("reports.yaml"))
 
-    ledger = FileLedger(archive.sent_marker)
+    ledger = StoreLedger(archive.store, archive.sent_marker)
     first = prepare_email(archive, settings, load_contacts(), ledger.records())
     ledger.record({"message_id": "<first@ops.example.cn>", "key": first.key})
     second = prepare_email(archive, settings, load_contacts(), ledger.records())
@@ -194,7 +194,8 @@ def test_a_sent_marker_from_before_the_history_counts_as_one_mail(tmp_path: Path
     archive = ReportArchive(tmp_path, DAY)
     archive.write_json(archive.sent_marker, {"message_id": "<old@incident-ops>",
                                              "sent_at": "2026-11-26T00:00:00+00:00"})
-    assert [s["message_id"] for s in FileLedger(archive.sent_marker).records()] == [
+    assert [s["message_id"] for s in StoreLedger(archive.store,
+                                                 archive.sent_marker).records()] == [
         "<old@incident-ops>"]
 
 
@@ -261,11 +262,11 @@ def test_a_report_on_a_year_without_make_up_days_warns_in_the_log(tmp_path: Path
     import logging
 
     from incident_ops.pipelines.reports import compute
-    from incident_ops.reports.frame import write_snapshot
+    from incident_ops.reports.frame import snapshot_bytes
 
     for day, expected in ((date(2027, 3, 3), 1), (date(2026, 11, 25), 0)):
         archive = ReportArchive(tmp_path, Period("daily", day))
-        write_snapshot(frame_from_tickets([]), archive.snapshot)
+        archive.write(archive.snapshot, snapshot_bytes(frame_from_tickets([])))
         caplog.clear()
         with caplog.at_level(logging.WARNING, logger="incident_ops"):
             compute(archive, SETTINGS)

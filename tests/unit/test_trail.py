@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
-from incident_ops.reports.trail import recent_runs, ticket_trail
+from incident_ops.artefacts import LocalStore, read_json, write_json
+from incident_ops.reports.trail import index_plan, recent_runs, ticket_trail
 
 
-def report(root: Path, pipeline: str, run: str, generated: str, mtime: int, **parts) -> None:
-    folder = root / pipeline / generated[:10]
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{run}.json"
-    path.write_text(json.dumps({"pipeline": pipeline, "run_id": run, "generated": generated,
-                                "dry_run": False, "outcomes": parts.get("outcomes", []),
-                                "outcome_counts": parts.get("counts", {}),
-                                "findings": parts.get("findings", []),
-                                "waiting": parts.get("waiting", {}),
-                                "carried_over": parts.get("carried", []),
-                                "undelivered": parts.get("undelivered", [])}),
-                    encoding="utf-8")
-    os.utime(path, (mtime, mtime))
+def report(root: Path, pipeline: str, run: str, generated: str, mtime: int, *,
+           index: bool = True, **parts) -> str:
+    """A plan report as ``write_plan_report`` stores it: the document, then its index line."""
+    store = LocalStore(root)
+    key = f"{pipeline}/{generated[:10]}/{run}.json"
+    document = {"pipeline": pipeline, "run_id": run, "generated": generated,
+                "dry_run": False, "outcomes": parts.get("outcomes", []),
+                "outcome_counts": parts.get("counts", {}),
+                "findings": parts.get("findings", []),
+                "waiting": parts.get("waiting", {}),
+                "carried_over": parts.get("carried", []),
+                "undelivered": parts.get("undelivered", [])}
+    write_json(store, key, document)
+    if index:
+        index_plan(store, key, document)
+    return key
 
 
 def row(ticket: str, kind: str, rule: str, outcome: str = "done", **more) -> dict:
@@ -60,3 +62,41 @@ def test_a_reopened_tickets_trail_spans_runs_oldest_first_and_names_its_copy(tmp
 def test_no_reports_folder_is_an_empty_view(tmp_path):
     assert ticket_trail(tmp_path / "missing", "1") == []
     assert recent_runs(tmp_path / "missing") == {}
+
+
+def test_a_line_lost_to_a_concurrent_index_write_comes_back(tmp_path):
+    """Two runs writing one day's index at once: the one written last may miss the other's
+    line. The view's check of the newest day and the next write both put it back."""
+    report(tmp_path, "incident_closure", "r1", "2026-12-05T10:00:00+00:00", 0)
+    lost = report(tmp_path, "incident_closure", "r2", "2026-12-05T10:10:00+00:00", 0,
+                  index=False, outcomes=[row("41", "close", "close.auto")])
+    index = read_json(LocalStore(tmp_path), "_index/incident_closure/2026-12-05.json")
+    assert [r["key"] for r in index["runs"]] == ["incident_closure/2026-12-05/r1.json"]
+
+    assert [r.run_id for r in recent_runs(tmp_path)["incident_closure"]] == ["r2", "r1"]
+    assert [t.run_id for t in ticket_trail(tmp_path, "41")] == ["r2"]
+    report(tmp_path, "incident_closure", "r3", "2026-12-05T10:20:00+00:00", 0)
+    index = read_json(LocalStore(tmp_path), "_index/incident_closure/2026-12-05.json")
+    assert lost in [r["key"] for r in index["runs"]]
+    assert index["runs"][1]["tickets"] == ["41"]
+
+
+def test_the_view_reads_the_indexes_not_every_report(tmp_path):
+    """30 days of a pipeline running every 5 minutes: the overview reads 30 small index
+    objects at most (one day here), and a trail opens only the reports naming the ticket."""
+    store = LocalStore(tmp_path)
+    for day in range(1, 4):
+        for n in range(50):
+            report(tmp_path, "incident_queue_monitor", f"m{day}-{n}",
+                   f"2026-12-0{day}T{n // 6:02d}:{n % 6 * 10:02d}:00+00:00", 0,
+                   outcomes=[row(str(n), "notify", "due.warn")])
+    reads: list[str] = []
+    real = store.read_bytes
+    store.read_bytes = lambda key: reads.append(key) or real(key)  # type: ignore[method-assign]
+    runs = recent_runs(store)
+    assert [r.run_id for r in runs["incident_queue_monitor"]][:2] == ["m3-49", "m3-48"]
+    assert reads == ["_index/incident_queue_monitor/2026-12-03.json"]
+    reads.clear()
+    assert [t.run_id for t in ticket_trail(store, "7")] == ["m1-7", "m2-7", "m3-7"]
+    assert sorted(r for r in reads if not r.startswith("_index/")) == [
+        f"incident_queue_monitor/2026-12-0{d}/m{d}-7.json" for d in (1, 2, 3)]

@@ -126,6 +126,7 @@ class Services:
 
     def applier(self, scope: str, *, bulk_size: int = 100) -> Applier:
         """The apply engine for ``scope``: its desk lease, its outbox, this run's id."""
+        from incident_ops.airflow.object_store import artefact_store
         from incident_ops.airflow.state import VariableOutbox
         from incident_ops.airflow.web.answer_links import link_renderer
         from incident_ops.engine import Applier, Lease, holder_id
@@ -136,7 +137,8 @@ class Services:
         return Applier(self.desk, self.notifier, self.info.run_id,
                        outbox=VariableOutbox(scope),
                        lease=Lease(self.desk, scope, holder, ttl=lease_ttl()),
-                       bulk_size=bulk_size, render_context=link_renderer(airflow_url()))
+                       bulk_size=bulk_size, render_context=link_renderer(airflow_url()),
+                       artefacts=artefact_store())
 
     def close(self) -> None:
         hook, self._hook = self._hook, None

@@ -7,7 +7,6 @@ composition root) may take a name from here without importing another wing.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from urllib.parse import quote
 
 DESK_CONN = "servicedesk_default"  # the desk (``provider.desk_hook``)
@@ -27,10 +26,9 @@ def airflow_url() -> str:
     return os.environ.get("INCIDENT_OPS_AIRFLOW_URL", "http://127.0.0.1:8080").rstrip("/")
 
 
-def page_url(path: Path, reports: Path) -> str | None:
-    """The URL of a file under ``reports`` as the API server serves it (None if outside)."""
-    try:
-        relative = path.resolve().relative_to(reports.resolve())
-    except ValueError:
+def page_url(key: str | None) -> str | None:
+    """The URL under which the API server serves the artefact at ``key`` (a plan page:
+    ``<pipeline>/<day>/<name>``), or None for no key."""
+    if not key:
         return None
-    return f"{airflow_url()}{URL_PREFIX}/plans/" + "/".join(quote(p) for p in relative.parts)
+    return f"{airflow_url()}{URL_PREFIX}/plans/" + "/".join(quote(p) for p in key.split("/"))

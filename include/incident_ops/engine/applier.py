@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
+from incident_ops.artefacts import ArtefactStore
 from incident_ops.desk.port import DeskAuthError, DeskError, ServiceDesk, StaleTicket, TicketQuery
 from incident_ops.engine.followups import AlreadyDone, FollowUps, Notifier, effects_of
 from incident_ops.engine.lease import Fenced, Lease, LeaseBusy, LeaseLost
@@ -102,6 +103,7 @@ class Applier(Replay, FollowUps):
                  bulk_size: int = 100,
                  resolve_address: Callable[[str], str | None] | None = None,
                  render_context: Callable[[Notice], Mapping[str, Any]] | None = None,
+                 artefacts: ArtefactStore | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         # Under a lease every desk call keeps it first and must end before it could run out.
         self.fenced = Fenced(desk, lease) if lease is not None else None
@@ -112,6 +114,7 @@ class Applier(Replay, FollowUps):
         self.lease = lease
         self.bulk_size = bulk_size
         self.resolve_address = resolve_address or self._desk_user_address
+        self.artefacts = artefacts  # where attachments named by key are read from
         # What a message gets only when it is rendered, never in a plan, XCom or outbox
         # (the requester's signed answer links: ``policy.answers``).
         self.render_context = render_context

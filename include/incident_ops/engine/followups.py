@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from incident_ops.artefacts import ArtefactStore
 from incident_ops.desk.port import DeskAuthError, ServiceDesk
 from incident_ops.engine.outbox import Outbox, Pending
 from incident_ops.engine.outcomes import ActionOutcome
@@ -54,6 +55,7 @@ class FollowUps:
         pending: dict[str, Pending]
         resolve_address: Callable[[str], str | None]
         render_context: Callable[[Notice], Mapping[str, Any]] | None
+        artefacts: ArtefactStore | None
 
         def _keep(self) -> None: ...
 
@@ -124,7 +126,7 @@ class FollowUps:
         elif kind == "attach":
             spec = action.attachments[int(detail)]
             target = results.get("created_id") or action.ticket_id
-            self.desk.attach(target, spec["name"], Path(spec["path"]).read_bytes(),
+            self.desk.attach(target, spec["name"], self._attachment(spec),
                              spec.get("mime", "application/octet-stream"),
                              note=spec.get("note", ""))
         elif kind == "note":
@@ -142,6 +144,15 @@ class FollowUps:
                        f"{action.key}/{detail}")
         else:  # pragma: no cover - effects_of makes only the kinds above
             raise ValueError(f"unknown follow-up {kind!r}")
+
+    def _attachment(self, spec: Mapping[str, str]) -> bytes:
+        """An attachment's bytes: from the artefact store (``key``), or a file an older
+        plan named by its ``path``."""
+        if spec.get("key"):
+            if self.artefacts is None:
+                raise ValueError(f"attachment {spec['key']}: no artefact store to read it from")
+            return self.artefacts.read_bytes(spec["key"])
+        return Path(spec["path"]).read_bytes()
 
     def _describe(self, action: Action, index: Any) -> str:
         notice = action.notices[int(index)]
@@ -161,7 +172,7 @@ class FollowUps:
         email = render_email(notice.template, to, notice.context, key, cc)
         if notice.attachments:
             email = replace(email, attachments=tuple(
-                Attachment(a["name"], Path(a["path"]).read_bytes(),
+                Attachment(a["name"], self._attachment(a),
                            a.get("mime", "application/octet-stream"))
                 for a in notice.attachments))
         self.notifier.send_email(email)

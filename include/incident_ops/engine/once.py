@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from incident_ops.files import write_atomic
+from incident_ops.artefacts import ArtefactStore, LocalStore
 
 
 class Ledger(Protocol):
@@ -65,20 +65,26 @@ def once(ledger: Ledger, act: Callable[[], dict[str, Any]], *, again: bool = Fal
     return Done(acted=True, record=entry, history=len(before) + 1)
 
 
-class FileLedger:
-    """A ledger in one JSON file: ``{"sends": [record, ...], **the last record}``.
+class StoreLedger:
+    """A ledger in one JSON object of the artefact store:
+    ``{"sends": [record, ...], **the last record}``.
 
-    The last record's fields at the top level keep the file readable at a glance (and keep
+    The last record's fields at the top level keep the object readable at a glance (and keep
     the markers written by earlier versions, a single record or a bare timestamp, readable
     as one record).
     """
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, store: ArtefactStore, key: str) -> None:
+        self.store = store
+        self.key = key
+
+    @property
+    def where(self) -> str:
+        return self.store.url(self.key)
 
     def records(self) -> list[dict[str, Any]]:
         try:
-            text = self.path.read_text(encoding="utf-8")
+            text = self.store.read_bytes(self.key).decode("utf-8")
         except FileNotFoundError:
             return []
         try:
@@ -94,4 +100,12 @@ class FileLedger:
         first = sends[0].get("message_id")
         text = json.dumps({"first_message_id": first, "sends": sends, **entry},
                           ensure_ascii=False, indent=1, sort_keys=True)
-        write_atomic(self.path, text.encode("utf-8"))
+        self.store.write_bytes(self.key, text.encode("utf-8"))
+
+
+class FileLedger(StoreLedger):
+    """A ``StoreLedger`` in a file of this host's folder (tests, tools)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(LocalStore(path.parent), path.name)
+        self.path = path

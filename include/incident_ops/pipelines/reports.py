@@ -28,7 +28,7 @@ from incident_ops.notify.messages import Email
 from incident_ops.policy.escalation import SlaPolicy
 from incident_ops.reference import Contacts, Vocabulary
 from incident_ops.reports.archive import ReportArchive, digest
-from incident_ops.reports.frame import frame_from_tickets, read_snapshot, write_snapshot
+from incident_ops.reports.frame import frame_from_tickets, snapshot_bytes, snapshot_from_bytes
 from incident_ops.reports.kpis import KpiSettings, PeriodKpis, compute_kpis, period_tickets
 from incident_ops.reports.labels import Labels
 from incident_ops.reports.periods import Period
@@ -80,12 +80,12 @@ def fetch(desk: ServiceDesk, archive: ReportArchive) -> dict[str, Any]:
     # The frame is built only after the last page arrived: a desk failing midway raises
     # here, before anything is written, so no later step can see a partial snapshot.
     frame = frame_from_tickets(fetch_tickets(desk, archive.period, stats))
-    write_snapshot(frame, archive.snapshot)
+    archive.write(archive.snapshot, snapshot_bytes(frame))
     log.info("%s %s: %d tickets (%d created in the window, %d created earlier and "
              "finished in it; %d updated but finished outside it)", archive.period.kind,
              archive.period.label, len(frame), stats["created"],
              stats["finished_earlier_created"], stats["skipped"])
-    return {"snapshot": str(archive.snapshot), "tickets": len(frame), **stats}
+    return {"snapshot": archive.url(archive.snapshot), "tickets": len(frame), **stats}
 
 
 def kpi_settings(settings: ReportSettings, vocab: Vocabulary, sla: SlaPolicy | None
@@ -101,28 +101,30 @@ def compute(archive: ReportArchive, settings: KpiSettings) -> PeriodKpis:
         for year in sorted({period.previous().first_day.year, period.last_day.year}):
             for warning in sla.calendar.year_warnings(year):
                 log.warning("SLA calendar: %s", warning)
-    kpis = compute_kpis(read_snapshot(archive.snapshot), archive.period, settings)
+    frame = snapshot_from_bytes(archive.read(archive.snapshot))
+    kpis = compute_kpis(frame, archive.period, settings)
     archive.write_json(archive.kpis, kpis.to_dict())
     return kpis
 
 
 def load_kpis(archive: ReportArchive) -> PeriodKpis:
-    return PeriodKpis.from_dict(json.loads(archive.kpis.read_text(encoding="utf-8")))
+    return PeriodKpis.from_dict(json.loads(archive.read(archive.kpis).decode("utf-8")))
 
 
 def render(archive: ReportArchive, kpis: PeriodKpis, settings: ReportSettings,
            kpi_conf: KpiSettings, labels: Labels, *, dag_id: str, run_id: str
            ) -> dict[str, Any]:
-    detail, total = period_tickets(read_snapshot(archive.snapshot), archive.period, kpi_conf,
+    frame = snapshot_from_bytes(archive.read(archive.snapshot))
+    detail, total = period_tickets(frame, archive.period, kpi_conf,
                                    limit=settings.detail_rows_max)
     report = render_report(kpis, labels, detail, total, dag_id=dag_id, run_id=run_id,
                            email_rows=settings.email_rows, sla_goal_pct=settings.sla_goal_pct)
     cids = {c.name: content_id(kpis, c) for c in report.charts}
-    kpis_digest = digest(archive.kpis.read_bytes())
+    kpis_digest = digest(archive.read(archive.kpis))
     manifest = archive.write_rendered(report, cids, {
         "language": labels.lang, "kpis_digest": kpis_digest, "run_id": run_id,
         "period": archive.period.to_dict()})
-    return {"folder": str(archive.folder), "subject": manifest["subject"],
+    return {"folder": archive.url(), "subject": manifest["subject"],
             "charts": len(report.charts), "kpis_digest": kpis_digest, "language": labels.lang}
 
 

@@ -328,10 +328,10 @@ MIME = {"html": "text/html", "print": "text/html", "pdf": "application/pdf"}
 
 
 def report_files(paths: Mapping[str, str]) -> tuple[dict[str, str], ...]:
-    """The report's files to attach: the screen page, and the PDF (the formal document) or,
-    without one, the printable page."""
+    """The report's files to attach (their keys in the artefact store): the screen page, and
+    the PDF (the formal document) or, without one, the printable page."""
     kinds = ("html", "pdf") if paths.get("pdf") else ("html", "print")
-    return tuple({"path": paths[k], "name": paths[k].rsplit("/", 1)[-1], "mime": MIME[k],
+    return tuple({"key": paths[k], "name": paths[k].rsplit("/", 1)[-1], "mime": MIME[k],
                   "kind": k} for k in kinds)
 
 

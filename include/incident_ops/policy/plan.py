@@ -38,7 +38,8 @@ class Notice:
     context: dict[str, Any]
     channel: str = "email"  # email | sms
     cc: tuple[str, ...] = ()
-    attachments: tuple[dict[str, str], ...] = ()  # files to attach: {"path", "name", "mime"}
+    # files to attach: {"key" (in the artefact store) or "path", "name", "mime"}
+    attachments: tuple[dict[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ class Action:
     master_id: str | None = None
     unlink_from: str | None = None  # BREAK_LINK: the master link to remove
     # Files to attach once the action is committed (to the created ticket, else to the
-    # action's own): {"path", "name", "mime", "note"}.
+    # action's own): {"key" or "path", "name", "mime", "note"}.
     attachments: tuple[dict[str, str], ...] = ()
     move_duplicates: tuple[str, ...] = ()  # REOPEN: open duplicates that follow the copy
 

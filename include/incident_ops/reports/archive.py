@@ -1,4 +1,4 @@
-"""The archive folder of one report: ``reports/<kind>/<label>/`` and what is in it.
+"""The archive of one report: ``<kind>/<label>/`` in the artefact store, and what is in it.
 
     tickets.csv.gz   the tickets the numbers were computed from (fetch)
     kpis.json        the KPIs (compute)
@@ -8,31 +8,32 @@
     email.txt        the mail's plain-text version
     workbook.xlsx    the Excel workbook that was attached
     manifest.json    written last by render: subject, files and their digests
-    sent.json        the period's send ledger (``engine.once.FileLedger``): written after
+    sent.json        the period's send ledger (``engine.once.StoreLedger``): written after
                      each successful send, it stops a second mail and lists every mail sent
                      for the period (Message-ID, language, who)
 
-Every file is written to a temporary name and renamed, so a crash never leaves half a
-file under the real name; the manifest is the render's commit point, and send refuses a
-folder whose files do not match it (never an empty or half report).
+Every object is written whole (``artefacts``: a rename in a folder, one PUT in a bucket),
+so a crash never leaves half a file under the real name; the manifest is the render's
+commit point, and send refuses an archive whose files do not match it (never an empty or
+half report).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from incident_ops.files import write_atomic
+from incident_ops.artefacts import ArtefactStore, as_store, join
 from incident_ops.notify.messages import Attachment, Email
 from incident_ops.reports.periods import Period
 from incident_ops.reports.render import XLSX, RenderedReport
 
 
 class IncompleteReport(RuntimeError):
-    """The archive folder lacks a file the manifest names, or a file changed since."""
+    """The archive lacks a file the manifest names, or a file changed since."""
 
 
 def digest(data: bytes) -> str:
@@ -41,32 +42,48 @@ def digest(data: bytes) -> str:
 
 @dataclass(frozen=True)
 class ReportArchive:
-    root: Path  # the reports directory (config.reports_dir())
+    root: ArtefactStore | Path  # the artefact store (a Path: that folder)
     period: Period
+    store: ArtefactStore = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "store", as_store(self.root))
 
     @property
-    def folder(self) -> Path:
-        return self.root / self.period.kind / self.period.label
+    def folder(self) -> str:
+        return join(self.period.kind, self.period.label)
+
+    def key(self, name: str) -> str:
+        return join(self.folder, name)
 
     @property
-    def snapshot(self) -> Path:
-        return self.folder / "tickets.csv.gz"
+    def snapshot(self) -> str:
+        return self.key("tickets.csv.gz")
 
     @property
-    def kpis(self) -> Path:
-        return self.folder / "kpis.json"
+    def kpis(self) -> str:
+        return self.key("kpis.json")
 
     @property
-    def manifest(self) -> Path:
-        return self.folder / "manifest.json"
+    def manifest(self) -> str:
+        return self.key("manifest.json")
 
     @property
-    def sent_marker(self) -> Path:
-        return self.folder / "sent.json"
+    def sent_marker(self) -> str:
+        return self.key("sent.json")
 
-    def write_json(self, path: Path, document: dict[str, Any]) -> Path:
+    def url(self, key: str | None = None) -> str:
+        return self.store.url(key or self.folder)
+
+    def read(self, key: str) -> bytes:
+        return self.store.read_bytes(key)
+
+    def write(self, key: str, data: bytes) -> str:
+        return self.store.write_bytes(key, data)
+
+    def write_json(self, key: str, document: dict[str, Any]) -> str:
         text = json.dumps(document, ensure_ascii=False, indent=1, sort_keys=True)
-        return write_atomic(path, text.encode("utf-8"))
+        return self.store.write_bytes(key, text.encode("utf-8"))
 
     def write_rendered(self, report: RenderedReport, cids: dict[str, str],
                        extra: dict[str, Any]) -> dict[str, Any]:
@@ -79,13 +96,12 @@ class ReportArchive:
         }
         for chart in report.charts:
             files[f"charts/{chart.name}.png"] = chart.png
-        charts_dir = self.folder / "charts"
-        if charts_dir.is_dir():  # a re-render may draw fewer charts: drop the stale ones
-            for old in charts_dir.glob("*.png"):
-                if f"charts/{old.name}" not in files:
-                    old.unlink()
+        charts = self.key("charts")
+        for old in self.store.keys(charts):  # a re-render may draw fewer charts
+            if old.endswith(".png") and old[len(self.folder) + 1:] not in files:
+                self.store.delete(old)
         for name, data in files.items():
-            write_atomic(self.folder / name, data)
+            self.store.write_bytes(self.key(name), data)
         manifest = {
             "subject": report.subject,
             "workbook_name": report.workbook_name,
@@ -99,25 +115,28 @@ class ReportArchive:
 
     def read_manifest(self) -> dict[str, Any]:
         try:
-            manifest: dict[str, Any] = json.loads(self.manifest.read_text(encoding="utf-8"))
+            manifest: dict[str, Any] = json.loads(self.read(self.manifest).decode("utf-8"))
         except FileNotFoundError as exc:
-            raise IncompleteReport(f"{self.folder}: no manifest.json; render first") from exc
+            raise IncompleteReport(f"{self.url()}: no manifest.json; render first") from exc
         for name, expected in manifest["files"].items():
-            path = self.folder / name
-            if not path.is_file() or digest(path.read_bytes()) != expected:
-                raise IncompleteReport(f"{path}: missing or changed since the report was "
-                                       "rendered; re-render before sending")
+            try:
+                data = self.read(self.key(name))
+            except FileNotFoundError:
+                data = None
+            if data is None or digest(data) != expected:
+                raise IncompleteReport(f"{self.url(self.key(name))}: missing or changed since "
+                                       "the report was rendered; re-render before sending")
         return manifest
 
     def email(self, manifest: dict[str, Any], *, to: tuple[str, ...], cc: tuple[str, ...],
               key: str, references: tuple[str, ...] = ()) -> Email:
         """The e-mail exactly as rendered: body (HTML and text), inline charts, workbook."""
-        images = tuple(Attachment(Path(c["file"]).name, (self.folder / c["file"]).read_bytes(),
+        images = tuple(Attachment(c["file"].rsplit("/", 1)[-1], self.read(self.key(c["file"])),
                                   "image/png", inline_id=c["cid"]) for c in manifest["charts"])
         workbook = Attachment(manifest["workbook_name"],
-                              (self.folder / "workbook.xlsx").read_bytes(), XLSX)
-        text = (self.folder / "email.txt").read_text(encoding="utf-8") \
+                              self.read(self.key("workbook.xlsx")), XLSX)
+        text = self.read(self.key("email.txt")).decode("utf-8") \
             if "email.txt" in manifest["files"] else ""  # rendered before there was one
         return Email(to=to, cc=cc, subject=manifest["subject"],
-                     html=(self.folder / "email.html").read_text(encoding="utf-8"), text=text,
+                     html=self.read(self.key("email.html")).decode("utf-8"), text=text,
                      key=key, attachments=(*images, workbook), references=references)

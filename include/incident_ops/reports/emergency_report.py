@@ -12,7 +12,6 @@ an A4 layout with a sign-off block, to print or save as PDF from any browser.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from incident_ops.artefacts import ArtefactStore, as_store, join, write_json
 from incident_ops.notify.compose import environment
 from incident_ops.policy import emergency as flow
 from incident_ops.policy.emergency_records import (
@@ -135,16 +135,16 @@ def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)[:120]
 
 
-def write_report(context: Mapping[str, Any], directory: Path) -> dict[str, str]:
-    """Write ``<number>.html``, ``<number>-print.html`` and ``<number>.json``; their paths."""
-    directory.mkdir(parents=True, exist_ok=True)
+def write_report(context: Mapping[str, Any], directory: ArtefactStore | Path,
+                 prefix: str = "") -> dict[str, str]:
+    """Write ``<number>.html``, ``<number>-print.html`` and ``<number>.json`` under ``prefix``
+    of the store (``directory``: a store, or a folder); their keys."""
+    store = as_store(directory)
     # Names are built whole: a run id holds dots that with_suffix would take for a suffix.
-    stem = safe_name(f"{context['number']}_{context['emergency_id']}")
-    paths = {"html": directory / f"{stem}.html", "print": directory / f"{stem}-print.html",
-             "json": directory / f"{stem}.json"}
-    paths["html"].write_text(render_report(context), encoding="utf-8")
-    paths["print"].write_text(render_report(context, printable=True), encoding="utf-8")
+    stem = join(prefix, safe_name(f"{context['number']}_{context['emergency_id']}"))
+    keys = {"html": f"{stem}.html", "print": f"{stem}-print.html", "json": f"{stem}.json"}
+    store.write_bytes(keys["html"], render_report(context).encode("utf-8"))
+    store.write_bytes(keys["print"], render_report(context, printable=True).encode("utf-8"))
     data = {k: v for k, v in context.items() if k != "plan"}
-    paths["json"].write_text(json.dumps(data, ensure_ascii=False, indent=1, default=str),
-                             encoding="utf-8")
-    return {k: str(v) for k, v in paths.items()}
+    write_json(store, keys["json"], data, default=str)
+    return keys

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import csv
 import gc
-import os
+import io
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC
@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from incident_ops.files import write_atomic
 from incident_ops.model import Ticket
 from incident_ops.policy import rules
 
@@ -210,33 +211,42 @@ def _typed(raw: dict[str, Any]) -> pd.DataFrame:
 
 # -- the snapshot on disk ---------------------------------------------------------------------
 
-def write_snapshot(frame: pd.DataFrame, path: Path) -> Path:
-    """Write ``frame`` as gzipped CSV, atomically: a reader sees the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+def snapshot_bytes(frame: pd.DataFrame) -> bytes:
+    """``frame`` as gzipped CSV (what the archive stores as ``tickets.csv.gz``)."""
     out = frame.copy()
     for name in DATE_COLUMNS:
         out[name] = out[name].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     # Every field quoted: the csv writer quotes only fields holding "\n", so a lone "\r"
     # (RT keeps them in titles and configuration items) would end the row on reading.
-    out.to_csv(tmp, index=False, encoding="utf-8", quoting=csv.QUOTE_ALL,
+    buffer = io.BytesIO()
+    out.to_csv(buffer, index=False, encoding="utf-8", quoting=csv.QUOTE_ALL,
                compression={"method": "gzip", "compresslevel": 3, "mtime": 0})
-    os.replace(tmp, path)
+    return buffer.getvalue()
+
+
+def write_snapshot(frame: pd.DataFrame, path: Path) -> Path:
+    """Write ``frame`` to a file, atomically: a reader sees the old file or the new one."""
+    write_atomic(path, snapshot_bytes(frame))
     return path
 
 
 def read_snapshot(path: Path) -> pd.DataFrame:
     """The frame ``write_snapshot`` wrote, with the same columns and types."""
+    return snapshot_from_bytes(path.read_bytes(), str(path))
+
+
+def snapshot_from_bytes(data: bytes, where: str = "snapshot") -> pd.DataFrame:
+    """The frame ``snapshot_bytes`` made, with the same columns and types."""
     # Only the empty field is missing: a configuration item really called "NA" or "null"
     # must stay a value, which pandas' default NA spellings would swallow.
-    text = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""],
+    text = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, na_values=[""],
                        compression="gzip", encoding="utf-8")
     for name in LATER_COLUMNS:
         if name not in text.columns:
             text[name] = pd.Series(pd.NA, index=text.index, dtype="str")
     missing = [c for c in COLUMNS if c not in text.columns]
     if missing:
-        raise ValueError(f"{path}: not a ticket snapshot (missing columns {missing})")
+        raise ValueError(f"{where}: not a ticket snapshot (missing columns {missing})")
     raw: dict[str, Any] = {c: text[c] for c in (*TEXT_COLUMNS, *CODE_COLUMNS)}
     for name in DATE_COLUMNS:
         raw[name] = pd.to_datetime(text[name], utc=True, format="ISO8601").dt.as_unit("us")

@@ -6,6 +6,10 @@ embeds the fonts it lays the page out with (subsets), so the Chinese text reads 
 a machine without Chinese fonts; the template asks for common CJK fonts first and falls back
 to WenQuanYi Micro Hei, which ``scripts/install-system.sh`` and the image install.
 
+The browser reads and writes local files, the report lives in the artefact store (a bucket
+in a cluster): ``store_pdf`` copies the printable page to a temporary folder, prints it
+there and stores the PDF beside the page.
+
 Which Chromium: ``$INCIDENT_OPS_CHROMIUM``, else ``chromium`` (Debian) or
 ``chromium-browser`` / ``google-chrome`` on the PATH.
 """
@@ -17,6 +21,8 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+
+from incident_ops.artefacts import ArtefactStore
 
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
 
@@ -66,3 +72,20 @@ def html_to_pdf(html: Path, pdf: Path, *, timeout: float = 120) -> Path:
                              f"{' | '.join(tail)}")
     partial.replace(pdf)
     return pdf
+
+
+def pdf_key(printable: str) -> str:
+    """``…/EMR-1-print.html`` -> ``…/EMR-1.pdf``: the PDF's key beside its page."""
+    return printable.removesuffix(".html").removesuffix("-print") + ".pdf"
+
+
+def store_pdf(store: ArtefactStore, printable: str, *, timeout: float = 120) -> str:
+    """Print the page stored at ``printable`` and store the PDF beside it; its key.
+
+    The page is copied to a temporary folder for the browser (it reads ``file://``), the PDF
+    read back from there and written through the store; nothing stays on this host."""
+    with tempfile.TemporaryDirectory(prefix="incident-ops-report-") as work:
+        page = Path(work) / printable.rsplit("/", 1)[-1]
+        page.write_bytes(store.read_bytes(printable))
+        pdf = html_to_pdf(page, Path(work) / "report.pdf", timeout=timeout)
+        return store.write_bytes(pdf_key(printable), pdf.read_bytes())

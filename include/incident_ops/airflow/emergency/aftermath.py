@@ -26,6 +26,7 @@ from incident_ops.policy import emergency as em
 
 if TYPE_CHECKING:
     from incident_ops.airflow.bootstrap import Services
+    from incident_ops.artefacts import ArtefactStore
 
 log = logging.getLogger(__name__)
 
@@ -63,16 +64,18 @@ def announce_lifted_task(s: Services) -> dict[str, Any]:
 
 
 def report_task(s: Services) -> dict[str, Any]:
-    """101.6: the report, written under reports/ and mailed to reporter, leaders and group."""
-    from incident_ops.config import reports_dir
+    """101.6: the report, written to the artefact store and mailed to reporter, leaders and
+    group."""
+    from incident_ops.airflow.object_store import artefact_store
     from incident_ops.reports.emergency_report import report_context, write_report
 
     brief = brief_of(s.context)
     rounds, decisions = collect_rounds(s.context, brief)
     ctx = report_context(brief, rounds, decisions, _notes(s.context), generated_at=now(),
                          tz=brief.tz)
-    paths = write_report(ctx, reports_dir() / REPORT_DIR / f"{brief.started_at:%Y-%m-%d}")
-    paths.update(report_pdf(paths))
+    store = artefact_store()
+    paths = write_report(ctx, store, f"{REPORT_DIR}/{brief.started_at:%Y-%m-%d}")
+    paths.update(report_pdf(store, paths))
     log.info("aftermath report: %s (print: %s, PDF: %s)", paths["html"], paths["print"],
              paths.get("pdf") or "none")
     mailed = {k: v for k, v in ctx.items() if k != "plan"}
@@ -81,17 +84,14 @@ def report_task(s: Services) -> dict[str, Any]:
             "rounds": [r.to_dict() for r in rounds]}
 
 
-def report_pdf(paths: dict[str, str]) -> dict[str, str]:
-    """The report as PDF, printed from its printable page; without a browser (or when it
-    fails) the report goes out as HTML only, and the log says why."""
-    from pathlib import Path
+def report_pdf(store: ArtefactStore, paths: dict[str, str]) -> dict[str, str]:
+    """The report as PDF, printed from its printable page and stored beside it
+    (``reports.pdf.store_pdf``); without a browser (or when it fails) the report goes out as
+    HTML only, and the log says why."""
+    from incident_ops.reports.pdf import PdfUnavailable, store_pdf
 
-    from incident_ops.reports.pdf import PdfUnavailable, html_to_pdf
-
-    printable = Path(paths["print"])
-    target = printable.with_name(printable.name.removesuffix("-print.html") + ".pdf")
     try:
-        return {"pdf": str(html_to_pdf(printable, target))}
+        return {"pdf": store_pdf(store, paths["print"])}
     except PdfUnavailable as exc:
         log.warning("no PDF of the report: %s", exc)
         return {}

@@ -132,13 +132,13 @@ def carry(s: Services, brief: em.Brief, plan: Plan, step: str, *,
     raise when any of it did not go through, so Airflow retries the step (``strict=False``:
     only when the desk refused; messages still owed are left to the outbox, for the
     emergency's questions, which must not fail because a mail server is down)."""
+    from incident_ops.airflow.object_store import artefact_store
     from incident_ops.airflow.tasks.pipeline import summary_lines
-    from incident_ops.config import reports_dir
     from incident_ops.reports.plan_report import write_plan_report
 
     applied = None if brief.dry_run else s.applier(brief.scope).apply(plan)
     paths = write_plan_report(
-        plan, applied.outcomes if applied else None, reports_dir(), now=s.info.now,
+        plan, applied.outcomes if applied else None, artefact_store(), now=s.info.now,
         dry_run=brief.dry_run, replayed=applied.replayed if applied else (),
         undelivered=applied.undelivered if applied else (), stem_suffix=f".{step}",
         extra={"step": step, "emergency_id": brief.emergency_id})

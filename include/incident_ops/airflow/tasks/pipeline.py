@@ -18,7 +18,6 @@ import logging
 import os
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from incident_ops.airflow.names import APPLIED_XCOM, PLAN_PAGE_XCOM, page_url
@@ -154,8 +153,8 @@ def summary_lines(outcomes: Iterable[Any], replayed: Iterable[Any] = (), *,
 def report_task(services: Services) -> dict[str, Any]:
     from airflow.sdk.exceptions import AirflowFailException
 
+    from incident_ops.airflow.object_store import artefact_store
     from incident_ops.airflow.state import read_watermark, write_watermark
-    from incident_ops.config import reports_dir
     from incident_ops.engine import ActionOutcome
     from incident_ops.engine.watermark import next_watermark
     from incident_ops.reports.plan_report import write_plan_report
@@ -173,11 +172,12 @@ def report_task(services: Services) -> dict[str, Any]:
     outcomes = [ActionOutcome(**o) for o in record["outcomes"]] if record else None
     replayed = [ActionOutcome(**o) for o in record["replayed"]] if record else []
     now = datetime.fromisoformat(planned["now"])
-    paths = write_plan_report(plan, outcomes, reports_dir(), now=now, dry_run=dry_run,
+    store = artefact_store()
+    paths = write_plan_report(plan, outcomes, store, now=now, dry_run=dry_run,
                               replayed=replayed,
                               undelivered=record["undelivered"] if record else [])
-    log.info("plan report: %s", paths["html"])
-    url = page_url(Path(paths["html"]), reports_dir())
+    log.info("plan report: %s", store.url(paths["html"]))
+    url = page_url(paths["html"])
     if url:
         ti.xcom_push(key=PLAN_PAGE_XCOM, value=url)
         log.info("plan page in the Airflow UI: %s (the task's extra link 'Plan page')", url)

@@ -1,7 +1,8 @@
 """The manager-report DAGs' four tasks: fetch, compute, render, send.
 
 Each returns a small dict for XCom (the period, paths, a few numbers); the tickets, the
-KPIs and the rendered files live in the period's archive folder (``reports.archive``).
+KPIs and the rendered files live in the period's archive in the artefact store
+(``reports.archive``, ``airflow.object_store``).
 Send mails once per period (``engine.once``): after a successful send it records the mail in
 ``sent.json``,
 and a later run (a retry, a re-run, a backfill) finds it and does not mail again unless the
@@ -26,11 +27,11 @@ log = logging.getLogger(__name__)
 
 
 def _archive(period: dict[str, str]) -> ReportArchive:
-    from incident_ops.config import reports_dir
+    from incident_ops.airflow.object_store import artefact_store
     from incident_ops.reports.archive import ReportArchive
     from incident_ops.reports.periods import Period
 
-    return ReportArchive(reports_dir(), Period.from_dict(period))
+    return ReportArchive(artefact_store(), Period.from_dict(period))
 
 
 def _sla(s: Services) -> SlaPolicy | None:
@@ -76,7 +77,7 @@ def compute_task(fetched: dict[str, Any], s: Services) -> dict[str, Any]:
             "urgent", "major")
     headline = {k: kpis.headline[k] for k in keys}
     log.info("KPIs %s %s: %s", archive.period.kind, archive.period.label, headline)
-    return {"period": fetched["period"], "kpis": str(archive.kpis), "headline": headline,
+    return {"period": fetched["period"], "kpis": archive.url(archive.kpis), "headline": headline,
             "empty": kpis.is_empty}
 
 
@@ -107,13 +108,13 @@ def send_task(rendered: dict[str, Any], s: Services) -> dict[str, Any]:
 
 def _send_once(rendered: dict[str, Any], s: Services) -> dict[str, Any]:
     from incident_ops.airflow.provider.senders import send_email
-    from incident_ops.engine.once import FileLedger, once
+    from incident_ops.engine.once import StoreLedger, once
     from incident_ops.pipelines.reports import prepare_email
 
     settings = s.config.reports
     archive = _archive(rendered["period"])
     resend = bool(s.params.get("resend"))
-    ledger = FileLedger(archive.sent_marker)
+    ledger = StoreLedger(archive.store, archive.sent_marker)
     info = s.info
 
     def mail() -> dict[str, Any]:
@@ -135,7 +136,7 @@ def _send_once(rendered: dict[str, Any], s: Services) -> dict[str, Any]:
                         "with resend=true to mail the new version", record.get("sent_at"))
         log.info("already mailed on %s as %s; not sending again (resend=false)",
                  record.get("sent_at"), record.get("message_id"))
-        return {"sent": False, "reason": "already sent", "marker": str(archive.sent_marker)}
+        return {"sent": False, "reason": "already sent", "marker": archive.url(archive.sent_marker)}
     return {"sent": True, "message_id": record["message_id"],
             "to": len(record["to"]) + len(record["cc"]),
             "thread": record["in_reply_to"] or record["message_id"]}

@@ -1,9 +1,9 @@
 """incident_queue_snapshot's task (100.8.1): the open queue for the incident manager.
 
-The page is rewritten on every run; the mail goes out once per run (``engine.once``: its
-ledger is the ``.sent`` file beside the page, written after the send; ``resend`` mails
-again), while the scope's desk lease is held, so a retried or duplicated task never mails
-twice. A failed send leaves no record: Airflow's retry sends it.
+The page is rewritten on every run, in the artefact store; the mail goes out once per run
+(``engine.once``: its ledger is the ``.sent`` object beside the page, written after the
+send; ``resend`` mails again), while the scope's desk lease is held, so a retried or
+duplicated task never mails twice. A failed send leaves no record: Airflow's retry sends it.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ SCOPE = "incident_queue_snapshot"
 
 def snapshot_task(s: Services) -> dict[str, Any]:
     from incident_ops.airflow.bootstrap import lease_ttl
-    from incident_ops.config import reports_dir
+    from incident_ops.airflow.object_store import artefact_store
     from incident_ops.engine import Lease, holder_id
-    from incident_ops.engine.once import FileLedger, once
+    from incident_ops.engine.once import StoreLedger, once
     from incident_ops.notify.messages import Email
     from incident_ops.pipelines.open_queue import fetch_open
     from incident_ops.reports.plan_report import safe_name
@@ -33,15 +33,14 @@ def snapshot_task(s: Services) -> dict[str, Any]:
     tickets = fetch_open(s.desk)
     snap = take_snapshot(tickets, s.config.sla, s.config.vocabulary, info.now)
     subject, html = render_snapshot(snap, info.run_id)
-    folder = reports_dir() / "queue_snapshot" / info.now.strftime("%Y-%m-%d")
-    folder.mkdir(parents=True, exist_ok=True)
-    page = folder / f"{safe_name(info.run_id)}.html"
-    page.write_text(html, encoding="utf-8")
+    store = artefact_store()
+    stem = f"queue_snapshot/{info.now:%Y-%m-%d}/{safe_name(info.run_id)}"
+    page = store.write_bytes(f"{stem}.html", html.encode("utf-8"))
     log.info("snapshot: %d open, %d breached, %d at risk -> %s", snap.total,
-             len(snap.breached), len(snap.at_risk), page)
+             len(snap.breached), len(snap.at_risk), store.url(page))
     for warning in snap.warnings:  # also on the page
         log.warning("SLA calendar: %s", warning)
-    ledger = FileLedger(page.with_suffix(".sent"))
+    ledger = StoreLedger(store, f"{stem}.sent")
     roles = (s.config.yaml("sla.yaml").get("snapshot") or {}).get("to", ["incident_manager"])
     to = tuple(p.email for role in roles for p in s.config.contacts.role(role) if p.email)
     resend = bool(s.params.get("resend"))
@@ -57,6 +56,6 @@ def snapshot_task(s: Services) -> dict[str, Any]:
                         "the page is written, no mail sent")
         elif not once(ledger, mail, again=resend).acted:
             log.info("snapshot of this run already mailed (%s); not sending again",
-                     ledger.path)
-    return {"page": str(page), "open": snap.total, "breached": len(snap.breached),
+                     ledger.where)
+    return {"page": page, "open": snap.total, "breached": len(snap.breached),
             "at_risk": len(snap.at_risk), "mailed_to": list(to), "warnings": snap.warnings}

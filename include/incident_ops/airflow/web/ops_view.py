@@ -3,7 +3,8 @@
 Served by the plugin app at ``/incident-ops/view/`` (an external view in Airflow's nav,
 embedded in the UI), behind Airflow's own login: the reader needs read access to DAG runs.
 
-- the newest runs of each pipeline with their outcomes (from the plan reports);
+- the newest runs of each pipeline with their outcomes (from the plan reports' day
+  indexes in the artefact store, ``reports.trail``);
 - a ticket's automation trail across runs (``reports.trail``): rule, step, run, outcome,
   messages, and the copy a reopen created;
 - the messages in the pipelines' outboxes (Airflow Variables ``incident_ops.outbox.*``): those
@@ -119,17 +120,16 @@ def split_outbox(entries: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]
 def render(template: str, services: WebServices, **values: Any) -> str:
     """One of the view's pages: times in the deployment's zone (``when``), links to runs,
     tasks, tickets and plan pages, the outcomes' words (``reports.outcome_words``)."""
-    from incident_ops.config import reports_dir, timezone
+    from incident_ops.config import timezone
     from incident_ops.notify.compose import environment
     from incident_ops.reports.outcome_words import legend, words
     from incident_ops.reports.trail import shown
 
-    reports = reports_dir()
     tz = timezone()
     return environment().get_template(f"pages/{template}").render(
         **_links(services), tz=tz, when=lambda at: shown(at, tz), words=words,
         outcome_legend=legend,
-        plan_page=lambda path: page_url(path, reports), **values)
+        plan_page=page_url, **values)
 
 
 def register(app: Any, web: WebServices | None = None) -> None:
@@ -137,7 +137,7 @@ def register(app: Any, web: WebServices | None = None) -> None:
     from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
     from airflow.api_fastapi.core_api.security import requires_access_dag
 
-    from incident_ops.config import reports_dir
+    from incident_ops.airflow.object_store import artefact_store
     from incident_ops.reports.trail import recent_runs, ticket_trail
 
     services = web or web_services()
@@ -158,7 +158,7 @@ def register(app: Any, web: WebServices | None = None) -> None:
             if not wanted.isdigit():
                 raise HTTPException(400, f"ticket {ticket!r}: a ticket number, e.g. 42")
             return RedirectResponse(f"ticket/{wanted}", status_code=303)
-        runs = recent_runs(reports_dir())
+        runs = recent_runs(artefact_store())
         codes = sorted({o for listed in runs.values() for r in listed for o in r.outcome_counts})
         return html("ops_view.html.j2", runs=runs, codes=codes, questions=_questions(),
                     **split_outbox(_outboxes()))
@@ -168,7 +168,7 @@ def register(app: Any, web: WebServices | None = None) -> None:
     def trail(ticket_id: str) -> HTMLResponse:
         if not ticket_id.isdigit():
             raise HTTPException(400, f"ticket {ticket_id!r}: a ticket number, e.g. 42")
-        lines = ticket_trail(reports_dir(), ticket_id)
+        lines = ticket_trail(artefact_store(), ticket_id)
         mine = [o for o in _outboxes() if o["ticket_id"] == ticket_id]
         return html("ops_ticket.html.j2", ticket_id=ticket_id, lines=lines,
                     **split_outbox(mine))

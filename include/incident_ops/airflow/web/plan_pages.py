@@ -1,17 +1,18 @@
 """Plan pages in the Airflow UI: served by the API server, linked from the report task.
 
-A pipeline's report task writes its plan page under the reports directory
-(``<pipeline>/<date>/<run>.html``, see ``reports.plan_report``) and records the page's URL
-as the XCom ``plan_page``; the task's extra link **Plan page** (``PlanPageLink``) is that
-URL. The API server serves the pages through the plugin in ``plugins/incident_ops.py``
-(``create_app``, mounted at ``/incident-ops``), behind Airflow's own login: a reader needs
-read access to the DAG's runs, the same right that shows the run in the UI.
+A pipeline's report task writes its plan page to the artefact store
+(``<pipeline>/<date>/<run>.html``, see ``reports.plan_report``; ``airflow.object_store``) and
+records the page's URL as the XCom ``plan_page``; the task's extra link **Plan page**
+(``PlanPageLink``) is that URL. The API server serves the pages from the store (a bucket in
+a cluster: the page need not be on the API server's disk) through the plugin in
+``plugins/incident_ops.py`` (``create_app``, mounted at ``/incident-ops``), behind Airflow's
+own login: a reader needs read access to the DAG's runs, the same right that shows the run
+in the UI.
 """
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 from airflow.sdk import BaseOperatorLink
@@ -34,18 +35,14 @@ class PlanPageLink(BaseOperatorLink):
         return str(value) if value else ""
 
 
-def resolve_page(reports: Path, dag_id: str, day: str, name: str) -> Path | None:
-    """The file a plan-page URL names, or None: three plain path segments, a page suffix,
-    and nothing that leaves the reports directory."""
+def resolve_page(dag_id: str, day: str, name: str) -> str | None:
+    """The artefact key a plan-page URL names, or None: three plain path segments and a
+    page suffix (nothing else of the store is served)."""
     if not all(_SEGMENT.match(s) and s not in (".", "..") for s in (dag_id, day, name)):
         return None
     if not name.endswith(_SUFFIXES):
         return None
-    root = reports.resolve()
-    path = (root / dag_id / day / name).resolve()
-    if root not in path.parents or not path.is_file():
-        return None
-    return path
+    return f"{dag_id}/{day}/{name}"
 
 
 def create_app() -> Any:
@@ -55,9 +52,9 @@ def create_app() -> Any:
     from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
     from airflow.api_fastapi.core_api.security import requires_access_dag
     from fastapi import Depends, FastAPI, HTTPException, Request
-    from fastapi.responses import FileResponse, RedirectResponse, Response
+    from fastapi.responses import RedirectResponse, Response
 
-    from incident_ops.config import reports_dir
+    from incident_ops.airflow.object_store import artefact_store
 
     app = FastAPI(title="incident-ops", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -70,12 +67,16 @@ def create_app() -> Any:
 
     @app.get("/plans/{dag_id}/{day}/{name}",
              dependencies=[Depends(requires_access_dag("GET", DagAccessEntity.RUN))])
-    def plan_page(dag_id: str, day: str, name: str) -> FileResponse:
-        path = resolve_page(reports_dir(), dag_id, day, name)
-        if path is None:
+    def plan_page(dag_id: str, day: str, name: str) -> Response:
+        key = resolve_page(dag_id, day, name)
+        try:
+            data = artefact_store().read_bytes(key) if key else None
+        except FileNotFoundError:
+            data = None
+        if data is None:
             raise HTTPException(404, f"no plan page {dag_id}/{day}/{name}")
         media = "text/html; charset=utf-8" if name.endswith(".html") else "application/json"
-        return FileResponse(path, media_type=media)
+        return Response(data, media_type=media)
 
     from incident_ops.airflow.web import answer_pages, ops_view
 
