@@ -5,7 +5,8 @@ At the start of each shift (`$INCIDENT_OPS_SNAPSHOT_SCHEDULE`, default 00:00, 08
 16:00 Asia/Shanghai): every open ticket by priority, system, tier and age, with the breached
 and at-risk lists, as a page under `reports/queue_snapshot/` and a mail to the roles in
 `sla.yaml` → `snapshot.to`. A re-run rewrites the page and does not mail again unless
-`resend` is set.
+`resend` is set. A snapshot not done within `$INCIDENT_OPS_SNAPSHOT_DEADLINE_MINUTES` (30)
+of its scheduled time reaches on-call (a deadline alert).
 """
 
 from __future__ import annotations

@@ -26,7 +26,9 @@ mailed from a partial fetch.
 Policy: `include/config/reports.yaml` (recipients, language), `sla.yaml`. Connections:
 `servicedesk_default`, `smtp_default`. Schedules (cron, `$INCIDENT_OPS_TIMEZONE`):
 `$INCIDENT_OPS_REPORT_DAILY_SCHEDULE` (07:30), `..._WEEKLY_SCHEDULE` (Mon 08:00),
-`..._MONTHLY_SCHEDULE` (1st 08:00).
+`..._MONTHLY_SCHEDULE` (1st 08:00). A run not succeeded (mailed) within
+`$INCIDENT_OPS_REPORT_DAILY_DEADLINE_MINUTES` (60), `..._WEEKLY_...` (120) or
+`..._MONTHLY_...` (180) of its scheduled time reaches on-call (a deadline alert).
 """
 
 from __future__ import annotations

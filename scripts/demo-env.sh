@@ -39,6 +39,9 @@ export AIRFLOW__CORE__EXECUTOR=incident_ops.airflow.provider.executor.LocalExecu
 # The module lives in $AIRFLOW_HOME/config, which Airflow puts on sys.path (demo.sh writes it).
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS=incident_ops_demo_db.CONNECT_ARGS
 export AIRFLOW__CORE__TEST_CONNECTION=Enabled
+# The retention DAG (incident_ops_maintenance, paused in the demo) reaches the metadata DB
+# through this connection: standalone's SQLite file.
+export AIRFLOW_CONN_INCIDENT_OPS_METADATA_DB=sqlite:///$AIRFLOW_HOME/airflow.db
 # Simple auth manager (what standalone uses): user admin, its password from our own file.
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=admin:admin
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=$AIRFLOW_HOME/passwords.json

@@ -76,6 +76,8 @@ os.environ["INCIDENT_OPS_RETRY_DELAY_SECONDS"] = "1"
 # if they were database ids).
 os.environ["INCIDENT_OPS_URGENT_DEADLINE_MINUTES"] = "0"
 os.environ["INCIDENT_OPS_CLOSURE_DEADLINE_MINUTES"] = "0"
+for _kind in ("REPORT_DAILY", "REPORT_WEEKLY", "REPORT_MONTHLY", "SNAPSHOT"):
+    os.environ[f"INCIDENT_OPS_{_kind}_DEADLINE_MINUTES"] = "0"
 # On-call alerting is off (no address) unless a test switches it on.
 os.environ.pop("INCIDENT_OPS_ALERT_TO", None)
 # One Fernet key for this session's every Airflow process (the tests' DAG runs, the runs they

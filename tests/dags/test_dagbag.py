@@ -197,3 +197,30 @@ def test_urgent_incidents_and_closure_have_a_deadline_from_the_environment(monke
     monkeypatch.setenv("INCIDENT_OPS_URGENT_DEADLINE_MINUTES", "ten")
     with pytest.raises(ValueError, match="urgent_incidents.*'ten'"):
         alerting("urgent_incidents")
+
+
+def test_the_reports_and_the_snapshot_have_a_deadline_from_their_scheduled_time(
+        monkeypatch) -> None:
+    from datetime import timedelta
+
+    from airflow.sdk.definitions.deadline import DeadlineReference
+
+    from incident_ops.airflow.dag_defaults import alerting
+
+    defaults = {"incident_report_daily": 60, "incident_report_weekly": 120,
+                "incident_report_monthly": 180, "incident_queue_snapshot": 30}
+    for kind in ("REPORT_DAILY", "REPORT_WEEKLY", "REPORT_MONTHLY", "SNAPSHOT"):
+        monkeypatch.delenv(f"INCIDENT_OPS_{kind}_DEADLINE_MINUTES")  # the suite sets 0
+    for dag_id, minutes in defaults.items():
+        alert = alerting(dag_id)["deadline"]
+        assert alert.interval == timedelta(minutes=minutes), dag_id
+        assert alert.reference == DeadlineReference.DAGRUN_LOGICAL_DATE, dag_id
+        assert alert.callback.path == "incident_ops.airflow.alerting.deadline_missed"
+        assert alert.callback.kwargs == {"minutes": float(minutes)}
+    monkeypatch.setenv("INCIDENT_OPS_REPORT_DAILY_DEADLINE_MINUTES", "45")
+    assert alerting("incident_report_daily")["deadline"].interval == timedelta(minutes=45)
+    monkeypatch.setenv("INCIDENT_OPS_SNAPSHOT_DEADLINE_MINUTES", "0")
+    assert "deadline" not in alerting("incident_queue_snapshot")
+    monkeypatch.setenv("INCIDENT_OPS_REPORT_MONTHLY_DEADLINE_MINUTES", "an hour")
+    with pytest.raises(ValueError, match="incident_report_monthly.*'an hour'"):
+        alerting("incident_report_monthly")

@@ -79,3 +79,50 @@ def test_without_a_secret_the_pages_say_links_are_off(site, monkeypatch):
     off = client.post(fixed)
     assert off.status_code == 503 and "not enabled" in off.text
     assert desk.ticket("7").confirmation == "pending"
+
+
+# ------------------------------------------------------------------ a rotated secret
+OLD = "old-secret-0123456789"
+
+
+def _rotated(monkeypatch, retire_after: str) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_INCIDENT_OPS_ANSWERS", json.dumps({
+        "conn_type": "generic", "password": SECRET,
+        "extra": {"previous_secrets": [{"secret": OLD, "retire_after": retire_after}]}}))
+
+
+def test_a_link_signed_with_the_previous_secret_works_until_it_retires_then_says_so(
+        site, monkeypatch, caplog):
+    import logging
+
+    client, desk, _, _ = site
+    asked = desk.ticket("7").confirmation_asked_at
+    fixed_old, not_fixed_old = (f"/answer/{sign(OLD, c)}"
+                                for c in claims_for("7", asked, timedelta(days=14)))
+    caplog.set_level(logging.DEBUG)
+    assert client.get(fixed_old).status_code == 400  # before the rotation: not ours
+    now = datetime.now(UTC)
+    _rotated(monkeypatch, (now + timedelta(days=15)).isoformat())
+    assert client.get(fixed_old).status_code == 200
+    _rotated(monkeypatch, (now - timedelta(minutes=1)).isoformat())
+    retired = client.post(not_fixed_old, data={"comment": "x"})
+    assert retired.status_code == 410, retired.text
+    assert "the key that signed it has been retired" in retired.text
+    assert "retired on " + (now - timedelta(minutes=1)).strftime("%Y-%m-%d") in retired.text
+    assert desk.ticket("7").confirmation == "pending"
+    _rotated(monkeypatch, (now + timedelta(days=15)).isoformat())
+    answered = client.post(not_fixed_old, data={"comment": "x"})
+    assert answered.status_code == 200 and desk.ticket("7").confirmation == "rejected"
+    said = "\n".join(r.getMessage() for r in caplog.records)
+    assert "retired" in said and OLD not in said and SECRET not in said
+
+
+def test_a_broken_previous_secrets_extra_turns_links_off_and_the_log_names_no_secret(
+        site, monkeypatch, caplog):
+    client, desk, fixed, _ = site
+    _rotated(monkeypatch, "someday")
+    off = client.post(fixed)
+    assert off.status_code == 503 and "not enabled" in off.text
+    said = "\n".join(r.getMessage() for r in caplog.records)
+    assert "previous_secrets" in said and "entry 1: retire_after 'someday'" in said
+    assert OLD not in said and SECRET not in said

@@ -10,10 +10,14 @@ import pytest
 from incident_ops.model import Ticket
 from incident_ops.policy.answers import (
     Claim,
+    Keyring,
     LinkProblem,
+    PreviousSecret,
     answer_comment,
     claims_for,
     judge,
+    previous_secrets,
+    retire_time,
     sign,
     verify,
 )
@@ -134,3 +138,99 @@ def test_without_the_connection_the_mail_has_no_links():
     assert link_renderer("http://x", lambda: None)(notice) == {}
     html = render_email("confirmation_request", ("a@b",), notice.context, "k").html
     assert "/incident-ops/answer/" not in html and "请回复帮助台" in html
+
+
+# ------------------------------------------------------------------ rotating the secret
+OLD, NEW = "old-secret-before-rotation", "new-secret-after-rotation"
+RETIRE = NOW + timedelta(days=15)  # the rotation was at NOW: 14-day links, and a day more
+
+
+def rotated() -> Keyring:
+    return Keyring(NEW, (PreviousSecret(OLD, RETIRE),))
+
+
+def test_links_are_signed_with_the_newest_secret():
+    claim = claims_for("42", NOW, timedelta(days=14))[0]
+    token = sign(rotated(), claim)
+    assert token == sign(NEW, claim)
+    assert verify(NEW, token, NOW) == claim
+    with pytest.raises(LinkProblem, match="signature"):
+        verify(OLD, token, NOW)
+
+
+def test_a_link_signed_before_the_rotation_works_until_its_secret_retires():
+    claim = claims_for("42", NOW, timedelta(days=30))[1]
+    before = sign(OLD, claim)  # a mail sent before the rotation
+    assert verify(rotated(), before, NOW) == claim
+    assert verify(rotated(), before, RETIRE - timedelta(seconds=1)) == claim
+    with pytest.raises(LinkProblem) as problem:
+        verify(rotated(), before, RETIRE)
+    assert problem.value.kind == "retired"
+    assert str(problem.value) == ("the key that signed the link was retired on "
+                                  "2026-12-20 09:30 UTC")
+
+
+def test_a_retired_link_that_has_also_expired_says_expired():
+    claim = claims_for("42", NOW, timedelta(days=14))[1]
+    with pytest.raises(LinkProblem) as problem:
+        verify(rotated(), sign(OLD, claim), RETIRE)
+    assert problem.value.kind == "expired"
+
+
+def test_a_secret_dropped_from_the_keyring_or_never_in_it_is_forged():
+    claim = claims_for("42", NOW, timedelta(days=14))[1]
+    for keys in (Keyring(NEW), rotated()):
+        with pytest.raises(LinkProblem) as problem:
+            verify(keys, sign("another deployment", claim), NOW)
+        assert problem.value.kind == "forged"
+    with pytest.raises(LinkProblem) as problem:
+        verify(Keyring(NEW), sign(OLD, claim), NOW)
+    assert problem.value.kind == "forged"
+
+
+def test_retire_after_is_a_date_through_which_links_work_or_a_time_with_its_zone():
+    assert retire_time("2026-12-31") == datetime(2027, 1, 1, tzinfo=UTC)
+    assert retire_time("2026-12-31T18:00+08:00") == datetime(2026, 12, 31, 10, tzinfo=UTC)
+    for bad, said in (("2026-12-31T18:00", "no time zone"), ("next week", "not an ISO")):
+        with pytest.raises(ValueError, match=said):
+            retire_time(bad)
+
+
+def test_previous_secrets_are_read_from_the_connection_extra_and_errors_name_no_secret():
+    assert previous_secrets(None) == ()
+    assert previous_secrets([{"secret": OLD, "retire_after": "2026-12-19"}]) == (
+        PreviousSecret(OLD, datetime(2026, 12, 20, tzinfo=UTC)),)
+    for raw, said in (
+            ("old-secret-before-rotation", "must be a list"),
+            ([{"secret": OLD}], "entry 1 needs"),
+            ([{"secret": OLD, "retire_after": "2026-12-19"},
+              {"secret": "", "retire_after": "2026-12-19"}], "entry 2 needs"),
+            ([{"secret": OLD, "retire_after": "soon"}], "entry 1: retire_after 'soon'")):
+        with pytest.raises(ValueError, match=said) as error:
+            previous_secrets(raw)
+        assert OLD not in str(error.value)
+    with pytest.raises(ValueError, match="previous secret is the current"):
+        Keyring(OLD, previous_secrets([{"secret": OLD, "retire_after": "2026-12-19"}]))
+
+
+def test_no_secret_shows_in_a_repr():
+    from incident_ops.airflow.web.answer_links import AnswerSettings
+
+    keys = rotated()
+    shown = repr(keys) + repr(AnswerSettings(NEW, timedelta(days=3), keys.previous))
+    assert "PreviousSecret(retire_after=" in shown
+    assert NEW not in shown and OLD not in shown
+
+
+def test_the_mail_links_are_signed_with_the_current_secret_after_a_rotation():
+    from incident_ops.airflow.web.answer_links import AnswerSettings, link_renderer
+    from incident_ops.policy.plan import Notice
+
+    settings = AnswerSettings(NEW, timedelta(days=3), rotated().previous)
+    links = link_renderer("http://af", lambda: settings)(Notice(
+        "confirmation_request", ("a@b",), {"id": "42", "asked_at": NOW.isoformat()})
+    )["answer_links"]
+    token = links["fixed"].rsplit("/", 1)[1]
+    assert verify(NEW, token, NOW).answer == "fixed"
+    with pytest.raises(LinkProblem):
+        verify(OLD, token, NOW)

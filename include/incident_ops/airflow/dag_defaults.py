@@ -5,10 +5,17 @@ let a deployment tune how long a desk outage is ridden out; the test suite short
 delay so a failing task fails fast instead of waiting minutes.
 
 ``alerting(dag_id)`` is the on-call alerting of every DAG (``airflow.alerting``): its
-failure and success callbacks and, for the DAGs that must keep running, a deadline:
-``INCIDENT_OPS_URGENT_DEADLINE_MINUTES`` (default 10) for ``urgent_incidents`` and
-``INCIDENT_OPS_CLOSURE_DEADLINE_MINUTES`` (default 60) for ``incident_closure``; 0 turns a
-deadline off.
+failure and success callbacks and, for the DAGs that must keep running or deliver by an
+hour, a deadline (minutes; 0 turns one off):
+
+- ``INCIDENT_OPS_URGENT_DEADLINE_MINUTES`` (10) for ``urgent_incidents`` and
+  ``INCIDENT_OPS_CLOSURE_DEADLINE_MINUTES`` (60) for ``incident_closure``, counted from
+  when a run was queued;
+- ``INCIDENT_OPS_REPORT_DAILY_DEADLINE_MINUTES`` (60), ``..._WEEKLY_...`` (120),
+  ``..._MONTHLY_...`` (180) and ``INCIDENT_OPS_SNAPSHOT_DEADLINE_MINUTES`` (30) for the
+  reports and the queue snapshot, counted from the run's scheduled time (its logical
+  date): the 07:30 daily report not delivered by 08:30 reaches on-call, however late the
+  scheduler created its run. A run triggered without a logical date has no deadline.
 """
 
 from __future__ import annotations
@@ -31,13 +38,28 @@ def default_args(retry_seconds: float = 60) -> dict[str, Any]:
     }
 
 
+# The DAGs whose promise is an hour (a report in the morning, a snapshot at the shift's
+# start): their deadline counts from the scheduled time, the others' from the queueing.
+SCHEDULED_TIME_DEADLINES = frozenset({"incident_report_daily", "incident_report_weekly",
+                                      "incident_report_monthly", "incident_queue_snapshot"})
+
+
 def deadline_minutes(dag_id: str) -> float:
     """How long a run of ``dag_id`` may go without succeeding before on-call hears (0: never)."""
-    if dag_id == "urgent_incidents":
-        raw = os.environ.get("INCIDENT_OPS_URGENT_DEADLINE_MINUTES", "10")
-    elif dag_id == "incident_closure":
-        raw = os.environ.get("INCIDENT_OPS_CLOSURE_DEADLINE_MINUTES", "60")
-    else:
+    configured = {
+        "urgent_incidents": os.environ.get("INCIDENT_OPS_URGENT_DEADLINE_MINUTES", "10"),
+        "incident_closure": os.environ.get("INCIDENT_OPS_CLOSURE_DEADLINE_MINUTES", "60"),
+        "incident_report_daily": os.environ.get("INCIDENT_OPS_REPORT_DAILY_DEADLINE_MINUTES",
+                                                "60"),
+        "incident_report_weekly": os.environ.get(
+            "INCIDENT_OPS_REPORT_WEEKLY_DEADLINE_MINUTES", "120"),
+        "incident_report_monthly": os.environ.get(
+            "INCIDENT_OPS_REPORT_MONTHLY_DEADLINE_MINUTES", "180"),
+        "incident_queue_snapshot": os.environ.get("INCIDENT_OPS_SNAPSHOT_DEADLINE_MINUTES",
+                                                  "30"),
+    }
+    raw = configured.get(dag_id)
+    if raw is None:
         return 0.0
     try:
         return max(0.0, float(raw))
@@ -58,11 +80,14 @@ def alerting(dag_id: str) -> dict[str, Any]:
         from airflow.sdk.definitions.callback import AsyncCallback
         from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 
+        scheduled = dag_id in SCHEDULED_TIME_DEADLINES
         kwargs["deadline"] = DeadlineAlert(
-            reference=DeadlineReference.DAGRUN_QUEUED_AT,
+            reference=DeadlineReference.DAGRUN_LOGICAL_DATE if scheduled
+            else DeadlineReference.DAGRUN_QUEUED_AT,
             interval=timedelta(minutes=minutes),
             callback=AsyncCallback(deadline_missed, kwargs={"minutes": minutes}),
-            name=f"{dag_id} not succeeded within {minutes:g} min")
+            name=f"{dag_id} not succeeded within {minutes:g} min of its "
+                 f"{'scheduled time' if scheduled else 'queueing'}")
     return kwargs
 
 

@@ -13,6 +13,7 @@ DESK_CONN = "servicedesk_default"  # the desk (``provider.desk_hook``)
 SMTP_CONN = "smtp_default"
 SMS_CONN = "sms_default"  # the SMS gateway (``provider.sms_hook``)
 ANSWER_CONN = "incident_ops_answers"  # the secret of the requester's answer links
+METADATA_DB_CONN = "incident_ops_metadata_db"  # retention: the maintenance DAG's db clean
 
 URL_PREFIX = "/incident-ops"  # where the API server mounts the plugin's app (``web``)
 

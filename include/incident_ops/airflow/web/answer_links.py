@@ -2,9 +2,11 @@
 
 The secret is the password of the Airflow connection ``incident_ops_answers`` (any
 connection type; a secrets backend or ``AIRFLOW_CONN_INCIDENT_OPS_ANSWERS`` serve it the
-same way). Its extra ``valid_days`` (default 14) is how long a link stays valid. Without the
-connection the confirmation mail goes out as before, without links: the help desk records
-the answer.
+same way). Its extra ``valid_days`` (default 14) is how long a link stays valid, and
+``previous_secrets`` (``[{"secret": ..., "retire_after": "2026-12-31"}]``) the secrets it
+replaced: links they signed are still accepted until their ``retire_after`` (a rotation,
+docs/deploy.md). Without the connection the confirmation mail goes out as before, without
+links: the help desk records the answer.
 
 The links point at the API server (``$INCIDENT_OPS_AIRFLOW_URL``), where the plugin's
 ``answer_pages`` serve them. What an answer may change is ``policy.answers.judge``; the write
@@ -26,11 +28,14 @@ from incident_ops.model import TicketChange
 from incident_ops.policy.answers import (
     DEFAULT_VALID_FOR,
     Claim,
+    Keyring,
+    PreviousSecret,
     Verdict,
     answer_comment,
     answer_context,
     claims_for,
     judge,
+    previous_secrets,
     sign,
 )
 
@@ -41,8 +46,13 @@ CONFIRMATION_TEMPLATE = "confirmation_request"
 
 @dataclass(frozen=True)
 class AnswerSettings:
-    secret: str = field(repr=False)
+    secret: str = field(repr=False)  # the current secret: it signs
     valid_for: timedelta = DEFAULT_VALID_FOR
+    previous: tuple[PreviousSecret, ...] = ()  # still verify, each until its retire_after
+
+    @property
+    def keys(self) -> Keyring:
+        return Keyring(self.secret, self.previous)
 
 
 def answer_settings(conn_id: str = ANSWER_CONN) -> AnswerSettings | None:
@@ -67,7 +77,22 @@ def answer_settings(conn_id: str = ANSWER_CONN) -> AnswerSettings | None:
         raise ConnectionConfigError(conn_id, "valid_days",
                                     f"must be a number of days from 1 to 365, got "
                                     f"{extra.get('valid_days')!r}")
-    return AnswerSettings(conn.password, timedelta(days=days))
+    try:
+        previous = previous_secrets(extra.get("previous_secrets"))
+        Keyring(conn.password, previous)
+    except ValueError as exc:  # the message names the entry, never the secret
+        raise ConnectionConfigError(conn_id, "previous_secrets", str(exc)) from None
+    _mask(previous)
+    return AnswerSettings(conn.password, timedelta(days=days), previous)
+
+
+def _mask(previous: tuple[PreviousSecret, ...]) -> None:
+    """Airflow masks a connection's password and its extra as a whole; a previous secret is
+    a value inside the extra, so it is masked on its own (task and API server logs)."""
+    from airflow.sdk.log import mask_secret
+
+    for p in previous:
+        mask_secret(p.secret)
 
 
 def link_renderer(base_url: str, load: Callable[[], AnswerSettings | None] = answer_settings
@@ -94,7 +119,7 @@ def link_renderer(base_url: str, load: Callable[[], AnswerSettings | None] = ans
             return {}
         claims = claims_for(str(notice.context["id"]), datetime.fromisoformat(asked),
                             settings.valid_for)
-        return answer_context(claims, [sign(settings.secret, c) for c in claims], prefix)
+        return answer_context(claims, [sign(settings.keys, c) for c in claims], prefix)
 
     return render
 

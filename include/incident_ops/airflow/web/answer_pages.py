@@ -30,6 +30,8 @@ PROBLEMS: dict[str, tuple[int, str, str]] = {
     "forged": (400, "此链接无效：它被修改过，或不是本系统签发的。",
                "This link is not valid: it was altered, or it was not issued by this service."),
     "expired": (410, "此链接已过期。", "This link has expired."),
+    "retired": (410, "此链接已失效：签发它的密钥已停用。",
+                "This link is no longer valid: the key that signed it has been retired."),
     "answered": (409, "此事件已经答复过了。", "This incident has already been answered."),
     "closed": (409, "此事件已关闭。", "This incident is already closed."),
     "other-round": (409, "此链接属于较早的一次确认请求，已不再适用。",
@@ -99,10 +101,11 @@ def register(app: Any, web: WebServices | None = None) -> None:
         if settings is None:
             return page("disabled")
         try:
-            return verify(settings.secret, token, datetime.now(UTC))
+            return verify(settings.keys, token, datetime.now(UTC))
         except LinkProblem as exc:
             log.info("answer link refused (%s): %s", exc.kind, exc)
-            return page(exc.kind, detail=str(exc) if exc.kind == "expired" else "")
+            return page(exc.kind, detail=str(exc) if exc.kind in ("expired", "retired")
+                        else "")
 
     def desk_call(claim: Any, work: Any) -> HTMLResponse:
         try:
