@@ -136,3 +136,20 @@ def test_artefacts_are_written_to_the_bucket_and_read_back_from_it(bucket, env):
     assert json.loads(body(bucket, folder + "sent.json"))["message_id"] == sent["message_id"]
 
     assert not env["reports"].exists()  # nothing on this host's disk
+
+
+def test_the_bucket_store_opens_where_an_event_loop_is_running(bucket):
+    """The API server's async routes run with a loop in their thread (and a test process
+    after Playwright's sync API does too): the S3 store must still open there. Failed before
+    with "asyncio.run() cannot be called from a running event loop" (the amazon provider
+    checks credentials with asyncio.run)."""
+    import asyncio
+
+    from incident_ops.airflow.object_store import artefact_store
+
+    async def opened_inside_a_loop() -> Any:
+        return artefact_store()
+
+    store = asyncio.run(opened_inside_a_loop())
+    store.write_bytes("probe/opened-in-a-loop.txt", "探针 probe".encode())
+    assert body(bucket, "probe/opened-in-a-loop.txt").decode() == "探针 probe"

@@ -10,8 +10,10 @@ through ``artefact_store()``, so workers on other hosts see one store.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from incident_ops.artefacts import ArtefactStore, check_key
@@ -20,12 +22,27 @@ _LOCK = threading.Lock()
 _STORES: dict[tuple[str, str | None], ObjectStore] = {}
 
 
+def _filesystem(base: Any) -> Any:
+    """``base.fs``, made on a thread with no event loop running when this one has one.
+
+    The amazon provider's S3 filesystem checks its credentials with ``asyncio.run()``, which
+    refuses to run where a loop is running: in an ``async`` route of the API server, or a
+    test process after Playwright's sync API (CI: a worker's S3 test after a browser test).
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return base.fs
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="artefact-store") as pool:
+        return pool.submit(lambda: base.fs).result()
+
+
 class ObjectStore:
     """An ``ArtefactStore`` under an ``ObjectStoragePath`` base (its fsspec filesystem)."""
 
     def __init__(self, base: Any) -> None:
         self.base = base
-        self.fs = base.fs
+        self.fs = _filesystem(base)
         self.protocol = str(base.protocol or "file")
         self.root = str(base.path).rstrip("/")
         self.local = self.protocol in ("file", "local")
