@@ -17,7 +17,14 @@ import pytest
 from incident_ops.artefacts import LocalStore
 from incident_ops.desk.memory import MemoryDesk
 from incident_ops.desk.port import DeskAuthError, RejectedChange, TransientDeskError
-from incident_ops.engine import Applier, Lease, LeaseBusy, LeaseLost, MemoryOutbox
+from incident_ops.engine import (
+    Applier,
+    Lease,
+    LeaseBusy,
+    LeaseLost,
+    LeaseUnreachable,
+    MemoryOutbox,
+)
 from incident_ops.model import CLOSED, RESOLVED, Ticket, TicketChange, TicketDraft
 from incident_ops.notify.messages import Email, Sms
 from incident_ops.policy.plan import (
@@ -575,5 +582,33 @@ def test_a_renewal_the_desk_cannot_answer_does_not_stop_the_holder_before_its_ti
     lease.keep()  # not renewed, still ours: 29 s left of the 54 s it may act in
     assert lease.held and 28 < lease.remaining() < 30
     clock.sleep(30)
-    with pytest.raises(LeaseLost):
+    with pytest.raises(LeaseUnreachable, match="the desk did not answer"):
         lease.keep()  # past 90 % of the ttl without a renewal: another run may hold it
+    assert isinstance(LeaseUnreachable("x"), TransientDeskError)  # a desk outage: retried
+
+
+def test_an_apply_whose_lease_the_desk_stopped_renewing_fails_as_an_outage(
+        desk: MemoryDesk, clock: Clock) -> None:
+    """A desk that stops answering mid-apply, first on a renewal: the apply ends with a
+    failure to retry (so the task fails and Airflow retries it) instead of green with the
+    rest of the plan deferred. On the code before, every later action was only 'deferred'
+    and the run ended green (seen in CI: the at-size outage case)."""
+    tickets = [resolved(desk) for _ in range(6)]
+    real = desk.comment
+    writes = {"n": 0}
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        clock.sleep(25)  # each single write takes 25 s of a 60 s lease
+        writes["n"] += 1
+        if writes["n"] == 2:  # then the desk answers no more renewals
+            desk.fail("claim_lease", TransientDeskError("HTTP 503"), times=100)
+        return real(*args, **kwargs)
+
+    desk.comment = slow  # type: ignore[method-assign]
+    lease = Lease(desk, "incident_closure", "run-1", ttl=60, clock=clock.monotonic,
+                  sleep=clock.sleep)
+    result = applier(desk, Senders(), lease=lease).apply(plan_of(*map(ask, tickets)))
+    assert 2 <= writes["n"] < 6  # it stopped acting
+    failed = [o for o in result.outcomes if o.outcome == "failed"]
+    assert failed and "the desk did not answer" in failed[0].message, result.outcomes
+    assert result.retry_failures  # so the apply task fails and Airflow retries it

@@ -25,7 +25,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from incident_ops.desk.lease_log import clean
-from incident_ops.desk.port import DeskAuthError, DeskError, LeaseState, ServiceDesk, deadline
+from incident_ops.desk.port import (
+    DeskAuthError,
+    DeskError,
+    LeaseState,
+    ServiceDesk,
+    TransientDeskError,
+    deadline,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +51,13 @@ class LeaseBusy(Exception):
 
 class LeaseLost(Exception):
     """We no longer hold the lease (it ran out and another run took it)."""
+
+
+class LeaseUnreachable(TransientDeskError):
+    """The desk did not answer our renewals until the lease could be another's: the holder
+    stops as for ``LeaseLost``, but this is a desk outage, not another run's turn, so it is
+    raised as one (the task's attempt fails; Airflow's retry or the next run does the rest,
+    and on-call hears of a run that stays red)."""
 
 
 def holder_id(*parts: object) -> str:
@@ -66,6 +80,7 @@ class Lease:
         self.clock = clock  # claim to run out while we wait
         self.sleep = sleep
         self.renewed: float | None = None  # our clock when the desk last confirmed us
+        self.unanswered: DeskError | None = None  # why the last renewal failed, if it did
 
     @property
     def held(self) -> bool:
@@ -100,6 +115,11 @@ class Lease:
             return
         if age >= self.ttl * SAFE_PART:
             self.renewed = None
+            if self.unanswered is not None:
+                raise LeaseUnreachable(
+                    f"lease {self.scope!r} not renewed for {age:.0f} s of its {self.ttl:.0f} s:"
+                    f" the desk did not answer ({self.unanswered}); this attempt stops, its "
+                    "retry or the next run does the rest")
             raise LeaseLost(f"lease {self.scope!r} not renewed for {age:.0f} s of its "
                             f"{self.ttl:.0f} s: another run may hold it now")
         asked = self.clock()
@@ -110,9 +130,11 @@ class Lease:
         except DeskError as exc:
             # The desk is away: the lease is still ours until SAFE_PART of its ttl; the
             # next call tries to renew again, and past that the holder stops (above).
+            self.unanswered = exc
             log.warning("lease %s not renewed (%s); %.0f s left to act", self.scope, exc,
                         self.remaining())
             return
+        self.unanswered = None
         if not state.held_by(self.holder):
             self.renewed = None
             raise LeaseLost(f"lease {self.scope!r} was taken by {state.holder}")
