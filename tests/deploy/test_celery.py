@@ -24,6 +24,18 @@ So the test triggers two runs (six tasks) and, should one worker have taken them
 triggers more, one at a time, up to six runs (18 tasks), then asserts that both workers
 ran tasks. In the seven runs measured, the first two runs always settled it.
 
+The second test is the cluster with no shared disk (issue 27): each component (API server,
+scheduler, DAG processor, each worker) has a private reports folder of its own, as on its own
+host, and the artefact store is an S3 bucket on a moto server in the test process (moto
+speaks S3's wire protocol over HTTP and is a PyPI package; Ceph's radosgw needs a cluster to
+start). Closure, urgent, the queue snapshot and the daily report run on the two workers; the
+daily report's tasks hand their archive over through the bucket (a run whose tasks ran on
+both workers is required, triggering again if Celery gave one worker all of them); the API
+server serves the Plan page and the Incident ops view from the bucket over HTTP; the mailed
+workbook is the one read back from the bucket; no component's folder holds a file. On code
+that writes to the local folder, the daily report's ``send`` on one worker failed with "no
+manifest.json; render first" (the render ran on the other).
+
 Marked ``slow`` (about a minute here: 10-17 s to start the stack, 15-30 s for the runs,
 ~12 s to stop it); ``make test`` runs it.
 """
@@ -65,6 +77,7 @@ DAG_ID = "incident_closure"
 WORKERS = ("worker-a", "worker-b")
 RUNS = 2  # triggered at once
 MAX_RUNS = 6  # if Celery gave every task to one worker, run again up to this many
+BUCKET, PREFIX = "incident-ops", "cluster"  # the artefact store: s3://incident-ops/cluster
 
 
 def _missing() -> str | None:
@@ -80,8 +93,12 @@ def _missing() -> str | None:
     if os.geteuid() == 0 and shutil.which("runuser") is None:
         return "runuser missing (util-linux): needed to run PostgreSQL as postgres"
     try:
+        import airflow.providers.amazon  # noqa: F401
         import airflow.providers.celery  # noqa: F401
+        import boto3  # noqa: F401
+        import moto.server  # noqa: F401
         import psycopg2  # noqa: F401
+        import s3fs  # noqa: F401
     except ImportError as exc:
         return f"{exc.name} is not installed: pip install -r requirements.txt"
     return None
@@ -91,11 +108,15 @@ def _missing() -> str | None:
 class Stack:
     """Airflow on Celery: one environment, a CLI runner and the long-running components."""
 
-    def __init__(self, root: Path, pg: Postgres, redis: Redis) -> None:
+    def __init__(self, root: Path, pg: Postgres, redis: Redis, s3_endpoint: str) -> None:
         self.root, self.pg, self.redis = root, pg, redis
         self.api_port = free_port()
+        self.api_url = f"http://127.0.0.1:{self.api_port}"
+        self.admin_password = secrets.token_urlsafe(12)
+        (root / "passwords.json").write_text(json.dumps({"admin": self.admin_password}))
         self.procs: list[Proc] = []
         self.timings: dict[str, float] = {}
+        self.s3: Any = None  # a boto3 client of the bucket's server
         home = root / "airflow-home"
         home.mkdir()
         identity = root / "identity"
@@ -124,7 +145,18 @@ class Stack:
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
             # Only the triggered runs: no scheduled run may slip in during the test.
             "INCIDENT_OPS_CLOSURE_SCHEDULE": "0 0 1 1 *",
-            "INCIDENT_OPS_REPORTS_DIR": str(root / "reports"),
+            "INCIDENT_OPS_URGENT_SCHEDULE": "0 0 1 1 *",
+            "INCIDENT_OPS_SNAPSHOT_SCHEDULE": "0 0 1 1 *",
+            "INCIDENT_OPS_REPORT_DAILY_SCHEDULE": "0 0 1 1 *",
+            # No shared disk: each component gets a private reports folder of its own
+            # (``start``), and every artefact goes to the bucket, as on separate hosts.
+            "INCIDENT_OPS_ARTEFACTS": f"s3://{BUCKET}/{PREFIX}",
+            "INCIDENT_OPS_ARTEFACTS_CONN": "artefacts_s3",
+            "AIRFLOW_CONN_ARTEFACTS_S3": json.dumps({
+                "conn_type": "aws", "login": "test", "password": "test",
+                "extra": {"endpoint_url": s3_endpoint, "region_name": "us-east-1"}}),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(root / "passwords.json"),
             "INCIDENT_OPS_RETRY_DELAY_SECONDS": "1",
             "PYTHONUNBUFFERED": "1",
         }
@@ -141,9 +173,15 @@ class Stack:
                                f"{(proc.stdout + proc.stderr)[-4000:]}")
         return proc.stdout
 
+    def folder(self, name: str) -> Path:
+        """The component's private reports folder (what a host's local disk would be)."""
+        return self.root / "private" / name / "reports"
+
     def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> Proc:
+        self.folder(name).mkdir(parents=True)
         proc = Proc(name, [str(AIRFLOW), *args], self.root / f"{name}.log",
-                    env={**self.env, **(env or {})}, cwd=self.root)
+                    env={**self.env, "INCIDENT_OPS_REPORTS_DIR": str(self.folder(name)),
+                         **(env or {})}, cwd=self.root)
         self.procs.append(proc)
         return proc
 
@@ -159,6 +197,19 @@ class Stack:
                 # Each worker serves its task logs on its own port, as on its own host.
                 "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
             })
+
+    def api(self, method: str, path: str, **kwargs: Any) -> Any:
+        """A REST call as the admin (a token from the API server's own login)."""
+        import requests
+
+        if not getattr(self, "_token", None):
+            answer = requests.post(f"{self.api_url}/auth/token", timeout=30, json={
+                "username": "admin", "password": self.admin_password})
+            answer.raise_for_status()
+            self._token = answer.json()["access_token"]
+        headers = {"Authorization": f"Bearer {self._token}", **kwargs.pop("headers", {})}
+        return requests.request(method, self.api_url + path, headers=headers, timeout=30,
+                                **kwargs)
 
     def alive(self) -> None:
         for proc in self.procs:
@@ -181,14 +232,21 @@ def stack(desk_url: str, smtp_server: Any, sms_gateway: Any,
     bindir = pg_bindir()
     assert bindir is not None
     pg, redis = Postgres(bindir), Redis(shutil.which("redis-server") or "redis-server")
+    from moto.server import ThreadedMotoServer
+
+    s3_server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     stack: Stack | None = None
     timings: dict[str, float] = {}  # seconds per phase, printed by the test
     try:
         t0 = time.monotonic()
         pg.start()
         redis.start()
-        timings["postgres+redis"] = time.monotonic() - t0
-        stack = Stack(tmp_path_factory.mktemp("celery"), pg, redis)
+        s3_server.start()
+        host, port = s3_server.get_host_and_port()
+        _s3(f"http://{host}:{port}").create_bucket(Bucket=BUCKET)
+        timings["postgres+redis+s3"] = time.monotonic() - t0
+        stack = Stack(tmp_path_factory.mktemp("celery"), pg, redis, f"http://{host}:{port}")
+        stack.s3 = _s3(f"http://{host}:{port}")
         t0 = time.monotonic()
         stack.cli("db", "migrate", timeout=300)
         stack.cli("pools", "set", "servicedesk", "4", "Calls to the service desk")
@@ -219,6 +277,14 @@ def stack(desk_url: str, smtp_server: Any, sms_gateway: Any,
             stack.stop()
         redis.stop()
         pg.stop()
+        s3_server.stop()
+
+
+def _s3(endpoint: str) -> Any:
+    import boto3
+
+    return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="test",
+                        aws_secret_access_key="test", region_name="us-east-1")
 
 
 def _http_ok(url: str) -> bool:
@@ -337,3 +403,123 @@ def test_closure_runs_on_two_celery_workers_and_closes_the_family(
                 for name in WORKERS}
     for ti in tis:
         assert f"execute_workload[{ti['celery_id']}] received" in received[ti["hostname"]], ti
+
+
+# ---------------------------------------------------------------- no shared disk (issue 27)
+def _wait_runs(stack: Stack, runs: dict[str, str], deadline_s: float = 240) -> None:
+    """Until every ``run_id -> dag_id`` has succeeded (a failed one fails the test)."""
+    def finished() -> bool:
+        states = dict(stack.pg.query(
+            "SELECT run_id, state FROM dag_run WHERE run_id = ANY(%s)", (list(runs),)))
+        if any(s == "failed" for s in states.values()):
+            raise AssertionError(f"a run failed: {states}\n{stack.logs()}")
+        return len(states) == len(runs) and set(states.values()) == {"success"}
+
+    try:
+        wait_until(finished, deadline_s, f"runs {sorted(runs)}", stack.alive, interval=0.5)
+    except ServiceError as exc:
+        raise AssertionError(f"{exc}\n{stack.logs()}") from exc
+
+
+def _trigger(stack: Stack, dag_id: str, run_id: str) -> None:
+    stack.api("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
+    stack.api("POST", f"/api/v2/dags/{dag_id}/dagRuns",
+              json={"dag_run_id": run_id, "logical_date": None}).raise_for_status()
+
+
+def _objects(stack: Stack) -> list[str]:
+    pages = stack.s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=PREFIX)
+    return sorted(o["Key"].removeprefix(f"{PREFIX}/") for p in pages
+                  for o in p.get("Contents", []))
+
+
+def _body(stack: Stack, key: str) -> bytes:
+    return bytes(stack.s3.get_object(Bucket=BUCKET, Key=f"{PREFIX}/{key}")["Body"].read())
+
+
+def test_a_cluster_with_no_shared_disk_keeps_every_artefact_in_the_bucket(
+        stack: Stack, desk_url: str, smtp_server: Any) -> None:
+    """Closure, urgent, the queue snapshot and the daily report on two Celery workers whose
+    reports folders are private (as on two hosts), the API server with a folder of its own:
+    every artefact is written to and read back from the S3 bucket, the daily report's tasks
+    hand their archive over between workers through it, and the API server serves the Plan
+    page and the Incident ops view from it."""
+    import io
+
+    import pandas as pd
+
+    from incident_ops.model import TicketDraft
+
+    desk, tag = _desk(desk_url), uuid.uuid4().hex[:8]
+    urgent = str(desk.create(TicketDraft(
+        queue="Incidents", subject=f"[{tag}] 全省计费中断 billing down", description="多主机测试",
+        status="assigned-l1", priority="urgent", owner="zhang.wei",
+        requester="caller@example.cn", idempotency_key=f"celery-test:{tag}:urgent",
+        fields={"source": "phone", "category": "fault", "system": "billing",
+                "impact": "major", "handler_tier": "l1"})))
+    smtp_server.mailbox.clear()
+    runs = {f"{dag_id}-{tag}": dag_id for dag_id in (
+        DAG_ID, "urgent_incidents", "incident_queue_snapshot", "incident_report_daily")}
+    for run_id, dag_id in runs.items():
+        _trigger(stack, dag_id, run_id)
+    _wait_runs(stack, runs)
+
+    def report_hosts() -> dict[str, set[str]]:
+        rows = stack.pg.query(
+            "SELECT run_id, hostname FROM task_instance WHERE dag_id = %s",
+            ("incident_report_daily",))
+        hosts: dict[str, set[str]] = {}
+        for run_id, host in rows:
+            hosts.setdefault(run_id, set()).add(host)
+        return hosts
+
+    # The report's fetch, compute, render and send pass the archive on through the bucket:
+    # the proof needs a run whose tasks did not all run on one worker (Celery's choice).
+    extra = 0
+    while not any(len(h) > 1 for h in report_hosts().values()) and extra < 4:
+        extra += 1
+        run_id = f"incident_report_daily-{tag}-{extra}"
+        _trigger(stack, "incident_report_daily", run_id)
+        _wait_runs(stack, {run_id: "incident_report_daily"})
+    assert any(len(h) > 1 for h in report_hosts().values()), report_hosts()
+
+    stored = _objects(stack)
+    # -- the closure's plan (JSON + page) and its day's index, written by the workers
+    closure_plans = [k for k in stored if k.startswith(f"{DAG_ID}/") and k.endswith(".json")]
+    assert any(f"{DAG_ID}-{tag}" in json.loads(_body(stack, k)).get("run_id", "")
+               for k in closure_plans), closure_plans
+    assert any(k.startswith(f"_index/{DAG_ID}/") for k in stored), stored
+    # -- the urgent ticket was told, once; the snapshot was mailed and marked sent
+    subjects = [str(m["Subject"]) for m in smtp_server.mailbox.messages]
+    assert sum(f"#{urgent} " in s for s in subjects) == 1, subjects
+    assert any("Queue snapshot" in s for s in subjects), subjects
+    # -- the daily report's workbook, read back from the bucket, is the one mailed
+    workbooks = [k for k in stored if k.endswith("workbook.xlsx")]
+    assert workbooks, stored
+    kept = pd.read_excel(io.BytesIO(_body(stack, workbooks[-1])), sheet_name=None)
+    mailed = [part for m in smtp_server.mailbox.messages for part in m.iter_attachments()
+              if str(part.get_filename() or "").endswith(".xlsx")]
+    assert mailed, subjects
+    assert list(pd.read_excel(io.BytesIO(mailed[-1].get_content()), sheet_name=None)) == \
+        list(kept)
+
+    # -- the API server serves the Plan page and the view from the bucket, over HTTP
+    [(link,)] = stack.pg.query(
+        "SELECT value FROM xcom WHERE dag_id = %s AND run_id = %s AND task_id = 'report' "
+        "AND key = 'plan_page'", (DAG_ID, f"{DAG_ID}-{tag}"))
+    link = json.loads(link) if isinstance(link, str) and link.startswith('"') else str(link)
+    path = "/" + link.split("://", 1)[-1].split("/", 1)[1]
+    assert path.startswith("/incident-ops/plans/"), link
+    page = stack.api("GET", path)
+    assert page.status_code == 200, (page.status_code, page.text[:300])
+    html_keys = [k for k in stored if k.startswith(f"{DAG_ID}/") and k.endswith(".html")]
+    assert page.content in [_body(stack, k) for k in html_keys]
+    view = stack.api("GET", "/incident-ops/view/")
+    assert view.status_code == 200 and f"{DAG_ID}-{tag}" in view.text, view.text[:500]
+
+    # -- and nothing landed on any component's own disk
+    written = [str(p) for name in ("api-server", "scheduler", "dag-processor", *WORKERS)
+               for p in stack.folder(name).rglob("*") if p.is_file()]
+    assert written == [], written
+    print(json.dumps({"objects": len(stored), "report_hosts": {
+        k: sorted(v) for k, v in report_hosts().items()}}, indent=1))
