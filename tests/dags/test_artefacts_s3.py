@@ -144,12 +144,16 @@ def test_the_bucket_store_opens_where_an_event_loop_is_running(bucket):
     with "asyncio.run() cannot be called from a running event loop" (the amazon provider
     checks credentials with asyncio.run)."""
     import asyncio
+    from concurrent.futures import ThreadPoolExecutor
 
     from incident_ops.airflow.object_store import artefact_store
 
     async def opened_inside_a_loop() -> Any:
         return artefact_store()
 
-    store = asyncio.run(opened_inside_a_loop())
+    # On a thread of its own: this worker's main thread may have a loop running already
+    # (Playwright's sync API after a browser test), where asyncio.run() itself refuses.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        store = pool.submit(asyncio.run, opened_inside_a_loop()).result()
     store.write_bytes("probe/opened-in-a-loop.txt", "探针 probe".encode())
     assert body(bucket, "probe/opened-in-a-loop.txt").decode() == "探针 probe"
