@@ -12,6 +12,7 @@ same path with real components for ``urgent_incidents``.
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -110,7 +111,11 @@ def _miss_and_call_back(dagrun_id: int) -> list[Any]:
         return [event async for event in CallbackTrigger(
             data["path"], dict(data["kwargs"])).run()]
 
-    return asyncio.run(trigger())
+    # As the triggerer does, on a loop of its own: on a thread, because this worker's main
+    # thread may already run Playwright's loop (after a browser test), where asyncio.run()
+    # refuses.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, trigger()).result()
 
 
 def test_a_daily_report_not_delivered_by_its_hour_reaches_on_call(deadlines_on):
